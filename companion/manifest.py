@@ -1,0 +1,56 @@
+"""Reproducibility manifests: sha256 of every input file, tool version and parameters."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from companion import __version__
+from companion.errors import InputError
+
+_CHUNK = 1 << 22
+
+
+class InputFile(BaseModel):
+    """One input file: where it was, its size and content hash."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+class Manifest(BaseModel):
+    """Everything needed to reproduce a result: tool, version, parameters and input hashes."""
+
+    tool: str
+    tool_version: str = __version__
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[InputFile] = Field(default_factory=list)
+    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def sha256_file(path: Path) -> str:
+    """Hash a file in 4 MiB chunks (memory stays flat)."""
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+    except OSError as exc:
+        raise InputError(
+            f"Cannot read {path} to hash it: {exc.strerror or exc}.",
+            hint="check the file exists and is readable.",
+        ) from None
+    return h.hexdigest()
+
+
+def build_manifest(tool: str, parameters: dict[str, Any], files: Iterable[Path]) -> Manifest:
+    """Hash every input file (deduplicated, sorted) and record the parameters."""
+    unique = sorted({p.resolve() for p in files})
+    inputs = [InputFile(path=str(p), size=p.stat().st_size, sha256=sha256_file(p)) for p in unique]
+    return Manifest(tool=tool, parameters=parameters, inputs=inputs)

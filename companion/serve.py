@@ -1,0 +1,36 @@
+"""`companion serve`: run the language server over stdio or loopback TCP."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _configure_logging(log_file: Path | None) -> None:
+    """Logs go to a file or stderr; stdout carries nothing but LSP traffic."""
+    handler: logging.Handler = (
+        logging.FileHandler(log_file, encoding="utf-8") if log_file else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+
+
+def serve(tcp: bool = False, port: int = 2087, log_file: Path | None = None) -> int:
+    """Run until the client disconnects; exit promptly even if worker threads are busy."""
+    _configure_logging(log_file)
+    from companion.server import build_server
+
+    server = build_server()
+    if tcp:
+        server.start_tcp("127.0.0.1", port)
+    else:
+        server.start_io()
+    logging.shutdown()
+    sys.stdout.flush()
+    # Worker threads (a long audit) must not keep a server whose client is gone alive.
+    os._exit(0)

@@ -1,0 +1,158 @@
+"""The language server object: settings, tool execution off the event loop, progress, results."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from lsprotocol import types as lsp
+from pydantic import BaseModel
+from pygls.exceptions import JsonRpcException
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from companion import __version__
+from companion.errors import Cancelled, CompanionError
+from companion.settings import Settings
+from companion.tools import ToolContext, get_tool, run_tool
+
+log = logging.getLogger("companion.server")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# JSON-RPC code for "request failed" (LSP 3.17); `data.kind` carries the CompanionError kind.
+REQUEST_FAILED = -32803
+
+
+def user_error(exc: CompanionError) -> JsonRpcException:
+    """Turn a CompanionError into a JSON-RPC error response with a clean message."""
+    return JsonRpcException(message=exc.text, code=REQUEST_FAILED, data={"kind": exc.kind})
+
+
+def handles_errors(
+    func: Callable[P, Awaitable[R]],
+) -> Callable[P, Awaitable[R]]:
+    """Decorator: CompanionError -> error response; other exceptions stay bugs (logged)."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await func(*args, **kwargs)
+        except CompanionError as exc:
+            raise user_error(exc) from None
+
+    return wrapper
+
+
+class CompanionServer(LanguageServer):
+    """pygls server holding settings; every feature module registers onto one instance."""
+
+    def __init__(self) -> None:
+        super().__init__("companion", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Full)
+        self.settings = Settings()
+        self.results_dir: Path | None = None
+
+    def roots(self) -> list[Path]:
+        """Workspace folders as paths (root_uri when the client sent no folders)."""
+        folders = list(self.workspace.folders.values())
+        uris = [f.uri for f in folders] or ([self.workspace.root_uri] if self.workspace.root_uri else [])
+        return [Path(p) for u in uris if (p := to_fs_path(u))]
+
+    def tool_context(
+        self, cancel: threading.Event | None = None, progress: Any = None, confine: bool = False
+    ) -> ToolContext:
+        """A ToolContext bound to this server's settings and workspace."""
+        from companion.store import recorder_for
+
+        ctx = ToolContext(
+            settings=self.settings,
+            roots=self.roots(),
+            confine=confine,
+            cancel=cancel or threading.Event(),
+            recorder=recorder_for(self.settings),
+        )
+        if progress is not None:
+            ctx.progress = progress
+        return ctx
+
+    async def run_tool(self, name: str, args: object, title: str | None = None) -> BaseModel:
+        """Run a tool in a worker thread with work-done progress; cancellation stops it."""
+        tool = get_tool(name)
+        cancel = threading.Event()
+        loop = asyncio.get_running_loop()
+        reporter = await self._progress(title or f"companion: {tool.name}", cancel, loop)
+        ctx = self.tool_context(cancel, reporter.report if reporter else None)
+        future = loop.run_in_executor(None, run_tool, tool.name, args, ctx)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.set()  # the worker checks this between chunks and raises Cancelled
+            raise
+        finally:
+            if reporter is not None:
+                reporter.end("cancelled" if cancel.is_set() else "done")
+
+    async def _progress(
+        self, title: str, cancel: threading.Event, loop: asyncio.AbstractEventLoop
+    ) -> _Reporter | None:
+        """Create a server-initiated work-done progress if the client supports it."""
+        caps = self.client_capabilities.window
+        if caps is None or not caps.work_done_progress:
+            return None
+        token = str(uuid.uuid4())
+        try:
+            await asyncio.wait_for(self.work_done_progress.create_async(token), 5)
+        except (Exception, asyncio.TimeoutError):
+            return None
+        fut = self.work_done_progress.tokens.get(token)
+        if fut is not None:
+            fut.add_done_callback(lambda f: cancel.set() if f.cancelled() else None)
+        self.work_done_progress.begin(
+            token, lsp.WorkDoneProgressBegin(title=title, cancellable=True, percentage=0)
+        )
+        return _Reporter(self, token, loop)
+
+    def open_markdown(self, title: str, markdown: str) -> str:
+        """Write a result as a markdown file and ask the client to show it; returns its URI."""
+        base = self.results_dir or (self.settings.data_dir() / "results")
+        base.mkdir(parents=True, exist_ok=True)
+        slug = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")[:60]
+        digest = hashlib.sha256(markdown.encode()).hexdigest()[:8]
+        path = base / f"{slug}-{digest}.md"
+        path.write_text(markdown, encoding="utf-8")
+        uri = path.as_uri()
+        caps = self.client_capabilities.window
+        if caps is not None and caps.show_document is not None:
+            self.window_show_document_async(lsp.ShowDocumentParams(uri=uri, take_focus=True))
+        return uri
+
+    def notify_user(self, message: str, kind: lsp.MessageType = lsp.MessageType.Warning) -> None:
+        """Show a message to the user (window/showMessage)."""
+        self.window_show_message(lsp.ShowMessageParams(type=kind, message=message))
+
+
+class _Reporter:
+    """Thread-safe bridge from a worker's progress callback to `$/progress` reports."""
+
+    def __init__(self, ls: CompanionServer, token: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.ls, self.token, self.loop = ls, token, loop
+
+    def report(self, message: str, fraction: float | None) -> None:
+        """Called from the worker thread."""
+        pct = None if fraction is None else max(0, min(100, int(fraction * 100)))
+        value = lsp.WorkDoneProgressReport(message=message, percentage=pct, cancellable=True)
+        self.loop.call_soon_threadsafe(self.ls.work_done_progress.report, self.token, value)
+
+    def end(self, message: str) -> None:
+        """Called on the event loop when the job ends."""
+        self.ls.work_done_progress.end(self.token, lsp.WorkDoneProgressEnd(message=message))
+
+
+__all__ = ["Cancelled", "CompanionServer", "handles_errors", "user_error"]

@@ -1,0 +1,108 @@
+"""Text document sync, diagnostics, hover, code lens and code actions, fanned out to providers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from lsprotocol import types as lsp
+from pygls.workspace import TextDocument
+
+from companion.errors import CompanionError
+from companion.server.core import CompanionServer
+from companion.server.providers import Provider, providers
+
+log = logging.getLogger("companion.server.documents")
+_pending: dict[str, asyncio.Task[None]] = {}
+
+
+def _matching(doc: TextDocument) -> list[Provider]:
+    """Providers that handle this document; a provider error never hides the others."""
+    out = []
+    for p in providers():
+        try:
+            if p.matches(doc):
+                out.append(p)
+        except CompanionError as exc:
+            log.warning("%s: %s", p.name, exc.text)
+    return out
+
+
+async def publish(ls: CompanionServer, uri: str, delay: float = 0.0) -> None:
+    """Compute diagnostics off the event loop and publish them."""
+    if delay:
+        await asyncio.sleep(delay)  # debounce bursts of edits
+    doc = ls.workspace.get_text_document(uri)
+    found: list[lsp.Diagnostic] = []
+    for p in _matching(doc):
+        try:
+            found += await asyncio.to_thread(p.diagnostics, ls, doc)
+        except CompanionError as exc:
+            found.append(
+                lsp.Diagnostic(
+                    range=lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0)),
+                    message=exc.text,
+                    severity=lsp.DiagnosticSeverity.Error,
+                    source="companion",
+                )
+            )
+    ls.text_document_publish_diagnostics(
+        lsp.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=doc.version)
+    )
+
+
+def _schedule(ls: CompanionServer, uri: str, delay: float) -> None:
+    """(Re)start the diagnostics task for a document."""
+    if (old := _pending.pop(uri, None)) is not None:
+        old.cancel()
+    _pending[uri] = asyncio.ensure_future(publish(ls, uri, delay))
+
+
+def register(server: CompanionServer) -> None:
+    """Register document features."""
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    async def did_open(ls: CompanionServer, params: lsp.DidOpenTextDocumentParams) -> None:
+        _schedule(ls, params.text_document.uri, 0.0)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    async def did_change(ls: CompanionServer, params: lsp.DidChangeTextDocumentParams) -> None:
+        _schedule(ls, params.text_document.uri, 0.15)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+    async def did_save(ls: CompanionServer, params: lsp.DidSaveTextDocumentParams) -> None:
+        _schedule(ls, params.text_document.uri, 0.0)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    async def did_close(ls: CompanionServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        if (old := _pending.pop(params.text_document.uri, None)) is not None:
+            old.cancel()
+        ls.text_document_publish_diagnostics(
+            lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
+        )
+
+    @server.feature(lsp.TEXT_DOCUMENT_HOVER)
+    async def hover(ls: CompanionServer, params: lsp.HoverParams) -> lsp.Hover | None:
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        for p in _matching(doc):
+            if (h := p.hover(ls, doc, params.position)) is not None:
+                return h
+        return None
+
+    @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
+    async def code_lens(ls: CompanionServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        return [lens for p in _matching(doc) for lens in p.code_lenses(ls, doc)]
+
+    @server.feature(
+        lsp.TEXT_DOCUMENT_CODE_ACTION,
+        lsp.CodeActionOptions(
+            code_action_kinds=[lsp.CodeActionKind.QuickFix, lsp.CodeActionKind.Source,
+                               lsp.CodeActionKind.Refactor]
+        ),
+    )
+    async def code_action(
+        ls: CompanionServer, params: lsp.CodeActionParams
+    ) -> list[lsp.CodeAction]:
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        return [a for p in _matching(doc) for a in p.code_actions(ls, doc, params)]

@@ -1,0 +1,123 @@
+"""One settings model: environment variables, editor settings and CLI flags all map onto it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str, *more: str) -> AliasChoices:
+    """Accept the field name (editor/kwargs) and the listed environment variable names."""
+    return AliasChoices(name, *more)
+
+
+class Settings(BaseSettings):
+    """All user-facing settings. Editors send them camelCase or nested; see `from_editor`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COMPANION_", extra="ignore", populate_by_name=True, validate_default=True
+    )
+
+    home: Path | None = Field(
+        default=None,
+        description="Data directory for the store and caches (env COMPANION_HOME). "
+        "Default: the per-user data directory.",
+    )
+    store_path: Path | None = Field(
+        default=None,
+        description="SQLite audit store file (env COMPANION_STORE_PATH). Default: <home>/store.sqlite3.",
+    )
+    store_enabled: bool = Field(
+        default=True, description="Record every run in the audit store (CLI flag --no-store)."
+    )
+    log_level: str = Field(
+        default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Server log level."
+    )
+    llm_base_url: str | None = Field(
+        default=None,
+        validation_alias=_env("llm_base_url", "COMPANION_LLM_BASE_URL", "OPENAI_BASE_URL"),
+        description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 "
+        "(env COMPANION_LLM_BASE_URL, falling back to OPENAI_BASE_URL).",
+    )
+    llm_model: str | None = Field(
+        default=None,
+        validation_alias=_env("llm_model", "COMPANION_LLM_MODEL"),
+        description="Model name served by the endpoint (env COMPANION_LLM_MODEL).",
+    )
+    llm_api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        validation_alias=_env("llm_api_key_env", "COMPANION_LLM_API_KEY_ENV"),
+        description="Name of the environment variable that holds the API key (never the key).",
+    )
+    llm_context_length: int = Field(
+        default=8192, ge=512, le=10_000_000,
+        description="Context window used when the endpoint does not report one.",
+    )
+    llm_max_output_tokens: int = Field(
+        default=1024, ge=16, le=1_000_000, description="Tokens reserved for the answer."
+    )
+    llm_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Request timeout (s).")
+    llm_max_retries: int = Field(default=2, ge=0, le=10, description="SDK retries on 429/5xx.")
+    chat_max_tool_rounds: int = Field(
+        default=4, ge=0, le=20, description="Bound on tool-calling rounds per chat turn."
+    )
+    chat_tool_output_chars: int = Field(
+        default=8000, ge=256, le=1_000_000, description="Cap on each tool result quoted to the LLM."
+    )
+    scan_max_files: int = Field(
+        default=50_000, ge=1, le=10_000_000, description="Stop a workspace scan after this many files."
+    )
+    audit_workers: int = Field(
+        default=2, ge=1, le=64, description="Threads used by weight audits (numpy releases the GIL)."
+    )
+
+    def data_dir(self) -> Path:
+        """The directory holding the store and caches."""
+        if self.home is not None:
+            return self.home
+        from platformdirs import user_data_dir
+
+        return Path(user_data_dir("companion", appauthor=False))
+
+    def resolved_store_path(self) -> Path:
+        """The store file this configuration points at."""
+        return self.store_path if self.store_path is not None else self.data_dir() / "store.sqlite3"
+
+
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Turn {'llm': {'baseUrl': x}} and {'llmBaseUrl': x} into {'llm_base_url': x}."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = prefix + _CAMEL.sub("_", str(key)).lower().replace(".", "_").replace("-", "_")
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "_"))
+        else:
+            out[name] = value
+    return out
+
+
+def from_editor(data: object) -> tuple[Settings, list[str]]:
+    """Build settings from editor JSON; on invalid input return defaults plus readable errors."""
+    if data is None:
+        return Settings(), []
+    if not isinstance(data, dict):
+        return Settings(), [f"settings must be an object, got {type(data).__name__}"]
+    flat = _flatten(data.get("companion", data) if isinstance(data.get("companion"), dict) else data)
+    known = set(Settings.model_fields)
+    unknown = sorted(k for k in flat if k not in known)
+    try:
+        settings = Settings(**{k: v for k, v in flat.items() if k in known})
+    except ValidationError as exc:
+        errors = [
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        ]
+        return Settings(), errors
+    return settings, [f"unknown setting '{k}' ignored" for k in unknown]
