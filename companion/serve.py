@@ -23,13 +23,17 @@ def _configure_logging(log_file: Path | None) -> None:
 def serve(tcp: bool = False, port: int = 2087, log_file: Path | None = None) -> int:
     """Run until the client disconnects; exit promptly even if worker threads are busy."""
     _configure_logging(log_file)
+    from companion import __version__
     from companion.server import build_server
 
     server = build_server()
+    log = logging.getLogger("companion.serve")
+    log.info("companion %s serving on %s", __version__, f"127.0.0.1:{port}" if tcp else "stdio")
     if tcp:
         server.start_tcp("127.0.0.1", port)
     else:
         server.start_io()
+    log.info("client disconnected; exiting")
     logging.shutdown()
     sys.stdout.flush()
     # Worker threads (a long audit) must not keep a server whose client is gone alive.

@@ -14,8 +14,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from lsprotocol import types as lsp
 from pydantic import BaseModel
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from companion import __version__
@@ -51,11 +52,42 @@ def handles_errors(
     return wrapper
 
 
+class _Rejected:
+    """A message that failed to deserialize and has already been answered."""
+
+    jsonrpc = "rejected"
+
+
+class CompanionProtocol(LanguageServerProtocol):  # type: ignore[misc]
+    """pygls drops requests whose params do not deserialize; answer them with InvalidParams."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """Deserialize; a request with bad params gets an error response instead of silence."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if isinstance(data.get("id"), int | str) and "method" in data:
+                method = data.get("method")
+                error = JsonRpcInvalidParams(f"Invalid params for {method!r}: {exc.__cause__}")
+                self._send_response(data["id"], error=error.to_response_error())
+            return _Rejected()
+
+    def handle_message(self, message: Any) -> None:
+        """Skip messages already answered as invalid."""
+        if not isinstance(message, _Rejected):
+            super().handle_message(message)
+
+
 class CompanionServer(LanguageServer):
     """pygls server holding settings; every feature module registers onto one instance."""
 
     def __init__(self) -> None:
-        super().__init__("companion", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Full)
+        super().__init__(
+            "companion",
+            __version__,
+            text_document_sync_kind=lsp.TextDocumentSyncKind.Full,
+            protocol_cls=CompanionProtocol,
+        )
         self.settings = Settings()
         self.results_dir: Path | None = None
 

@@ -1,0 +1,57 @@
+# Two set-up commands: `make run` (demo on the embedded example) and `make test` (everything).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := neovim emacs-nox elpa-eglot
+
+.PHONY: run test venv venv-test system-deps lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+venv: $(VENV)/.installed
+venv-test: $(VENV)/.installed-test
+
+run: venv
+	$(BIN)/companion demo demo-workspace
+
+# Debian packages for the editor end-to-end tests (installed only when missing).
+system-deps:
+	@missing=""; \
+	command -v nvim >/dev/null || missing="$$missing neovim"; \
+	command -v emacs >/dev/null || missing="$$missing emacs-nox"; \
+	[ -d /usr/share/emacs/site-lisp/elpa-src ] && ls /usr/share/emacs/site-lisp/elpa-src | grep -q '^eglot' \
+	  || dpkg -s elpa-eglot >/dev/null 2>&1 || missing="$$missing elpa-eglot"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+lint: venv-test
+	$(BIN)/ruff check companion tests bench
+	$(BIN)/ruff format --check companion tests bench
+
+typecheck: venv-test
+	$(BIN)/mypy --strict companion
+
+pytest: venv-test system-deps
+	$(BIN)/pytest -q
+
+test: venv-test system-deps lint typecheck pytest
+
+bench: venv-test
+	$(BIN)/python bench/lsp_latency.py
+
+clean:
+	rm -rf $(VENV) demo-workspace test-artifacts

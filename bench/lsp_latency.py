@@ -1,0 +1,86 @@
+"""LSP latency benchmark: cold start to initialize reply, and executeCommand p50/p95.
+
+Baseline measured in the same run: a bare `python -c pass` start. Targets: cold start
+≤ 400 ms; executeCommand p95 ≤ 30 ms over 1,000 calls. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from helpers.rawlsp import RawServer  # noqa: E402
+
+
+def bare_python(runs: int) -> float:
+    """Median seconds for `python -c pass` (the interpreter's own start-up)."""
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def cold_start(runs: int) -> float:
+    """Median seconds from process spawn to the initialize reply."""
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        s = RawServer()
+        s.initialize()
+        times.append(time.perf_counter() - t)
+        s.close_stdin_and_wait()
+    return statistics.median(times)
+
+
+def command_latency(calls: int, workspace: Path) -> list[float]:
+    """Per-call seconds of sequential companion.workspace.scan requests."""
+    s = RawServer()
+    s.initialize(workspace.as_uri())
+    out = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        rid = s.send("workspace/executeCommand", {"command": "companion.workspace.scan",
+                                                   "arguments": [{"paths": [str(workspace)]}]})
+        s.response(rid)
+        out.append(time.perf_counter() - t)
+    s.close_stdin_and_wait()
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile in milliseconds."""
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    """Run and print the report."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--calls", type=int, default=1000)
+    ns = ap.parse_args()
+    base = bare_python(ns.runs)
+    cold = cold_start(ns.runs)
+    with tempfile.TemporaryDirectory() as d:
+        ws = Path(d)
+        (ws / "config.json").write_text('{"model_type": "llama"}')
+        (ws / "train.log").write_text("iter 0: loss 10.8\n")
+        lat = command_latency(ns.calls, ws)
+    print(f"baseline python -c pass      : {base * 1000:7.1f} ms")
+    print(f"cold start -> initialize     : {cold * 1000:7.1f} ms  ({cold / base:.1f}x baseline; "
+          f"target <= 400 ms) {'OK' if cold <= 0.4 else 'OVER'}")
+    print(f"executeCommand scan p50      : {pct(lat, 0.5):7.2f} ms")
+    print(f"executeCommand scan p95      : {pct(lat, 0.95):7.2f} ms  (target <= 30 ms) "
+          f"{'OK' if pct(lat, 0.95) <= 30 else 'OVER'}")
+
+
+if __name__ == "__main__":
+    main()
