@@ -30,8 +30,7 @@ system-deps:
 	@missing=""; \
 	command -v nvim >/dev/null || missing="$$missing neovim"; \
 	command -v emacs >/dev/null || missing="$$missing emacs-nox"; \
-	[ -d /usr/share/emacs/site-lisp/elpa-src ] && ls /usr/share/emacs/site-lisp/elpa-src | grep -q '^eglot' \
-	  || dpkg -s elpa-eglot >/dev/null 2>&1 || missing="$$missing elpa-eglot"; \
+	dpkg -s elpa-eglot >/dev/null 2>&1 || missing="$$missing elpa-eglot"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

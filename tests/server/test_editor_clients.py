@@ -35,7 +35,9 @@ def _run(argv: list[str], tmp_path: Path) -> dict[str, object]:
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "HOME": str(tmp_path / "home"),
     }
-    proc = subprocess.run(["timeout", "60", *argv], env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["timeout", "60", *argv], env=env, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(out.read_text())
     names = sorted(Path(a["path"]).name for a in result["artifacts"])
@@ -43,13 +45,29 @@ def _run(argv: list[str], tmp_path: Path) -> dict[str, object]:
     return result  # type: ignore[no-any-return]
 
 
-@pytest.mark.skipif(shutil.which("nvim") is None and not os.environ.get("CI"), reason="nvim missing")
+@pytest.mark.skipif(
+    shutil.which("nvim") is None and not os.environ.get("CI"), reason="nvim missing"
+)
 def test_neovim_runs_scan(tmp_path: Path) -> None:
-    _run(["nvim", "--headless", "-u", "NONE", "-i", "NONE", "-n", "-c",
-          f"luafile {CLIENTS / 'scan.lua'}"], tmp_path)
+    _run(
+        [
+            "nvim",
+            "--headless",
+            "-u",
+            "NONE",
+            "-i",
+            "NONE",
+            "-n",
+            "-c",
+            f"luafile {CLIENTS / 'scan.lua'}",
+        ],
+        tmp_path,
+    )
 
 
-@pytest.mark.skipif(shutil.which("emacs") is None and not os.environ.get("CI"), reason="emacs missing")
+@pytest.mark.skipif(
+    shutil.which("emacs") is None and not os.environ.get("CI"), reason="emacs missing"
+)
 def test_emacs_eglot_runs_scan(tmp_path: Path) -> None:
     (tmp_path / "home").mkdir()
     _run(["emacs", "--batch", "-l", str(CLIENTS / "scan.el")], tmp_path)

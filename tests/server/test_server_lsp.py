@@ -59,7 +59,9 @@ async def scan(client: LanguageClient, args: object) -> dict[str, object]:
 
 async def test_scan_lists_artifacts_by_kind(client: LanguageClient, workspace: Path) -> None:
     result = await scan(client, {})
-    kinds = {Path(a["path"]).relative_to(workspace).as_posix(): a["kind"] for a in result["artifacts"]}
+    kinds = {
+        Path(a["path"]).relative_to(workspace).as_posix(): a["kind"] for a in result["artifacts"]
+    }
     assert kinds == {
         "ckpt/model.safetensors": "checkpoint",
         "ckpt/config.json": "config",
@@ -67,7 +69,9 @@ async def test_scan_lists_artifacts_by_kind(client: LanguageClient, workspace: P
         "logs/train.log": "training_log",
     }
     assert result["counts"] == {"checkpoint": 1, "config": 1, "tokenizer": 1, "training_log": 1}
-    assert result["total_bytes"] == sum(len(v) for k, v in WORKSPACE_FILES.items() if k != "notes.txt")
+    assert result["total_bytes"] == sum(
+        len(v) for k, v in WORKSPACE_FILES.items() if k != "notes.txt"
+    )
 
 
 async def test_scan_honours_settings_change(client: LanguageClient) -> None:

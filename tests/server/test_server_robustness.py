@@ -26,8 +26,10 @@ def server():
 
 def scan_ok(s: RawServer, path: Path) -> dict[str, object]:
     """A valid request still works."""
-    rid = s.send("workspace/executeCommand", {"command": "companion.workspace.scan",
-                                               "arguments": [{"paths": [str(path)]}]})
+    rid = s.send(
+        "workspace/executeCommand",
+        {"command": "companion.workspace.scan", "arguments": [{"paths": [str(path)]}]},
+    )
     reply = s.response(rid)
     assert "result" in reply, reply
     return reply["result"]  # type: ignore[no-any-return]
@@ -97,7 +99,8 @@ def test_tcp_binds_loopback_only() -> None:
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "companion", "serve", "--tcp", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 10
@@ -113,8 +116,9 @@ def test_tcp_binds_loopback_only() -> None:
         conn.settimeout(10)
         assert b'"companion"' in conn.recv(65536)
         conn.close()
-        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True,
-                                   text=True, check=False).stdout
+        listening = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=False
+        ).stdout
         if listening:  # ss is present: the only listener is on loopback
             assert "127.0.0.1" in listening and "0.0.0.0" not in listening
     finally:
