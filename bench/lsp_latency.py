@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from helpers.rawlsp import RawServer  # noqa: E402
+from helpers.rawlsp import RawServer
 
 
 def bare_python(runs: int) -> float:
@@ -47,8 +47,10 @@ def command_latency(calls: int, workspace: Path) -> list[float]:
     out = []
     for _ in range(calls):
         t = time.perf_counter()
-        rid = s.send("workspace/executeCommand", {"command": "companion.workspace.scan",
-                                                   "arguments": [{"paths": [str(workspace)]}]})
+        rid = s.send(
+            "workspace/executeCommand",
+            {"command": "companion.workspace.scan", "arguments": [{"paths": [str(workspace)]}]},
+        )
         s.response(rid)
         out.append(time.perf_counter() - t)
     s.close_stdin_and_wait()
@@ -75,11 +77,15 @@ def main() -> None:
         (ws / "train.log").write_text("iter 0: loss 10.8\n")
         lat = command_latency(ns.calls, ws)
     print(f"baseline python -c pass      : {base * 1000:7.1f} ms")
-    print(f"cold start -> initialize     : {cold * 1000:7.1f} ms  ({cold / base:.1f}x baseline; "
-          f"target <= 400 ms) {'OK' if cold <= 0.4 else 'OVER'}")
+    print(
+        f"cold start -> initialize     : {cold * 1000:7.1f} ms  ({cold / base:.1f}x baseline; "
+        f"target <= 400 ms) {'OK' if cold <= 0.4 else 'OVER'}"
+    )
     print(f"executeCommand scan p50      : {pct(lat, 0.5):7.2f} ms")
-    print(f"executeCommand scan p95      : {pct(lat, 0.95):7.2f} ms  (target <= 30 ms) "
-          f"{'OK' if pct(lat, 0.95) <= 30 else 'OVER'}")
+    print(
+        f"executeCommand scan p95      : {pct(lat, 0.95):7.2f} ms  (target <= 30 ms) "
+        f"{'OK' if pct(lat, 0.95) <= 30 else 'OVER'}"
+    )
 
 
 if __name__ == "__main__":

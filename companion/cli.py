@@ -29,9 +29,10 @@ def _is_bool(annotation: Any) -> bool:
     """Whether a field annotation is a bool (possibly optional)."""
     if annotation is bool:
         return True
-    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and bool in typing.get_args(
-        annotation
-    )
+    return typing.get_origin(annotation) in (
+        typing.Union,
+        types.UnionType,
+    ) and bool in typing.get_args(annotation)
 
 
 def add_model_arguments(
@@ -47,14 +48,19 @@ def add_model_arguments(
             parser.add_argument(name, nargs=nargs, help=help_text)
         elif _is_bool(field.annotation):
             parser.add_argument(
-                "--" + name.replace("_", "-"), dest=name, action=argparse.BooleanOptionalAction,
-                default=None, help=help_text,
+                "--" + name.replace("_", "-"),
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
             )
         else:
             parser.add_argument(
-                "--" + name.replace("_", "-"), dest=name,
+                "--" + name.replace("_", "-"),
+                dest=name,
                 nargs="+" if _is_list(field.annotation) else None,
-                required=field.is_required(), help=help_text,
+                required=field.is_required(),
+                help=help_text,
             )
 
 
@@ -75,8 +81,12 @@ def _tool_parsers(sub: Any) -> None:
         p = parent.add_parser(words[-1], help=t.description, description=t.description)
         add_model_arguments(p, t.input_model, t.positional)
         p.add_argument("--json", dest="_json", action="store_true", help="print JSON")
-        p.add_argument("--no-store", dest="_no_store", action="store_true",
-                       help="do not record this run in the audit store")
+        p.add_argument(
+            "--no-store",
+            dest="_no_store",
+            action="store_true",
+            help="do not record this run in the audit store",
+        )
         p.set_defaults(_tool=t.name)
 
 
@@ -91,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-file", type=Path, help="write logs to this file")
     serve.add_argument("--stdio", action="store_true", help="accepted for editor compatibility")
     demo = sub.add_parser("demo", help="build an example workspace and run every tool on it")
-    demo.add_argument("folder", nargs="?", type=Path, help="where to build it (default: a temp dir)")
+    demo.add_argument(
+        "folder", nargs="?", type=Path, help="where to build it (default: a temp dir)"
+    )
     _tool_parsers(sub)
     from companion.extra_commands import add_extra_commands
 
@@ -168,3 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("companion: interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: not an error; silence the flush at exit.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-EXTRA_COMMAND_MODULES: tuple[str, ...] = ()
+EXTRA_COMMAND_MODULES: tuple[str, ...] = ("companion.chat_cli",)
 
 
 def add_extra_commands(sub: Any) -> None:

@@ -11,7 +11,9 @@ from pathlib import Path
 def _configure_logging(log_file: Path | None) -> None:
     """Logs go to a file or stderr; stdout carries nothing but LSP traffic."""
     handler: logging.Handler = (
-        logging.FileHandler(log_file, encoding="utf-8") if log_file else logging.StreamHandler(sys.stderr)
+        logging.FileHandler(log_file, encoding="utf-8")
+        if log_file
+        else logging.StreamHandler(sys.stderr)
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -35,6 +37,9 @@ def serve(tcp: bool = False, port: int = 2087, log_file: Path | None = None) -> 
         server.start_io()
     log.info("client disconnected; exiting")
     logging.shutdown()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass  # the client closed the pipe: nothing left to deliver
     # Worker threads (a long audit) must not keep a server whose client is gone alive.
     os._exit(0)

@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     )
     store_path: Path | None = Field(
         default=None,
-        description="SQLite audit store file (env COMPANION_STORE_PATH). Default: <home>/store.sqlite3.",
+        description="SQLite audit store file (env COMPANION_STORE_PATH). "
+        "Default: <home>/store.sqlite3.",
     )
     store_enabled: bool = Field(
         default=True, description="Record every run in the audit store (CLI flag --no-store)."
@@ -55,7 +56,9 @@ class Settings(BaseSettings):
         description="Name of the environment variable that holds the API key (never the key).",
     )
     llm_context_length: int = Field(
-        default=8192, ge=512, le=10_000_000,
+        default=8192,
+        ge=512,
+        le=10_000_000,
         description="Context window used when the endpoint does not report one.",
     )
     llm_max_output_tokens: int = Field(
@@ -70,10 +73,16 @@ class Settings(BaseSettings):
         default=8000, ge=256, le=1_000_000, description="Cap on each tool result quoted to the LLM."
     )
     scan_max_files: int = Field(
-        default=50_000, ge=1, le=10_000_000, description="Stop a workspace scan after this many files."
+        default=50_000,
+        ge=1,
+        le=10_000_000,
+        description="Stop a workspace scan after this many files.",
     )
     audit_workers: int = Field(
-        default=2, ge=1, le=64, description="Threads used by weight audits (numpy releases the GIL)."
+        default=2,
+        ge=1,
+        le=64,
+        description="Threads used by weight audits (numpy releases the GIL).",
     )
 
     def data_dir(self) -> Path:
@@ -110,14 +119,14 @@ def from_editor(data: object) -> tuple[Settings, list[str]]:
         return Settings(), []
     if not isinstance(data, dict):
         return Settings(), [f"settings must be an object, got {type(data).__name__}"]
-    flat = _flatten(data.get("companion", data) if isinstance(data.get("companion"), dict) else data)
+    flat = _flatten(
+        data.get("companion", data) if isinstance(data.get("companion"), dict) else data
+    )
     known = set(Settings.model_fields)
     unknown = sorted(k for k in flat if k not in known)
     try:
         settings = Settings(**{k: v for k, v in flat.items() if k in known})
     except ValidationError as exc:
-        errors = [
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        ]
+        errors = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return Settings(), errors
     return settings, [f"unknown setting '{k}' ignored" for k in unknown]

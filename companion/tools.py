@@ -16,9 +16,7 @@ from companion.errors import Cancelled, InputError
 from companion.settings import Settings
 
 # Modules that declare tools. Each engine adds its own line; importing one registers its tools.
-TOOL_MODULES: tuple[str, ...] = (
-    "companion.workspace",
-)
+TOOL_MODULES: tuple[str, ...] = ("companion.workspace", "companion.store.tool", "companion.architecture.tool", "companion.audit.tool", "companion.evidence.tool")
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
@@ -153,9 +151,7 @@ def get_tool(name: str) -> Tool:
     if key not in tools:
         key = next((n for n in tools if n.replace(".", "_") == key), key)
     if key not in tools:
-        raise InputError(
-            f"Unknown tool {name!r}.", hint=f"use one of: {', '.join(sorted(tools))}."
-        )
+        raise InputError(f"Unknown tool {name!r}.", hint=f"use one of: {', '.join(sorted(tools))}.")
     return tools[key]
 
 

@@ -22,8 +22,14 @@ _LOG_NAMES = re.compile(
     r"|events\.out\.tfevents\..*|run-.*\.wandb|.*\.log|.*train.*\.(txt|csv|jsonl))$",
     re.IGNORECASE,
 )
-_TOKENIZER_NAMES = {"tokenizer.json", "vocab.txt", "tokenizer.model", "tokenizer_config.json",
-                    "merges.txt", "vocab.json"}
+_TOKENIZER_NAMES = {
+    "tokenizer.json",
+    "vocab.txt",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "merges.txt",
+    "vocab.json",
+}
 _SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache"}
 _LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"
 
@@ -130,6 +136,7 @@ def classify(path: Path, size: int) -> Kind | None:
 
 def _walk(root: Path, on_error: Callable[[str, str], None]) -> Iterator[Path]:
     """Walk files without following symlinked directories (so loops cannot trap us)."""
+
     def report(err: OSError) -> None:
         on_error(str(err.filename or root), err.strerror or str(err))
 

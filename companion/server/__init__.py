@@ -11,6 +11,7 @@ FEATURES: tuple[str, ...] = (
     "companion.server.lifecycle",
     "companion.server.commands",
     "companion.server.documents",
+    "companion.server.chat",
 )
 
 

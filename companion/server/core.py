@@ -58,7 +58,7 @@ class _Rejected:
     jsonrpc = "rejected"
 
 
-class CompanionProtocol(LanguageServerProtocol):  # type: ignore[misc]
+class CompanionProtocol(LanguageServerProtocol):
     """pygls drops requests whose params do not deserialize; answer them with InvalidParams."""
 
     def structure_message(self, data: dict[str, Any]) -> Any:
@@ -90,11 +90,14 @@ class CompanionServer(LanguageServer):
         )
         self.settings = Settings()
         self.results_dir: Path | None = None
+        self._background: set[asyncio.Future[Any]] = set()
 
     def roots(self) -> list[Path]:
         """Workspace folders as paths (root_uri when the client sent no folders)."""
         folders = list(self.workspace.folders.values())
-        uris = [f.uri for f in folders] or ([self.workspace.root_uri] if self.workspace.root_uri else [])
+        uris = [f.uri for f in folders] or (
+            [self.workspace.root_uri] if self.workspace.root_uri else []
+        )
         return [Path(p) for u in uris if (p := to_fs_path(u))]
 
     def tool_context(
@@ -141,7 +144,7 @@ class CompanionServer(LanguageServer):
         token = str(uuid.uuid4())
         try:
             await asyncio.wait_for(self.work_done_progress.create_async(token), 5)
-        except (Exception, asyncio.TimeoutError):
+        except (TimeoutError, Exception):
             return None
         fut = self.work_done_progress.tokens.get(token)
         if fut is not None:
@@ -162,7 +165,11 @@ class CompanionServer(LanguageServer):
         uri = path.as_uri()
         caps = self.client_capabilities.window
         if caps is not None and caps.show_document is not None:
-            self.window_show_document_async(lsp.ShowDocumentParams(uri=uri, take_focus=True))
+            request = self.window_show_document_async(
+                lsp.ShowDocumentParams(uri=uri, take_focus=True)
+            )
+            self._background.add(task := asyncio.ensure_future(request))
+            task.add_done_callback(self._background.discard)
         return uri
 
     def notify_user(self, message: str, kind: lsp.MessageType = lsp.MessageType.Warning) -> None:

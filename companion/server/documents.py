@@ -97,8 +97,11 @@ def register(server: CompanionServer) -> None:
     @server.feature(
         lsp.TEXT_DOCUMENT_CODE_ACTION,
         lsp.CodeActionOptions(
-            code_action_kinds=[lsp.CodeActionKind.QuickFix, lsp.CodeActionKind.Source,
-                               lsp.CodeActionKind.Refactor]
+            code_action_kinds=[
+                lsp.CodeActionKind.QuickFix,
+                lsp.CodeActionKind.Source,
+                lsp.CodeActionKind.Refactor,
+            ]
         ),
     )
     async def code_action(

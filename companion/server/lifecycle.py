@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from lsprotocol import types as lsp
@@ -31,7 +32,7 @@ class ClientLogHandler(logging.Handler):
             self.server.window_log_message(
                 lsp.LogMessageParams(type=kind, message=self.format(record))
             )
-        except Exception:  # noqa: BLE001 - logging must never take the server down
+        except Exception:
             pass
 
 
@@ -64,6 +65,14 @@ def register(server: CompanionServer) -> None:
     @server.feature(lsp.INITIALIZE)
     def initialize(ls: CompanionServer, params: lsp.InitializeParams) -> None:
         apply_settings(ls, params.initialization_options, "initializationOptions")
+
+    @server.feature(lsp.EXIT)
+    def exit_(ls: CompanionServer, *args: object) -> None:
+        # pygls's own exit raises SystemExit inside a callback, which does not stop the read
+        # loop while stdin stays open; leave at once (exit code 1 without a prior shutdown).
+        logging.getLogger("companion").info("exit requested; exiting")
+        logging.shutdown()
+        os._exit(0 if ls.protocol._shutdown else 1)
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(

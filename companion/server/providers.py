@@ -14,7 +14,7 @@ from pygls.workspace import TextDocument
 
 from companion.server.core import CompanionServer
 
-PROVIDER_MODULES: tuple[str, ...] = ()
+PROVIDER_MODULES: tuple[str, ...] = ("companion.server.chat_provider", "companion.server.config_provider")
 
 
 class Provider:
@@ -30,9 +30,7 @@ class Provider:
         """Problems in the document."""
         return []
 
-    def hover(
-        self, ls: CompanionServer, doc: TextDocument, pos: lsp.Position
-    ) -> lsp.Hover | None:
+    def hover(self, ls: CompanionServer, doc: TextDocument, pos: lsp.Position) -> lsp.Hover | None:
         """Hover at a position."""
         return None
 

@@ -1,0 +1,1 @@
+"""Architecture understanding: config.json -> ArchSpec -> params, diff, nearest; tokenizers."""

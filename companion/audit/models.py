@@ -1,0 +1,244 @@
+"""Input and output models of `audit.compare` (the JSON every front door sees)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from companion.audit.alignment import GROUPS, ROLES
+from companion.manifest import Manifest
+
+Verdict = Literal["derived", "independent", "inconclusive"]
+
+
+class AuditInput(BaseModel):
+    """Arguments of `audit.compare`."""
+
+    a: str = Field(description="Reference checkpoint A: a .safetensors file, index.json or folder.")
+    b: str = Field(description="Checkpoint B, suspected of being derived from A.")
+    baseline: str | None = Field(
+        default=None, description="Optional third model C, compared with A as a reference."
+    )
+    roles: list[str] = Field(
+        default_factory=list,
+        description="Roles or groups to compare (comma list), e.g. norm,attn,mlp; default all. "
+        f"Groups: {', '.join(GROUPS)}; roles: {', '.join(ROLES)}.",
+    )
+    report: str | None = Field(default=None, description="Also write the markdown report here.")
+    sample_size: int = Field(
+        default=16384, ge=256, le=1 << 22, description="Elements sampled per tensor."
+    )
+    null_draws: int = Field(default=1000, ge=10, le=100_000, description="Shuffle-null draws.")
+    seed: int = Field(default=0, ge=0, description="Seed for samples, nulls and projections.")
+    baselines: bool = Field(
+        default=True, description="Compute baselines (shuffle null, cross-layer, random init)."
+    )
+    permutation_test: bool = Field(
+        default=True, description="Run the permutation-robust matching test (MLP units, heads)."
+    )
+    match_layers: int = Field(default=4, ge=0, le=1024, description="Layers matched per test.")
+    max_match_units: int = Field(
+        default=2048, ge=2, le=65536, description="Largest exact assignment; above: nearest."
+    )
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _split_roles(cls, value: object) -> object:
+        """Accept 'norm,attn' as well as ['norm', 'attn']."""
+        items = [value] if isinstance(value, str) else value
+        if isinstance(items, list | tuple):
+            return [r.strip() for i in items for r in str(i).split(",") if r.strip()]
+        return value
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: list[str]) -> list[str]:
+        """Refuse unknown role names with the list of known ones."""
+        bad = [r for r in value if r not in GROUPS and r not in ROLES]
+        if bad:
+            raise ValueError(f"unknown roles {bad}; use {', '.join([*GROUPS, *ROLES])}")
+        return value
+
+
+class PairMetrics(BaseModel):
+    """Streamed metrics of one tensor pair (quantiles and Spearman on the sample)."""
+
+    cosine: float | None = None
+    pearson: float | None = None
+    spearman: float | None = None
+    rel_l2: float | None = None
+    norm_ratio: float | None = None
+    mean_a: float | None = None
+    std_a: float | None = None
+    mean_b: float | None = None
+    std_b: float | None = None
+    absdiff_p50: float | None = None
+    absdiff_p99: float | None = None
+    absdiff_max: float | None = None
+    identical_frac: float | None = None
+    sign_agree: float | None = None
+    folded_pearson: float | None = None
+    nonfinite_a: int = 0
+    nonfinite_b: int = 0
+
+
+class TensorBaselines(BaseModel):
+    """Baseline figures for one pair."""
+
+    shuffle_pearson_mean: float | None = None
+    shuffle_pearson_sd: float | None = None
+    shuffle_cosine_mean: float | None = None
+    cross_layer_pearson_mean: float | None = None
+    cross_layer_pearson_sd: float | None = None
+    within_a_pearson_mean: float | None = None
+    random_init_cosine: float | None = None
+    random_init_pearson: float | None = None
+    third_cosine: float | None = None
+    third_pearson: float | None = None
+
+
+class TensorResult(BaseModel):
+    """One compared tensor pair with its metrics, baselines and significance."""
+
+    name_a: str
+    name_b: str
+    role: str
+    group: str
+    layer: int | None = None
+    layer_b: int | None = None
+    expert: int | None = None
+    shape: list[int]
+    dtype_a: str
+    dtype_b: str
+    metrics: PairMetrics
+    baselines: TensorBaselines
+    z: float | None = Field(default=None, description="Pearson z against the shuffle null.")
+    p: float | None = Field(default=None, description="Empirical p against the shuffle null.")
+    z_cross: float | None = Field(default=None, description="Pearson z against cross-layer.")
+    cosine_trap: bool = False
+    notes: list[str] = Field(default_factory=list)
+
+
+class MatchSummary(BaseModel):
+    """Permutation-robust matching test of one layer."""
+
+    kind: Literal["mlp_units", "heads"]
+    layer: int
+    layer_b: int
+    units: int
+    method: str
+    observed: float
+    null_mean: float
+    null_sd: float
+    z: float
+    p: float
+    draws: int
+    moved: float = Field(description="Share of B units matched to a different index in A.")
+
+
+class RoleSummary(BaseModel):
+    """Metric summary of one role group with its baselines and its evidence."""
+
+    role: str
+    tensors: int
+    cosine_median: float | None = None
+    pearson_median: float | None = None
+    spearman_median: float | None = None
+    folded_pearson_median: float | None = None
+    shuffle_pearson_mean: float | None = None
+    shuffle_pearson_sd: float | None = None
+    shuffle_cosine_mean: float | None = None
+    cross_layer_pearson_mean: float | None = None
+    within_a_pearson_mean: float | None = None
+    random_init_cosine: float | None = None
+    random_init_pearson: float | None = None
+    third_pearson_median: float | None = None
+    z_median: float | None = None
+    significant_frac: float | None = None
+    cosine_traps: int = 0
+    permutation: list[MatchSummary] = Field(default_factory=list)
+    permutation_z: float | None = Field(default=None, description="Stouffer z over layers.")
+    related: bool = False
+    evidence: list[str] = Field(default_factory=list)
+
+
+class LayerSummary(BaseModel):
+    """Per layer: mean Pearson of its tensors against the cross-layer baseline."""
+
+    layer: int
+    layer_b: int
+    tensors: int
+    pearson_mean: float | None = None
+    cross_layer_pearson_mean: float | None = None
+    std_a_mean: float | None = None
+    std_b_mean: float | None = None
+
+
+class LayerPair(BaseModel):
+    """Which layer of A maps to which layer of B, and how well they agree."""
+
+    a: int
+    b: int
+    score: float | None = None
+
+
+class Reason(BaseModel):
+    """One reason behind the verdict: a figure and the baseline it beat (or did not)."""
+
+    kind: str
+    role: str | None = None
+    strength: Literal["strong", "weak", "info"] = "info"
+    statement: str
+    figure: float | None = None
+    baseline: float | None = None
+    baseline_name: str | None = None
+    z: float | None = None
+    p: float | None = None
+
+
+class Fingerprint(BaseModel):
+    """Per-layer std profile correlation (HonestAGI-style): weak evidence only."""
+
+    pearson: float | None
+    layers: int
+    caveat: str = (
+        "Weak evidence: std profiles follow depth-dependent init and training dynamics, so "
+        "unrelated models can match (unrelated 7B models reach 0.91)."
+    )
+
+
+class Unmatched(BaseModel):
+    """A tensor that was not compared, and why."""
+
+    name: str
+    side: Literal["a", "b", "baseline"]
+    reason: str
+
+
+class AuditResult(BaseModel):
+    """Result of `audit.compare`: verdict with reasons, summaries, per-tensor rows, manifest."""
+
+    a: str
+    b: str
+    baseline: str | None = None
+    verdict: Verdict
+    reasons: list[Reason]
+    per_role: list[RoleSummary]
+    per_layer: list[LayerSummary]
+    layer_map: list[LayerPair]
+    per_tensor: list[TensorResult]
+    fingerprint: Fingerprint | None = None
+    unmatched: list[Unmatched] = Field(default_factory=list)
+    mtp: list[str] = Field(default_factory=list, description="MTP tensors flagged, not matched.")
+    bytes_read: int = 0
+    seconds: float = 0.0
+    report_path: str | None = None
+    manifest: Manifest
+    record_id: str | None = None
+
+    def to_markdown(self) -> str:
+        """The human report."""
+        from companion.audit.report import render
+
+        return render(self)

@@ -1,0 +1,113 @@
+"""Markdown rendering of an audit result."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from companion.audit.models import AuditResult
+
+_ICON = {"derived": "DERIVED", "independent": "INDEPENDENT", "inconclusive": "INCONCLUSIVE"}
+
+
+def _n(x: float | None, digits: int = 3) -> str:
+    """A table cell for a number."""
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def render(r: AuditResult, max_tensors: int = 60) -> str:
+    """The full markdown report: verdict, reasons, roles, layers, tensors, manifest."""
+    lines = [
+        "# Weight audit",
+        "",
+        f"- A: `{r.a}`",
+        f"- B: `{r.b}`",
+    ]
+    if r.baseline:
+        lines.append(f"- Third model (baseline): `{r.baseline}`")
+    lines += ["", f"## Verdict: **{_ICON[r.verdict]}**", ""]
+    for reason in r.reasons:
+        tag = {"strong": "**strong**", "weak": "*weak*", "info": "info"}[reason.strength]
+        lines.append(f"- [{tag}] {reason.statement}")
+    lines += [
+        "",
+        "## Per role (medians; every score beside its baselines)",
+        "",
+        "| role | n | cosine | shuffle cos | Pearson | shuffle null | cross-layer | random init r"
+        " | folded r | Spearman | 3rd model r | z | related |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for g in r.per_role:
+        null = f"{_n(g.shuffle_pearson_mean)}±{_n(g.shuffle_pearson_sd)}"
+        lines.append(
+            f"| {g.role} | {g.tensors} | {_n(g.cosine_median, 4)} | {_n(g.shuffle_cosine_mean, 4)}"
+            f" | {_n(g.pearson_median)} | {null} | {_n(g.cross_layer_pearson_mean)}"
+            f" | {_n(g.random_init_pearson)} | {_n(g.folded_pearson_median)}"
+            f" | {_n(g.spearman_median)} | {_n(g.third_pearson_median)} | {_n(g.z_median, 1)}"
+            f" | {'yes' if g.related else 'no'} |"
+        )
+    tests = [t for g in r.per_role for t in g.permutation]
+    if tests:
+        lines += [
+            "",
+            "## Permutation-robust matching",
+            "",
+            "| kind | layer A→B | units | method | matched r | null | z | p | moved |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {t.kind} | {t.layer}→{t.layer_b} | {t.units} | {t.method} | {_n(t.observed)}"
+            f" | {_n(t.null_mean)}±{_n(t.null_sd)} | {_n(t.z, 1)} | {_n(t.p)} | {t.moved:.0%} |"
+            for t in tests
+        ]
+    if r.layer_map:
+        lines += ["", "## Layer map (A → B)", ""]
+        lines.append(", ".join(f"{p.a}→{p.b}" for p in r.layer_map))
+    if r.per_layer:
+        lines += [
+            "",
+            "## Per layer",
+            "",
+            "| layer A | layer B | tensors | mean Pearson | cross-layer | std A | std B |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {ly.layer} | {ly.layer_b} | {ly.tensors} | {_n(ly.pearson_mean)}"
+            f" | {_n(ly.cross_layer_pearson_mean)} | {_n(ly.std_a_mean, 4)}"
+            f" | {_n(ly.std_b_mean, 4)} |"
+            for ly in r.per_layer
+        ]
+    lines += [
+        "",
+        f"## Tensors ({len(r.per_tensor)} compared"
+        + (f", first {max_tensors} shown)" if len(r.per_tensor) > max_tensors else ")"),
+        "",
+        "| A | B | role | cosine | Pearson | null | z | p | rel L2 | identical | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in r.per_tensor[:max_tensors]:
+        b = t.baselines
+        notes = "; ".join(t.notes + (["cosine trap"] if t.cosine_trap else []))
+        lines.append(
+            f"| `{t.name_a}` | `{t.name_b}` | {t.role} | {_n(t.metrics.cosine, 4)}"
+            f" | {_n(t.metrics.pearson)} | {_n(b.shuffle_pearson_mean)}±{_n(b.shuffle_pearson_sd)}"
+            f" | {_n(t.z, 1)} | {_n(t.p)} | {_n(t.metrics.rel_l2)} | {_n(t.metrics.identical_frac)}"
+            f" | {notes} |"
+        )
+    if r.unmatched:
+        lines += ["", f"## Not compared ({len(r.unmatched)})", ""]
+        lines += [f"- {u.side}: `{u.name}`: {u.reason}" for u in r.unmatched[:40]]
+    if r.mtp:
+        lines += ["", f"## MTP tensors (flagged, not matched): {len(r.mtp)}", ""]
+        lines += [f"- `{n}`" for n in r.mtp[:20]]
+    m = r.manifest
+    lines += [
+        "",
+        "## Manifest",
+        "",
+        f"{m.tool} {m.tool_version}, {m.created}; {r.bytes_read / 1e6:.1f} MB compared in "
+        f"{r.seconds:.2f} s.",
+        "",
+    ]
+    lines += [f"- `{i.path}` ({i.size} bytes) sha256 `{i.sha256}`" for i in m.inputs]
+    return "\n".join(lines) + "\n"

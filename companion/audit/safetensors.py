@@ -1,0 +1,289 @@
+"""A strict safetensors header parser and a memory-mapped, chunked tensor reader.
+
+Validation happens before any allocation sized by the file's own claims: the header length is
+checked against the file size and a 100 MB cap, then the JSON, then every tensor's dtype,
+shape and offsets (in bounds, non-overlapping, contiguous, dtype x shape == byte size).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from math import prod
+from pathlib import Path
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+from companion.errors import InputError
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+MAX_NDIM = 32
+_PAGE = mmap.PAGESIZE
+
+# safetensors dtype name -> numpy dtype (little-endian, as the format stores them).
+DTYPES: dict[str, np.dtype[Any]] = {
+    "F64": np.dtype("<f8"),
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype(ml_dtypes.bfloat16),
+    "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn),
+    "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2),
+    "I8": np.dtype("i1"),
+    "U8": np.dtype("u1"),
+    "I32": np.dtype("<i4"),
+    "I64": np.dtype("<i8"),
+}
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+
+_HINT = "the file is not a valid safetensors checkpoint; re-download or re-export it."
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor's header entry: dtype, shape and byte range inside the data section."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+    @property
+    def numel(self) -> int:
+        """Number of elements."""
+        return prod(self.shape)
+
+    @property
+    def np_dtype(self) -> np.dtype[Any]:
+        """The numpy dtype of the stored elements."""
+        return DTYPES[self.dtype]
+
+
+@dataclass(frozen=True)
+class Header:
+    """A validated header: tensors by name, metadata and where the data section starts."""
+
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str]
+    data_start: int
+    data_len: int
+
+
+def _bad(source: str, message: str) -> InputError:
+    """An InputError about a malformed file."""
+    return InputError(f"{source}: {message}", hint=_HINT)
+
+
+def _no_duplicates(source: str) -> Any:
+    """A json object_pairs_hook that refuses duplicate keys (names must be unique)."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise _bad(source, f"duplicate name {key[:80]!r} in the header.")
+            out[key] = value
+        return out
+
+    return hook
+
+
+def header_length(prefix: bytes, file_size: int, source: str = "file") -> int:
+    """Validate the 8-byte length prefix against the file size and the 100 MB cap."""
+    if file_size < 8 or len(prefix) < 8:
+        raise _bad(source, f"only {file_size} bytes; a safetensors file starts with 8.")
+    (n,) = struct.unpack("<Q", prefix[:8])
+    if n > MAX_HEADER_BYTES:
+        raise _bad(source, f"header length {n} exceeds the {MAX_HEADER_BYTES} byte limit.")
+    if 8 + n > file_size:
+        raise _bad(source, f"header length {n} runs past the end of the file ({file_size} bytes).")
+    if n < 2:
+        raise _bad(source, f"header length {n} is too small to hold a JSON object.")
+    return int(n)
+
+
+def _int(value: object) -> bool:
+    """A JSON integer (bools are not integers here)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _entry(source: str, name: str, raw: object, data_len: int) -> TensorInfo:
+    """Validate one tensor entry."""
+    where = f"tensor {name[:80]!r}"
+    if not isinstance(raw, dict) or set(raw) != {"dtype", "shape", "data_offsets"}:
+        raise _bad(source, f"{where} must have exactly dtype, shape and data_offsets.")
+    dtype, shape, offsets = raw["dtype"], raw["shape"], raw["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        known = ", ".join(DTYPES)
+        raise _bad(source, f"{where} has unknown dtype {str(dtype)[:20]!r} (known: {known}).")
+    if not isinstance(shape, list) or len(shape) > MAX_NDIM:
+        raise _bad(source, f"{where} shape must be a list of at most {MAX_NDIM} sizes.")
+    if not all(_int(d) and d >= 0 for d in shape):
+        raise _bad(source, f"{where} shape must hold non-negative integers.")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_int, offsets))):
+        raise _bad(source, f"{where} data_offsets must be [begin, end] integers.")
+    begin, end = offsets
+    if begin < 0 or end < begin:
+        raise _bad(source, f"{where} has invalid data_offsets [{begin}, {end}].")
+    if end > data_len:
+        raise _bad(source, f"{where} data_offsets end {end} is past the end of the file.")
+    nbytes = prod(shape) * DTYPES[dtype].itemsize
+    if nbytes != end - begin:
+        raise _bad(
+            source,
+            f"{where}: dtype {dtype} x shape {shape} is {nbytes} bytes but its offsets "
+            f"span {end - begin}.",
+        )
+    return TensorInfo(name, dtype, tuple(shape), begin, end)
+
+
+def parse_header(prefix: bytes, file_size: int, source: str = "file") -> Header:
+    """Parse and validate a header from the file's first bytes (at least 8 + header length)."""
+    n = header_length(prefix, file_size, source)
+    if len(prefix) < 8 + n:
+        raise _bad(source, "the header is truncated.")
+    data_len = file_size - 8 - n
+    try:
+        text = prefix[8 : 8 + n].decode("utf-8")
+        obj = json.loads(text, object_pairs_hook=_no_duplicates(source))
+    except InputError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _bad(source, f"the header is not valid JSON ({str(exc)[:120]}).") from None
+    if not isinstance(obj, dict):
+        raise _bad(source, "the header must be a JSON object.")
+    metadata = obj.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise _bad(source, "__metadata__ must map strings to strings.")
+    tensors = {name: _entry(source, name, raw, data_len) for name, raw in obj.items()}
+    cursor = 0
+    for info in sorted(tensors.values(), key=lambda t: (t.begin, t.end)):
+        if info.begin < cursor:
+            raise _bad(source, f"tensor {info.name[:80]!r} overlaps the previous tensor.")
+        if info.begin > cursor:
+            raise _bad(source, f"a gap of unindexed bytes precedes tensor {info.name[:80]!r}.")
+        cursor = info.end
+    if cursor != data_len:
+        raise _bad(source, f"{data_len - cursor} trailing bytes are not covered by any tensor.")
+    return Header(tensors=tensors, metadata=dict(metadata), data_start=8 + n, data_len=data_len)
+
+
+def decode(raw: np.ndarray[Any, Any], out_dtype: type[np.floating[Any]] = np.float64) -> Any:
+    """Convert stored elements to float (bf16 via a bit shift, which is much faster)."""
+    if raw.dtype == DTYPES["BF16"]:
+        bits = raw.view(np.uint16).astype(np.uint32)
+        bits <<= 16
+        f32 = bits.view(np.float32)
+        return f32 if out_dtype is np.float32 else f32.astype(out_dtype)
+    return raw.astype(out_dtype)
+
+
+class SafetensorsFile:
+    """A validated safetensors file read through a read-only memory map, chunk by chunk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise InputError(
+                f"Cannot open {path}: {exc.strerror or exc}.",
+                hint="check the path exists, is readable and is not a symlink loop.",
+            ) from None
+        try:
+            size = os.fstat(fd).st_size
+            prefix = os.pread(fd, 8, 0)
+            n = header_length(prefix, size, str(path))
+            prefix += os.pread(fd, n, 8)
+            self.header = parse_header(prefix, size, str(path))
+            self.size = size
+            self._mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ) if size else None
+        finally:
+            os.close(fd)
+
+    @property
+    def tensors(self) -> dict[str, TensorInfo]:
+        """Tensor entries by name."""
+        return self.header.tensors
+
+    def _view(self, info: TensorInfo, start: int, count: int) -> np.ndarray[Any, Any]:
+        """A zero-copy view of `count` elements from element `start`."""
+        assert self._mm is not None
+        offset = self.header.data_start + info.begin + start * info.np_dtype.itemsize
+        return np.frombuffer(self._mm, dtype=info.np_dtype, count=count, offset=offset)
+
+    def _release(self, info: TensorInfo, start: int, count: int) -> None:
+        """Drop the pages of a processed range from this process (they stay in page cache)."""
+        if self._mm is None or count == 0 or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        first = self.header.data_start + info.begin + start * info.np_dtype.itemsize
+        last = first + count * info.np_dtype.itemsize
+        lo = first - first % _PAGE
+        self._mm.madvise(mmap.MADV_DONTNEED, lo, last - lo)
+
+    def read(self, name: str, start: int = 0, count: int | None = None) -> np.ndarray[Any, Any]:
+        """Copy `count` elements (default: all) of a tensor, flattened."""
+        info = self.tensors[name]
+        count = info.numel - start if count is None else count
+        if start < 0 or count < 0 or start + count > info.numel:
+            raise InputError(f"Range out of bounds for tensor {name!r}.", hint="report this bug.")
+        if count == 0:
+            return np.empty(0, dtype=info.np_dtype)
+        return self._view(info, start, count).copy()
+
+    def chunks(self, name: str, chunk: int) -> Iterator[np.ndarray[Any, Any]]:
+        """Yield a tensor as consecutive flat views of at most `chunk` elements.
+
+        Each view is valid until the next one is requested; its pages are then released so
+        resident memory stays flat however large the tensor.
+        """
+        info = self.tensors[name]
+        total = info.numel
+        start = 0
+        while start < total:
+            count = min(chunk, total - start)
+            yield self._view(info, start, count)
+            self._release(info, start, count)
+            start += count
+
+    def close(self) -> None:
+        """Unmap the file (views still alive keep the mapping until they are freed)."""
+        if self._mm is not None:
+            with contextlib.suppress(BufferError):
+                self._mm.close()
+            self._mm = None
+
+
+def write_safetensors(
+    path: Path,
+    tensors: dict[str, np.ndarray[Any, Any]] | list[tuple[str, np.ndarray[Any, Any]]],
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Write tensors (numpy arrays; bf16/fp8 via ml_dtypes) as a safetensors file."""
+    items = list(tensors.items()) if isinstance(tensors, dict) else list(tensors)
+    header: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
+    offset = 0
+    for name, arr in items:
+        if arr.dtype not in DTYPE_NAMES:
+            raise InputError(f"Cannot store dtype {arr.dtype} for {name}.", hint="cast first.")
+        nbytes = arr.size * arr.dtype.itemsize
+        header[name] = {
+            "dtype": DTYPE_NAMES[arr.dtype],
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
+        offset += nbytes
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    with path.open("wb") as fh:
+        fh.write(struct.pack("<Q", len(blob)))
+        fh.write(blob)
+        for _, arr in items:
+            fh.write(np.ascontiguousarray(arr).tobytes())

@@ -1,0 +1,52 @@
+"""The `audit.compare` tool: registry entry shared by the CLI, LSP and LLM front doors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from companion.audit.engine import run_audit
+from companion.audit.models import AuditInput, AuditResult
+from companion.errors import InputError
+from companion.tools import ToolContext, tool
+
+
+def _resolve(ctx: ToolContext, value: str, what: str) -> Path:
+    """Resolve a user path; symlink loops become a clear error."""
+    try:
+        return ctx.path(value)
+    except RuntimeError as exc:  # pathlib raises RuntimeError for symlink loops
+        raise InputError(
+            f"{what} path {value!r} is a symlink loop ({exc}).",
+            hint="point the symlink at a real file or folder.",
+        ) from None
+
+
+@tool(
+    "audit.compare",
+    description="Audit whether checkpoint B was derived from checkpoint A from the weights "
+    "(safetensors, streamed): per-role Pearson/cosine/Spearman with shuffle, cross-layer, "
+    "random-init and optional third-model baselines, permutation-robust matching and a "
+    "calibrated verdict (derived | independent | inconclusive) with reasons.",
+    read_only=True,
+    cli="audit",
+    positional=("a", "b"),
+    record=True,
+)
+def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
+    """Tool entry point for `audit.compare`."""
+    a = _resolve(ctx, args.a, "A")
+    b = _resolve(ctx, args.b, "B")
+    c = _resolve(ctx, args.baseline, "Baseline") if args.baseline else None
+    report = _resolve(ctx, args.report, "Report") if args.report else None
+    result = run_audit(args, (a, b, c), ctx)
+    if report is not None:
+        try:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(result.to_markdown(), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(
+                f"Cannot write the report {report}: {exc.strerror or exc}.",
+                hint="choose a writable --report path.",
+            ) from None
+        result = result.model_copy(update={"report_path": str(report)})
+    return result

@@ -1,0 +1,222 @@
+"""Decide derived / independent / inconclusive from role summaries, with checkable reasons."""
+
+from __future__ import annotations
+
+from statistics import median
+
+from companion.audit.models import (
+    AuditInput,
+    Fingerprint,
+    Reason,
+    RoleSummary,
+    TensorResult,
+    Verdict,
+)
+
+PEARSON_FLOOR = 0.1
+CROSS_MARGIN = 0.1
+PERM_Z = 5.0
+PERM_MARGIN = 0.05
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    """A short number or 'n/a'."""
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _direct(g: RoleSummary, args: AuditInput) -> Reason | None:
+    """Reason from plain element-wise Pearson against the shuffle and cross-layer nulls."""
+    r = g.pearson_median
+    if r is None:
+        return None
+    cross = g.cross_layer_pearson_mean
+    beats_cross = cross is None or r >= cross + CROSS_MARGIN
+    if args.baselines:
+        related = r >= PEARSON_FLOOR and (g.significant_frac or 0) >= 0.5 and beats_cross
+    else:
+        related = r >= 3 * PEARSON_FLOOR
+    g.related = g.related or related
+    null = f"shuffle null {_fmt(g.shuffle_pearson_mean)}±{_fmt(g.shuffle_pearson_sd)}"
+    text = (
+        f"{g.role}: median Pearson {_fmt(r)} over {g.tensors} tensors vs {null}, "
+        f"cross-layer {_fmt(cross)}, random init {_fmt(g.random_init_pearson)}"
+    )
+    if related:
+        g.evidence.append("element-wise correlation above its nulls")
+    return Reason(
+        kind="direct",
+        role=g.role,
+        strength="strong" if related else "info",
+        statement=text + (" — related." if related else " — inside the nulls."),
+        figure=r,
+        baseline=g.shuffle_pearson_mean if cross is None else cross,
+        baseline_name="shuffle null" if cross is None else "cross-layer",
+        z=g.z_median,
+    )
+
+
+def _trap(g: RoleSummary, args: AuditInput) -> Reason | None:
+    """Name the cosine trap when cosine is high but Pearson sits inside its null."""
+    if g.cosine_traps == 0:
+        return None
+    return Reason(
+        kind="cosine_trap",
+        role=g.role,
+        strength="info",
+        statement=(
+            f"Cosine trap in {g.role}: {g.cosine_traps} tensors have cosine ≥ 0.9 (median "
+            f"{_fmt(g.cosine_median, 4)}) but Pearson {_fmt(g.pearson_median)} is inside its "
+            f"shuffle null; shuffled coordinates score cosine {_fmt(g.shuffle_cosine_mean, 4)} "
+            f"and two random inits {_fmt(g.random_init_cosine, 4)}. The raw cosine only "
+            "reflects a shared mean (gains near one), not a shared origin."
+        ),
+        figure=g.cosine_median,
+        baseline=g.shuffle_cosine_mean,
+        baseline_name="shuffle null cosine",
+    )
+
+
+def _folded(g: RoleSummary, args: AuditInput) -> Reason | None:
+    """Scale-invariant evidence: norm gains folded into the next linear layer."""
+    r = g.folded_pearson_median
+    if r is None:
+        return None
+    cross = g.cross_layer_pearson_mean
+    related = r >= 3 * PEARSON_FLOOR and (cross is None or r >= cross + CROSS_MARGIN)
+    if related:
+        g.related = True
+        g.evidence.append("scale-invariant (gain-folded) correlation")
+    return Reason(
+        kind="scale_invariant",
+        role=g.role,
+        strength="strong" if related else "info",
+        statement=(
+            f"{g.role}: Pearson of weights with the preceding norm gain folded in (invariant "
+            f"to rescaling a gain and compensating in the next layer) {_fmt(r)} vs direct "
+            f"{_fmt(g.pearson_median)}, cross-layer {_fmt(cross)}."
+        ),
+        figure=r,
+        baseline=cross,
+        baseline_name="cross-layer",
+    )
+
+
+def _permutation(g: RoleSummary, args: AuditInput) -> Reason | None:
+    """Evidence from matching units / heads by linear assignment."""
+    if not g.permutation or g.permutation_z is None:
+        return None
+    gap = median(t.observed - t.null_mean for t in g.permutation)
+    related = g.permutation_z >= PERM_Z and gap >= PERM_MARGIN
+    obs = median(t.observed for t in g.permutation)
+    null = median(t.null_mean for t in g.permutation)
+    moved = median(t.moved for t in g.permutation)
+    p = max(t.p for t in g.permutation)
+    if related:
+        g.related = True
+        g.evidence.append("permutation-robust matching above its null")
+    kind = g.permutation[0].kind.replace("_", " ")
+    return Reason(
+        kind="permutation",
+        role=g.role,
+        strength="strong" if related else "info",
+        statement=(
+            f"{g.role}: after matching {kind} by linear assignment in {len(g.permutation)} "
+            f"layers, matched correlation {_fmt(obs)} vs null {_fmt(null)} (Stouffer z "
+            f"{_fmt(g.permutation_z, 1)}, worst-layer p {_fmt(p)}); {moved:.0%} of units "
+            "matched a different index" + (" (B is permuted)." if related and moved > 0.5 else ".")
+        ),
+        figure=obs,
+        baseline=null,
+        baseline_name="mismatched-projection null",
+        z=g.permutation_z,
+        p=p,
+    )
+
+
+def _third(g: RoleSummary, args: AuditInput) -> Reason | None:
+    """Compare A–B with A–C when a third model was given."""
+    if g.third_pearson_median is None or g.pearson_median is None:
+        return None
+    return Reason(
+        kind="third_model",
+        role=g.role,
+        statement=(
+            f"{g.role}: A–B Pearson {_fmt(g.pearson_median)} vs A–C (third model) "
+            f"{_fmt(g.third_pearson_median)}."
+        ),
+        figure=g.pearson_median,
+        baseline=g.third_pearson_median,
+        baseline_name="third model",
+    )
+
+
+def decide(
+    per_role: list[RoleSummary],
+    rows: list[TensorResult],
+    fp: Fingerprint | None,
+    args: AuditInput,
+    mtp: list[str],
+) -> tuple[Verdict, list[Reason]]:
+    """Apply the rules; mark each role's `related` flag and return verdict and reasons."""
+    reasons: list[Reason] = []
+    for g in per_role:
+        for make in (_direct, _trap, _folded, _permutation, _third):
+            reason = make(g, args)
+            if reason is not None:
+                reasons.append(reason)
+    compared = [g for g in per_role if g.role != "other" and (g.tensors or g.permutation)]
+    related = [g for g in compared if g.related]
+    verdict: Verdict
+    if not compared:
+        verdict = "inconclusive"
+        reasons.append(Reason(kind="coverage", statement="No comparable tensors were found."))
+    elif related and 2 * len(related) >= len(compared):
+        verdict = "derived"
+    elif related:
+        verdict = "inconclusive"
+        reasons.append(
+            Reason(
+                kind="coverage",
+                strength="weak",
+                statement=(
+                    f"Only {len(related)} of {len(compared)} role groups are related "
+                    f"({', '.join(g.role for g in related)}): partial reuse or a graft."
+                ),
+            )
+        )
+    elif args.baselines or all(abs(g.pearson_median or 0) < 0.05 for g in compared):
+        verdict = "independent"
+    else:
+        verdict = "inconclusive"
+    if fp is not None and fp.pearson is not None:
+        reasons.append(
+            Reason(
+                kind="fingerprint",
+                strength="weak",
+                statement=(
+                    f"Per-layer std profile correlation {fp.pearson:.3f} over {fp.layers} "
+                    f"layers. {fp.caveat}"
+                ),
+                figure=fp.pearson,
+                baseline=0.91,
+                baseline_name="unrelated 7B models (known false positive)",
+            )
+        )
+    bad = [r for r in rows if r.metrics.nonfinite_a or r.metrics.nonfinite_b]
+    if bad:
+        reasons.append(
+            Reason(
+                kind="nonfinite",
+                statement=f"{len(bad)} tensors contain NaN/Inf; those elements were skipped.",
+            )
+        )
+    if mtp:
+        reasons.append(
+            Reason(
+                kind="mtp",
+                statement=f"{len(mtp)} multi-token-prediction (MTP) tensors flagged, not matched.",
+            )
+        )
+    order = {"strong": 0, "weak": 1, "info": 2}
+    reasons.sort(key=lambda r: order[r.strength])
+    return verdict, reasons

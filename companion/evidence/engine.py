@@ -1,0 +1,179 @@
+"""Summarize: parse the logs, resolve V, run every analysis, decide, plot."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from companion.errors import InputError
+from companion.evidence import analysis, anomalies
+from companion.evidence.detect import read_log
+from companion.evidence.model import EvidenceSummary, Finding, ParseReport
+from companion.evidence.series import ParsedLog
+from companion.evidence.verdict import decide
+from companion.evidence.vocab import Vocab, find_beside, vocab_from_file
+from companion.manifest import Manifest
+
+CONFIG_NAMES = {"config.json", "tokenizer.json"}
+
+
+@dataclass
+class Request:
+    """Resolved inputs of one summary."""
+
+    paths: list[Path]
+    vocab_size: int | None = None
+    config: Path | None = None
+    claimed_tokens: float | None = None
+    plot: Path | None = None
+
+
+def merge(logs: list[ParsedLog]) -> ParsedLog:
+    """Several logs of one run (resumed segments, in the order given) as one."""
+    out = logs[0]
+    for other in logs[1:]:
+        out.series = out.series.concat(other.series)
+        out.files += other.files
+        out.records += other.records
+        out.unparseable += other.unparseable
+        out.skipped_iterations += other.skipped_iterations
+        out.nan_iterations += other.nan_iterations
+        out.eval_points += other.eval_points
+        out.notes += other.notes
+        out.vocab = out.vocab or other.vocab
+        out.vocab_source = out.vocab_source or other.vocab_source
+        if other.format != out.format and other.format not in out.format.split("+"):
+            out.format += "+" + other.format
+    return out
+
+
+def resolve_vocab(req: Request, log: ParsedLog) -> Vocab | None:
+    """V from --vocab-size, --config, a config/tokenizer beside the log, or the log itself."""
+    if req.vocab_size is not None:
+        return Vocab(req.vocab_size, "--vocab-size")
+    if req.config is not None:
+        return vocab_from_file(req.config)
+    for p in req.paths:
+        if (found := find_beside(p)) is not None:
+            return found
+    if log.vocab is not None:
+        return Vocab(log.vocab, log.vocab_source)
+    return None
+
+
+def summarize(
+    req: Request,
+    manifest: Callable[[list[Path]], Manifest],
+    check: Callable[[], None],
+    progress: Callable[[str, float | None], None],
+) -> EvidenceSummary:
+    """The whole pipeline; `manifest` hashes the inputs once parsing is done."""
+    logs = []
+    for i, p in enumerate(req.paths):
+        progress(f"reading {p.name}", i / max(1, len(req.paths)))
+        logs.append(read_log(p, check))
+    log = merge(logs)
+    check()
+    progress("analysing", None)
+    vocab = resolve_vocab(req, log)
+    ln_v = math.log(vocab.size) if vocab is not None else None
+    findings, first = _findings(log, ln_v, req.claimed_tokens)
+    verdict, reasons = decide(findings, ln_v)
+    s = log.series
+    finite = np.isfinite(s.loss)
+    seen, _how = anomalies.tokens_seen(log)
+    last = int(np.flatnonzero(finite)[-1]) if finite.any() else None
+    inputs = list(log.files) + ([vocab.file] if vocab is not None and vocab.file else [])
+    summary = EvidenceSummary(
+        verdict=verdict,
+        format=log.format,
+        metric=log.metric,
+        files=[str(f) for f in log.files],
+        first_step=first.step if first else None,
+        first_loss=first.loss if first else None,
+        first_lr=first.lr if first and math.isfinite(first.lr) else None,
+        window=first.window if first else None,
+        window_kind=log.window_kind,
+        last_step=float(s.step[last]) if last is not None else None,
+        last_loss=float(s.loss[last]) if last is not None else None,
+        min_loss=float(np.min(s.loss[finite])) if finite.any() else None,
+        vocab_size=vocab.size if vocab else None,
+        vocab_source=vocab.source if vocab else None,
+        ln_vocab=ln_v,
+        tokens_seen=seen,
+        claimed_tokens=req.claimed_tokens,
+        reasons=reasons,
+        findings=findings,
+        parse=_report(log),
+        manifest=manifest(inputs),
+    )
+    if req.plot is not None:
+        from companion.evidence.plot import plot_summary
+
+        progress("plotting", None)
+        png, svg = plot_summary(log, summary, req.plot)
+        summary.plot_png, summary.plot_svg = str(png), str(svg)
+    return summary
+
+
+def _findings(
+    log: ParsedLog, ln_v: float | None, claimed: float | None
+) -> tuple[list[Finding], analysis.First | None]:
+    """Every analysis, in reading order."""
+    first = analysis.first_value(log)
+    if first is None:
+        raise InputError(
+            f"{log.files[0]}: all {len(log.series)} loss values are NaN or inf.",
+            hint="the run diverged from the start; check the log or pass another segment.",
+        )
+    out: list[Finding] = []
+    warm, near_zero = analysis.warmup(log, first)
+    out.append(analysis.initial_loss(first, ln_v, near_zero))
+    if (ev := analysis.initial_eval(log, first, ln_v)) is not None:
+        out.append(ev)
+    out.append(warm)
+    for extra in (
+        analysis.fall_rate(log, first, ln_v),
+        analysis.below_four(log, ln_v),
+        anomalies.resumes(log),
+        anomalies.spikes(log),
+        anomalies.nonfinite(log),
+        anomalies.budget(log, claimed),
+    ):
+        if extra is not None:
+            out.append(extra)
+    if log.unparseable:
+        lines = ", ".join(map(str, log.unparseable_lines[:5]))
+        out.append(
+            Finding(
+                name="unparseable",
+                direction="neutral",
+                strength="info",
+                message=f"{log.unparseable} unparseable line(s) or record(s) skipped"
+                + (f" (first at line {lines})" if lines else "")
+                + ".",
+                figures={"count": log.unparseable},
+            )
+        )
+    return out, first
+
+
+def _report(log: ParsedLog) -> ParseReport:
+    """Parser statistics for the summary."""
+    s = log.series
+    return ParseReport(
+        records=log.records,
+        values=len(s),
+        unparseable=log.unparseable,
+        unparseable_lines=log.unparseable_lines[:20],
+        nonfinite=int(np.count_nonzero(~np.isfinite(s.loss))),
+        nonfinite_lines=log.nonfinite_lines[:20],
+        skipped_iterations=log.skipped_iterations,
+        nan_iterations=log.nan_iterations,
+        first_line=log.first_line,
+        notes=log.notes[:20],
+    )

@@ -1,0 +1,83 @@
+"""Result models of the evidence engine (pydantic; rendered as markdown for people)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from companion.manifest import Manifest
+
+Verdict = Literal["from_scratch", "warm_start", "inconclusive"]
+Direction = Literal["from_scratch", "warm_start", "neutral"]
+Strength = Literal["strong", "moderate", "weak", "info"]
+Figure = float | int | str | None
+
+STRENGTH_SCORE = {"strong": 3, "moderate": 2, "weak": 1, "info": 0}
+
+
+class Finding(BaseModel):
+    """One observation about the loss curve, with the figures behind it."""
+
+    name: str = Field(description="Stable identifier, e.g. initial_loss, warmup, spikes.")
+    direction: Direction = Field(description="Which verdict this observation supports.")
+    strength: Strength
+    message: str = Field(description="One sentence a person can check, with the numbers.")
+    figures: dict[str, Figure] = Field(default_factory=dict)
+
+
+class Reason(BaseModel):
+    """A reason for the verdict, with the figures it rests on."""
+
+    text: str
+    figures: dict[str, Figure] = Field(default_factory=dict)
+
+
+class ParseReport(BaseModel):
+    """What the parser saw: counts a person can check against the file."""
+
+    records: int = Field(description="Lines (text) or records (binary) read.")
+    values: int = Field(description="Loss values parsed.")
+    unparseable: int = Field(description="Broken record lines or records, counted.")
+    unparseable_lines: list[int] = Field(default_factory=list, description="First few (1-based).")
+    nonfinite: int = Field(description="NaN or inf loss values.")
+    nonfinite_lines: list[int] = Field(default_factory=list)
+    skipped_iterations: int = 0
+    nan_iterations: int = 0
+    first_line: int | None = Field(default=None, description="Line of the first loss record.")
+    notes: list[str] = Field(default_factory=list)
+
+
+class EvidenceSummary(BaseModel):
+    """Was this run trained from scratch? The verdict, its reasons and every figure used."""
+
+    verdict: Verdict
+    format: str
+    metric: str
+    files: list[str]
+    first_step: float | None
+    first_loss: float | None
+    first_lr: float | None = None
+    window: int | None = Field(default=None, description="Steps averaged into the first value.")
+    window_kind: str = "point"
+    last_step: float | None = None
+    last_loss: float | None = None
+    min_loss: float | None = None
+    vocab_size: int | None = None
+    vocab_source: str | None = None
+    ln_vocab: float | None = None
+    tokens_seen: float | None = None
+    claimed_tokens: float | None = None
+    reasons: list[Reason] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    parse: ParseReport
+    plot_png: str | None = None
+    plot_svg: str | None = None
+    manifest: Manifest
+    record_id: str | None = None
+
+    def to_markdown(self) -> str:
+        """Render for people (the editor action opens this, picture included)."""
+        from companion.evidence.render import render_markdown
+
+        return render_markdown(self)

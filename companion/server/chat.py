@@ -1,0 +1,193 @@
+"""`companion/chat` (streamed over `$/progress`), `companion.chat.explain` and
+`companion.chat.ask` (chat-in-file). The engine is companion.llm; this module only adapts it.
+See docs/protocol.md for the wire format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as lsp
+
+from companion.errors import InputError
+from companion.llm import ChatRequest, ChatService, DocumentContext
+from companion.llm.context import render
+from companion.server.core import CompanionServer, handles_errors
+
+log = logging.getLogger("companion.server.chat")
+METHOD = "companion/chat"
+EXPLAIN_KINDS = {"architecture": "explain_architecture", "evidence": "explain_evidence"}
+_services: dict[int, ChatService] = {}
+_pending: set[asyncio.Future[Any]] = set()
+
+
+def service(ls: CompanionServer) -> ChatService:
+    """The chat service (conversations, SDK clients) of this server."""
+    return _services.setdefault(id(ls), ChatService())
+
+
+def plain(value: Any) -> Any:
+    """pygls hands custom params over as namedtuples; turn them back into JSON values."""
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+class Stream:
+    """`$/progress` on one token: begin, a report per text delta, end. No token: silent."""
+
+    def __init__(self, ls: CompanionServer, token: str | int | None) -> None:
+        self.ls, self.token = ls, token
+
+    def _send(self, value: dict[str, Any]) -> None:
+        if self.token is not None:
+            self.ls.progress(lsp.ProgressParams(token=self.token, value=value))
+
+    def begin(self, title: str) -> None:
+        """Start the progress."""
+        self._send({"kind": "begin", "title": title, "cancellable": True})
+
+    def delta(self, text: str) -> None:
+        """One streamed piece of the answer."""
+        self._send({"kind": "report", "delta": text})
+
+    def status(self, message: str) -> None:
+        """A status line (e.g. which tool runs) without answer text."""
+        self._send({"kind": "report", "message": message})
+
+    def end(self, message: str = "done") -> None:
+        """Finish the progress."""
+        self._send({"kind": "end", "message": message})
+
+
+def parse_request(params: Any) -> tuple[ChatRequest, str | int | None]:
+    """Validate `companion/chat` params into a ChatRequest plus the workDoneToken."""
+    p = plain(params)
+    if not isinstance(p, dict):
+        raise InputError(
+            "companion/chat takes {message, conversationId?, context?, workDoneToken?}.",
+            hint="send the question as params.message.",
+        )
+    token = p.get("workDoneToken")
+    if token is not None and not isinstance(token, str | int):
+        raise InputError("workDoneToken must be a string or an integer.", hint="send a string.")
+    message = p.get("message")
+    if not isinstance(message, str):
+        raise InputError("companion/chat needs params.message (a string).", hint="send a question.")
+    cid = p.get("conversationId")
+    if cid is not None and not isinstance(cid, str):
+        raise InputError("conversationId must be a string.", hint="omit it to start a new chat.")
+    request = ChatRequest(
+        message=message, conversation_id=cid, context=DocumentContext.from_json(p.get("context"))
+    )
+    return request, token
+
+
+async def run_chat(
+    ls: CompanionServer, request: ChatRequest, stream: Stream, title: str
+) -> dict[str, Any]:
+    """Run one chat turn with progress on `stream`; returns the wire result."""
+    stream.begin(title)
+    outcome = "cancelled"
+    try:
+        result = await service(ls).chat(
+            request, ls.settings, ls.roots(), on_delta=stream.delta, on_status=stream.status
+        )
+        outcome = "done"
+        return result.to_wire()
+    except BaseException as exc:
+        outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
+        raise
+    finally:
+        stream.end(outcome)
+
+
+async def server_stream(ls: CompanionServer) -> Stream:
+    """A Stream on a server-created token when the client supports work-done progress."""
+    caps = ls.client_capabilities.window
+    if caps is None or not caps.work_done_progress:
+        return Stream(ls, None)
+    token = str(uuid.uuid4())
+    try:
+        await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
+    except Exception:  # the client refused or timed out: chat still works without progress
+        return Stream(ls, None)
+    return Stream(ls, token)
+
+
+def chat_markdown(question: str, answer: str, notes: list[str]) -> str:
+    """A `*.chat.md` document holding one exchange, ready for a follow-up question."""
+    from companion.llm.context import template
+
+    head = template("chat_file").split("## You", 1)[0].rstrip()
+    note_text = "".join(f"\n> Note: {n}\n" for n in notes)
+    return f"{head}\n\n## You\n\n{question}\n\n## companion\n\n{answer}\n{note_text}\n## You\n\n"
+
+
+def open_chat_document(ls: CompanionServer, title: str, markdown: str) -> str:
+    """Write a `*.chat.md` result and ask the client to show it; returns its URI."""
+    base = ls.results_dir or (ls.settings.data_dir() / "results")
+    base.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")[:60]
+    path = base / f"{slug}-{uuid.uuid4().hex[:8]}.chat.md"
+    path.write_text(markdown, encoding="utf-8")
+    uri = path.as_uri()
+    caps = ls.client_capabilities.window
+    if caps is not None and caps.show_document is not None:
+        request = ls.window_show_document_async(lsp.ShowDocumentParams(uri=uri, take_focus=True))
+        _pending.add(task := asyncio.ensure_future(request))
+        task.add_done_callback(_pending.discard)
+    return uri
+
+
+def register(server: CompanionServer) -> None:
+    """Register `companion/chat` and the chat commands."""
+
+    @server.feature(METHOD)
+    @handles_errors
+    async def chat(ls: CompanionServer, params: Any) -> dict[str, Any]:
+        request, token = parse_request(params)
+        return await run_chat(ls, request, Stream(ls, token), "companion chat")
+
+    @server.command("companion.chat.explain")
+    @handles_errors
+    async def explain(ls: CompanionServer, *args: Any) -> dict[str, Any]:
+        """Open a chat seeded with a document: an architecture or a piece of evidence."""
+        spec = plain(args[0]) if len(args) == 1 else None
+        kind = spec.get("kind") if isinstance(spec, dict) else None
+        uri = spec.get("uri") if isinstance(spec, dict) else None
+        if not isinstance(uri, str) or kind not in EXPLAIN_KINDS:
+            raise InputError(
+                "companion.chat.explain takes [{uri, kind: 'architecture' | 'evidence'}].",
+                hint="pass the document URI and what to explain.",
+            )
+        question = f"Explain this {kind}."
+        seed = render(EXPLAIN_KINDS[kind], uri=uri).strip()
+        opened = ls.workspace.text_documents.get(uri)
+        text = opened.source if opened is not None else None  # else the engine reads the file
+        request = ChatRequest(
+            message=question, seed=seed, context=DocumentContext(uri=uri, text=text)
+        )
+        result = await run_chat(ls, request, await server_stream(ls), f"companion: {question}")
+        name = Path(uri).name or kind
+        md = chat_markdown(f"{question} ({name})", result["text"], result["notes"])
+        result["uri"] = open_chat_document(ls, f"explain {kind} {name}", md)
+        return result
+
+    @server.command("companion.chat.ask")
+    @handles_errors
+    async def ask(ls: CompanionServer, *args: Any) -> dict[str, Any]:
+        """Answer the last question of a `*.chat.md` document, streaming into the document."""
+        from companion.server.chat_provider import ask_in_document
+
+        spec = plain(args[0]) if len(args) == 1 else None
+        uri = spec.get("uri") if isinstance(spec, dict) else None
+        if not isinstance(uri, str):
+            raise InputError("companion.chat.ask takes [{uri}].", hint="pass the chat file URI.")
+        return await ask_in_document(ls, uri)

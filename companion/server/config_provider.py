@@ -1,0 +1,256 @@
+"""Hugging Face model configs in the editor: hover, code lens, diagnostics, code actions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from lsprotocol import types as lsp
+from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument
+
+from companion.architecture.analysis import Analysis, Problem, analyse
+from companion.architecture.params import human
+from companion.errors import CompanionError
+from companion.server.core import CompanionServer
+from companion.server.providers import Provider, show_action
+
+_MAX_BYTES = 16 * 1024 * 1024
+_SEVERITY = {
+    "error": lsp.DiagnosticSeverity.Error,
+    "warning": lsp.DiagnosticSeverity.Warning,
+    "information": lsp.DiagnosticSeverity.Information,
+    "hint": lsp.DiagnosticSeverity.Hint,
+}
+_EXPLAIN = "companion.chat.explain"
+
+
+def _fs_path(uri: str) -> Path | None:
+    """The file path of a file:// URI, or None."""
+    p = to_fs_path(uri) if uri.startswith("file:") else None
+    return Path(p) if p else None
+
+
+def _looks_like_config(text: str) -> bool:
+    """Decide by content: JSON object with model_type or the core size keys."""
+    head = text[:65536]
+    if not head.lstrip().startswith(("{", "//", "/*")):
+        return False
+    if '"model_type"' in head:
+        return True
+    return ('"hidden_size"' in head and '"num_attention_heads"' in head) or (
+        '"n_embd"' in head and '"n_layer"' in head
+    )
+
+
+class ConfigProvider(Provider):
+    """Model config.json documents (recognised by content, JSON or JSONC)."""
+
+    name = "config"
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[int, Analysis]] = {}
+        self._lock = threading.Lock()
+        self._scan: tuple[float, list[tuple[str, str]]] = (0.0, [])
+
+    def matches(self, doc: TextDocument) -> bool:
+        """JSON-ish documents whose content looks like a model config."""
+        lang = (doc.language_id or "").lower()
+        if lang not in ("json", "jsonc") and not doc.uri.endswith((".json", ".jsonc")):
+            return False
+        text = doc.source
+        return len(text) <= _MAX_BYTES and _looks_like_config(text)
+
+    def analysis(self, doc: TextDocument) -> Analysis:
+        """The (cached) analysis of the document's current text."""
+        text = doc.source
+        key = hash(text)
+        with self._lock:
+            hit = self._cache.get(doc.uri)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        path = _fs_path(doc.uri)
+        result = analyse(text, path.parent if path else None)
+        with self._lock:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[doc.uri] = (key, result)
+        return result
+
+    def _range(self, a: Analysis, start: int, end: int) -> lsp.Range:
+        """Offsets to an LSP range."""
+        sl, sc = a.parsed.position(start)
+        el, ec = a.parsed.position(end)
+        return lsp.Range(lsp.Position(sl, sc), lsp.Position(el, ec))
+
+    def _diagnostic(self, a: Analysis, p: Problem) -> lsp.Diagnostic:
+        """A problem as an LSP diagnostic."""
+        return lsp.Diagnostic(
+            range=self._range(a, p.start, p.end),
+            message=p.message,
+            severity=_SEVERITY[p.severity],
+            source="companion",
+            code=p.code,
+            tags=[lsp.DiagnosticTag.Deprecated] if p.deprecated else None,
+        )
+
+    def diagnostics(self, ls: CompanionServer, doc: TextDocument) -> list[lsp.Diagnostic]:
+        """Syntax errors, head/KV mismatches, vocab vs tokenizer, unknown and deprecated keys."""
+        a = self.analysis(doc)
+        return [self._diagnostic(a, p) for p in a.problems()]
+
+    def hover(self, ls: CompanionServer, doc: TextDocument, pos: lsp.Position) -> lsp.Hover | None:
+        """Meaning and in-context value of the key under the cursor."""
+        a = self.analysis(doc)
+        found = a.hover(a.parsed.offset(pos.line, pos.character))
+        if found is None:
+            return None
+        text, start, end = found
+        return lsp.Hover(
+            contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text),
+            range=self._range(a, start, end),
+        )
+
+    def code_lenses(self, ls: CompanionServer, doc: TextDocument) -> list[lsp.CodeLens]:
+        """At the top: family, ≈ total/active parameters, nearest known architecture."""
+        a = self.analysis(doc)
+        if a.spec is None or a.params is None:
+            return []
+        top = lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
+        path = _fs_path(doc.uri)
+        p = a.params
+        partial = " (partial)" if not p.complete else ""
+        title = f"{a.spec.family} · ≈ {human(p.total)} params, {human(p.active)} active{partial}"
+        lenses = [lsp.CodeLens(range=top, command=self._show(title, "arch.params", path))]
+        if a.neighbour is not None:
+            n = a.neighbour
+            label = "same as" if n.distance == 0 else "nearest"
+            title = f"{label}: {n.name} (distance {n.distance:.2f})"
+            lenses.append(lsp.CodeLens(range=top, command=self._show(title, "arch.nearest", path)))
+        return lenses
+
+    def _show(self, title: str, tool: str, path: Path | None) -> lsp.Command | None:
+        """A lens command opening a tool's markdown result (none for unsaved documents)."""
+        if path is None:
+            return lsp.Command(title=title, command="")
+        args = {"tool": tool, "args": {"path": str(path)}, "title": title}
+        return lsp.Command(title=title, command="companion.show", arguments=[args])
+
+    def code_actions(
+        self, ls: CompanionServer, doc: TextDocument, params: lsp.CodeActionParams
+    ) -> list[lsp.CodeAction]:
+        """Quick fixes for problems in range, then the config's source actions."""
+        a = self.analysis(doc)
+        only = params.context.only
+        out: list[lsp.CodeAction] = []
+        if not only or any(lsp.CodeActionKind.QuickFix.startswith(k) for k in only):
+            out += self._fixes(a, doc, params.range)
+        if a.spec is None or (only and not any(k.startswith("source") for k in only)):
+            return out
+        return out + self._sources(ls, doc)
+
+    def _fixes(self, a: Analysis, doc: TextDocument, rng: lsp.Range) -> list[lsp.CodeAction]:
+        """Safe quick fixes for problems overlapping the requested range."""
+        lo = a.parsed.offset(rng.start.line, rng.start.character)
+        hi = a.parsed.offset(rng.end.line, rng.end.character)
+        out = []
+        for p in a.problems():
+            if p.fix is None or p.end < lo or p.start > hi:
+                continue
+            edit = lsp.TextEdit(
+                range=self._range(a, p.fix.start, p.fix.end), new_text=p.fix.new_text
+            )
+            out.append(
+                lsp.CodeAction(
+                    title=p.fix.title,
+                    kind=lsp.CodeActionKind.QuickFix,
+                    diagnostics=[self._diagnostic(a, p)],
+                    is_preferred=True,
+                    edit=lsp.WorkspaceEdit(changes={doc.uri: [edit]}),
+                )
+            )
+        return out
+
+    def _sources(self, ls: CompanionServer, doc: TextDocument) -> list[lsp.CodeAction]:
+        """Count, compare, audit and explain actions (results open as markdown)."""
+        path = _fs_path(doc.uri)
+        if path is None:
+            return []
+        kind = lsp.CodeActionKind.Source
+        me: dict[str, object] = {"path": str(path)}
+        out = [
+            show_action("Count parameters", "arch.params", me, kind),
+            show_action("Compare with known architectures", "arch.nearest", {**me, "k": 8}, kind),
+        ]
+        configs, checkpoints = self._workspace_artifacts(ls)
+        for other in configs:
+            if Path(other) != path:
+                title = f"Compare with… {self._rel(ls, other)}"
+                out.append(show_action(title, "arch.diff", {"a": str(path), "b": other}, kind))
+        out += self._audit_actions(ls, path, checkpoints)
+        if _EXPLAIN in ls.protocol.fm.commands:
+            out.append(
+                lsp.CodeAction(
+                    title="Explain this architecture",
+                    kind=kind,
+                    command=lsp.Command(
+                        title="Explain this architecture",
+                        command=_EXPLAIN,
+                        arguments=[{"uri": doc.uri, "kind": "architecture"}],
+                    ),
+                )
+            )
+        return out
+
+    def _audit_actions(
+        self, ls: CompanionServer, path: Path, checkpoints: list[str]
+    ) -> list[lsp.CodeAction]:
+        """'Audit weights against…' other checkpoints, when the audit tool is registered."""
+        from companion.tools import load_tools
+
+        audit = load_tools().get("audit.compare")
+        folder = path.parent
+        mine = [c for c in checkpoints if Path(c).parent == folder]
+        if audit is None or not mine or len(audit.positional) < 2:
+            return []
+        first, second = audit.positional[:2]
+        others = sorted({str(Path(c).parent) for c in checkpoints if Path(c).parent != folder})
+        return [
+            show_action(
+                f"Audit weights against… {self._rel(ls, o)}",
+                "audit.compare",
+                {first: o, second: str(folder)},  # A = reference, B = this model
+                lsp.CodeActionKind.Source,
+            )
+            for o in others[:8]
+        ]
+
+    def _rel(self, ls: CompanionServer, p: str) -> str:
+        """A path relative to the first workspace root, when inside it."""
+        for root in ls.roots():
+            try:
+                return str(Path(p).relative_to(root))
+            except ValueError:
+                continue
+        return p
+
+    def _workspace_artifacts(self, ls: CompanionServer) -> tuple[list[str], list[str]]:
+        """Configs and checkpoints in the workspace (bounded scan, cached for 5 s)."""
+        from companion.workspace import scan
+
+        stamp, found = self._scan
+        if time.monotonic() - stamp > 5.0:
+            roots = [r for r in ls.roots() if r.is_dir()]
+            try:
+                res = scan(roots, max_files=5000) if roots else None
+            except CompanionError:  # a vanished root must not break code actions
+                res = None
+            found = [(x.kind, x.path) for x in res.artifacts] if res else []
+            self._scan = (time.monotonic(), found)
+        configs = [p for k, p in found if k == "config"][:8]
+        ckpts = [p for k, p in found if k in ("checkpoint", "safetensors_index")]
+        return configs, ckpts
+
+
+PROVIDER = ConfigProvider()

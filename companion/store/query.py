@@ -1,0 +1,321 @@
+"""`audit.query`: filters become parameterised SQL; user text never becomes SQL text."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from companion.errors import InputError
+from companion.store.migrations import METRIC_COLUMNS
+from companion.store.views import Format, ModelRef, QueryResult, RecordSummary, TensorHit
+
+TOTAL_CAP = 10_000
+_OPS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "=", "==": "=", "!=": "!="}
+_THRESHOLD = re.compile(
+    r"^\s*([A-Za-z_][A-Za-z0-9_.]{0,80})\s*(<=|>=|==|!=|=|<|>)\s*"
+    r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+)
+_SHA = re.compile(r"^[0-9a-f]{6,64}$")
+_RELATIVE = re.compile(r"^(\d{1,5})([dhm])$")
+_ORDER = {
+    "newest": "r.created DESC, r.id DESC",
+    "oldest": "r.created ASC, r.id ASC",
+    "kind": "r.kind ASC, r.created DESC, r.id DESC",
+    "verdict": "r.verdict ASC, r.created DESC, r.id DESC",
+}
+
+
+def _split(value: Any) -> Any:
+    """Accept `a,b` strings as lists (the CLI passes strings)."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list | tuple):
+        return [p.strip() for v in value for p in str(v).split(",") if p.strip()]
+    return value
+
+
+class QueryInput(BaseModel):
+    """Arguments of `audit.query`."""
+
+    model: list[str] = Field(
+        default_factory=list,
+        description="Model name, path, or sha256 prefix (>= 6 hex digits); any listed matches.",
+    )
+    pair: list[str] = Field(
+        default_factory=list, description="Two models (name, path or sha): runs involving both."
+    )
+    verdict: list[str] = Field(
+        default_factory=list, description="Verdicts to keep: derived, independent, inconclusive."
+    )
+    kind: list[str] = Field(
+        default_factory=list,
+        description="Tool names to keep, globs allowed (audit.compare, evidence.*, arch.*).",
+    )
+    tensor: str | None = Field(default=None, description="Tensor name glob, e.g. '*.norm.weight'.")
+    role: list[str] = Field(default_factory=list, description="Tensor roles, e.g. attn_norm.")
+    where: list[str] = Field(
+        default_factory=list,
+        description="Per-tensor metric thresholds such as 'pearson>0.5' or 'z<=-3'. Indexed "
+        f"metrics: {', '.join(METRIC_COLUMNS)}; other names are looked up in the row's extras.",
+    )
+    since: str | None = Field(
+        default=None, description="Recorded at or after: ISO date/time, or 7d / 12h / 30m ago."
+    )
+    until: str | None = Field(
+        default=None, description="Recorded before: ISO date/time (a date includes that day)."
+    )
+    sort: Literal["newest", "oldest", "kind", "verdict"] = Field(
+        default="newest", description="Order of the records."
+    )
+    limit: int = Field(default=50, ge=1, le=1000, description="Records per page.")
+    offset: int = Field(default=0, ge=0, description="Records to skip (pagination).")
+    tensor_limit: int = Field(
+        default=20, ge=0, le=1000, description="Matching tensors listed per record."
+    )
+    format: Format = Field(default="md", description="Rendering: table, json, csv or md.")
+
+    _lists = field_validator("model", "pair", "verdict", "kind", "role", "where", mode="before")(
+        _split
+    )
+
+    @field_validator("pair")
+    @classmethod
+    def _two(cls, value: list[str]) -> list[str]:
+        """A pair is exactly two models."""
+        if value and len(value) != 2:
+            raise ValueError("give exactly two models, e.g. --pair base-7b,finetune-7b")
+        return value
+
+
+def parse_threshold(text: str) -> tuple[str, str, float, bool]:
+    """`pearson>0.5` -> (metric, SQL operator, value, is_column); anything else is refused."""
+    m = _THRESHOLD.match(text)
+    if not m:
+        raise InputError(
+            f"Cannot read the metric threshold {text!r}.",
+            hint="write METRIC OP NUMBER, e.g. pearson>0.5 or z<=-3 "
+            f"(metrics: {', '.join(METRIC_COLUMNS)}).",
+        )
+    name, op, number = m.group(1), _OPS[m.group(2)], float(m.group(3))
+    return name, op, number, name in METRIC_COLUMNS
+
+
+def parse_time(text: str, *, end: bool) -> str:
+    """An ISO date/time (or `7d` ago) as the store's UTC timestamp format."""
+    raw = text.strip()
+    if rel := _RELATIVE.match(raw):
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[rel.group(2)]
+        moment = datetime.now(UTC) - timedelta(**{unit: int(rel.group(1))})
+    else:
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(
+                f"Cannot read the date {text!r}.",
+                hint="use an ISO date such as 2026-01-31 or 2026-01-31T12:00, or 7d for a week.",
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if end and len(raw) == 10:  # a bare date: include the whole day
+            moment += timedelta(days=1)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _model_clause(spec: str, roots: list[Path]) -> tuple[str, list[Any]]:
+    """Records involving a model given by name, path or content/file sha256 prefix."""
+    where_m, where_a = ["m.name = ?", "m.path = ?"], ["a.path = ?"]
+    params_m: list[Any] = [spec, spec]
+    params_a: list[Any] = [spec]
+    if "/" in spec or spec.startswith(("~", ".")):
+        p = Path(spec).expanduser()
+        if not p.is_absolute():
+            p = (roots[0] if roots else Path.cwd()) / p
+        full = str(p.resolve())
+        where_m.append("m.path = ?")
+        params_m.append(full)
+        # Files under the folder: a range on the path index ('/' + 1 == '0').
+        where_a += ["a.path = ?", "(a.path > ? AND a.path < ?)"]
+        params_a += [full, full + "/", full + "0"]
+    if _SHA.match(spec.lower()):
+        low = spec.lower()
+        where_m.append("(m.content_sha256 >= ? AND m.content_sha256 < ?)")
+        params_m += [low, low + "g"]
+        where_a.append("(a.sha256 >= ? AND a.sha256 < ?)")
+        params_a += [low, low + "g"]
+    sql = (
+        "r.id IN (SELECT rm.record_id FROM record_models rm JOIN models m ON m.id = rm.model_id "
+        f"WHERE {' OR '.join(where_m)} UNION SELECT ra.record_id FROM record_artifacts ra "
+        f"JOIN artifacts a ON a.id = ra.artifact_id WHERE {' OR '.join(where_a)})"
+    )
+    return sql, params_m + params_a
+
+
+def tensor_conditions(args: QueryInput) -> tuple[list[str], list[Any]]:
+    """SQL conditions on `per_tensor t` for the tensor glob, roles and thresholds."""
+    conds: list[str] = []
+    params: list[Any] = []
+    if args.tensor:
+        conds.append("(t.name_a GLOB ? OR t.name_b GLOB ?)")
+        params += [args.tensor, args.tensor]
+    if args.role:
+        conds.append(f"t.role IN ({', '.join('?' * len(args.role))})")
+        params += args.role
+    for text in args.where:
+        name, op, value, is_column = parse_threshold(text)
+        if is_column:
+            column = METRIC_COLUMNS[METRIC_COLUMNS.index(name)]  # the whitelist's own string
+            conds.append(f"t.{column} {op} ?")
+        else:
+            conds.append(f"json_extract(t.extra, ?) {op} ?")
+            params.append('$."' + name + '"')
+        params.append(value)
+    return conds, params
+
+
+def record_conditions(args: QueryInput, roots: list[Path]) -> tuple[list[str], list[Any]]:
+    """SQL conditions on `records r` for every filter."""
+    conds: list[str] = []
+    params: list[Any] = []
+    if args.kind:
+        conds.append("(" + " OR ".join("r.kind GLOB ?" for _ in args.kind) + ")")
+        params += args.kind
+    if args.verdict:
+        conds.append(f"r.verdict IN ({', '.join('?' * len(args.verdict))})")
+        params += args.verdict
+    if args.since:
+        conds.append("r.created >= ?")
+        params.append(parse_time(args.since, end=False))
+    if args.until:
+        conds.append("r.created < ?")
+        params.append(parse_time(args.until, end=True))
+    if args.model:
+        parts = [_model_clause(m, roots) for m in args.model]
+        conds.append("(" + " OR ".join(sql for sql, _ in parts) + ")")
+        params += [p for _, ps in parts for p in ps]
+    for spec in args.pair:
+        sql, ps = _model_clause(spec, roots)
+        conds.append(sql)
+        params += ps
+    t_conds, t_params = tensor_conditions(args)
+    if t_conds:
+        conds.append(
+            f"r.id IN (SELECT t.record_id FROM per_tensor t WHERE {' AND '.join(t_conds)})"
+        )
+        params += t_params
+    return conds, params
+
+
+def run_query(
+    conn: sqlite3.Connection, args: QueryInput, roots: list[Path], store: str
+) -> QueryResult:
+    """One page of matching records with their models and matching tensors."""
+    conds, params = record_conditions(args, roots)
+    where = f"WHERE {' AND '.join(conds)}" if conds else ""
+    (total,) = conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM records r {where} LIMIT ?)", [*params, TOTAL_CAP + 1]
+    ).fetchone()
+    rows = conn.execute(
+        "SELECT r.id, r.uid, r.kind, r.created, r.verdict, r.reasons, r.tool_version, "
+        "(SELECT n_tensors FROM audits au WHERE au.record_id = r.id) AS n_tensors "
+        f"FROM records r {where} ORDER BY {_ORDER[args.sort]} LIMIT ? OFFSET ?",
+        [*params, args.limit, args.offset],
+    ).fetchall()
+    models = _models_of(conn, [r["id"] for r in rows])
+    t_conds, t_params = tensor_conditions(args)
+    records = []
+    for r in rows:
+        summary = RecordSummary(
+            id=r["uid"],
+            kind=r["kind"],
+            created=r["created"],
+            verdict=r["verdict"],
+            reasons=json.loads(r["reasons"]),
+            models=models.get(r["id"], []),
+            tool_version=r["tool_version"],
+            n_tensors=r["n_tensors"],
+        )
+        if t_conds:
+            summary.tensor_matches, summary.tensors = _tensors_of(
+                conn, r["id"], t_conds, t_params, args.tensor_limit
+            )
+        records.append(summary)
+    return QueryResult(
+        records=records,
+        total=min(total, TOTAL_CAP),
+        total_capped=total > TOTAL_CAP,
+        offset=args.offset,
+        limit=args.limit,
+        format=args.format,
+        store=store,
+    )
+
+
+def _models_of(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[ModelRef]]:
+    """Models of each record, in argument order."""
+    out: dict[int, list[ModelRef]] = {}
+    if not ids:
+        return out
+    rows = conn.execute(
+        "SELECT rm.record_id, rm.side, m.name, m.path, m.content_sha256 FROM record_models rm "
+        f"JOIN models m ON m.id = rm.model_id WHERE rm.record_id IN ({', '.join('?' * len(ids))}) "
+        "ORDER BY rm.record_id, rm.side",
+        ids,
+    ).fetchall()
+    for row in rows:
+        out.setdefault(row[0], []).append(
+            ModelRef(side=row[1], name=row[2], path=row[3], content_sha256=row[4])
+        )
+    return out
+
+
+def _tensors_of(
+    conn: sqlite3.Connection, record_id: int, conds: list[str], params: list[Any], limit: int
+) -> tuple[int, list[TensorHit]]:
+    """How many of a record's tensors match, and the first `limit` of them."""
+    where = " AND ".join(["t.record_id = ?", *conds])
+    (count,) = conn.execute(
+        f"SELECT count(*) FROM per_tensor t WHERE {where}", [record_id, *params]
+    ).fetchone()
+    rows = conn.execute(
+        f"SELECT t.* FROM per_tensor t WHERE {where} ORDER BY t.id LIMIT ?",
+        [record_id, *params, limit],
+    ).fetchall()
+    hits = [
+        TensorHit(
+            name_a=row["name_a"],
+            name_b=row["name_b"],
+            role=row["role"],
+            layer=row["layer"],
+            extra=json.loads(row["extra"]),
+            **{m: row[m] for m in METRIC_COLUMNS},
+        )
+        for row in rows
+    ]
+    return int(count), hits
+
+
+def find_record(conn: sqlite3.Connection, ref: str) -> sqlite3.Row:
+    """The record with this id (or a unique prefix of at least 4 characters)."""
+    key = ref.strip().lower()
+    row = conn.execute("SELECT * FROM records WHERE uid = ?", (key,)).fetchone()
+    if row is not None:
+        return row  # type: ignore[no-any-return]
+    rows = []
+    if len(key) >= 4 and re.fullmatch(r"[0-9a-f]+", key):
+        rows = conn.execute(
+            "SELECT * FROM records WHERE uid >= ? AND uid < ? LIMIT 2", (key, key + "g")
+        ).fetchall()
+    if len(rows) == 1:
+        return rows[0]  # type: ignore[no-any-return]
+    if len(rows) > 1:
+        raise InputError(f"Record id {ref!r} is ambiguous.", hint="give more characters of the id.")
+    raise InputError(
+        f"No record {ref!r} in the audit store.",
+        hint="run `companion query` to list record ids (newest first).",
+    )

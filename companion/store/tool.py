@@ -1,0 +1,156 @@
+"""Store tools: query, export, verify, check and register (CLI, LSP and LLM from one place)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+
+from companion.errors import InputError
+from companion.manifest import Manifest, build_manifest
+from companion.store.check import CheckInput, CheckResult, check_store
+from companion.store.db import settings_store
+from companion.store.export import ExportInput, ExportResult, build_bundle, bundle_markdown
+from companion.store.query import QueryInput, find_record, run_query
+from companion.store.verify import VerifyInput, VerifyResult, verify
+from companion.store.views import QueryResult
+from companion.tools import ToolContext, tool
+
+
+@tool(
+    "audit.query",
+    description="Query recorded evidence summaries, audits, architecture descriptions and "
+    "tokenizer comparisons: filter by model, pair, verdict, kind, date, tensor name, role and "
+    "per-tensor metric thresholds; sorted and paginated.",
+    read_only=True,
+    cli="query",
+)
+def query_tool(args: QueryInput, ctx: ToolContext) -> QueryResult:
+    """Run one query against the store."""
+    path = ctx.settings.resolved_store_path()
+    with settings_store(ctx.settings) as conn:
+        return run_query(conn, args, ctx.roots, str(path))
+
+
+@tool(
+    "store.export",
+    description="Export one recorded run as a self-contained evidence bundle (JSON or "
+    "markdown): manifest with input hashes, parameters, models and the full result.",
+    read_only=False,
+    cli="export",
+    positional=("id",),
+)
+def export_tool(args: ExportInput, ctx: ToolContext) -> ExportResult:
+    """Build the bundle; write it to `output` when asked."""
+    with settings_store(ctx.settings) as conn:
+        bundle = build_bundle(conn, find_record(conn, args.id))
+    result = ExportResult(id=bundle["id"], format=args.format, bundle=bundle)
+    if args.output:
+        target = ctx.path(args.output)
+        text = result.to_json() if args.format == "json" else bundle_markdown(bundle)
+        try:
+            target.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(
+                f"Cannot write {target}: {exc.strerror or exc}.",
+                hint="choose a writable --output path.",
+            ) from None
+        result.written = str(target)
+    return result
+
+
+@tool(
+    "store.verify",
+    description="Re-verify a recorded result: re-hash its input files, re-run the recorded "
+    "tool with the recorded parameters and compare every number within a stated tolerance. "
+    "Reports `reproduced` or `mismatch` with the files and values that differ.",
+    read_only=True,
+    cli="verify",
+    positional=("target",),
+)
+def verify_tool(args: VerifyInput, ctx: ToolContext) -> VerifyResult:
+    """Verify a record id, bundle, saved result or manifest."""
+    return verify(args, ctx)
+
+
+@tool(
+    "store.check",
+    description="Check the audit store file: integrity, schema version, row counts, and what "
+    "to do if it is damaged or not a companion store.",
+    read_only=True,
+    cli="store check",
+)
+def check_tool(args: CheckInput, ctx: ToolContext) -> CheckResult:
+    """Inspect the configured (or given) store file without changing it."""
+    path = ctx.path(args.path) if args.path else ctx.settings.resolved_store_path()
+    return check_store(path)
+
+
+class RegisterInput(BaseModel):
+    """Arguments of `store.register`."""
+
+    paths: list[str] = Field(description="Model files or folders to fingerprint.")
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        """Accept a single path string."""
+        return [value] if isinstance(value, str) else value
+
+
+class RegisterResult(BaseModel):
+    """The recorded fingerprint (sha256 and size of every file) of one or more models."""
+
+    files: int
+    total_bytes: int
+    manifest: Manifest
+    record_id: str | None = None
+
+    def to_markdown(self) -> str:
+        """A table of hashed files."""
+        lines = [f"# Registered {self.files} files ({self.total_bytes} bytes)", ""]
+        lines += ["| file | size | sha256 |", "|---|---|---|"]
+        lines += [f"| {f.path} | {f.size} | `{f.sha256}` |" for f in self.manifest.inputs]
+        if self.record_id:
+            lines += ["", f"Record `{self.record_id}`: `companion verify {self.record_id}`."]
+        return "\n".join(lines)
+
+
+_MODEL_SUFFIXES = (".safetensors", ".json", ".bin", ".model", ".txt", ".gguf", ".pt")
+
+
+def _files_of(path: Path, ctx: ToolContext) -> list[Path]:
+    """A file, or the model files directly inside a folder."""
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in _MODEL_SUFFIXES)
+        if found:
+            return found
+    raise InputError(
+        f"{path} is not a file or a folder with model files.",
+        hint="pass a checkpoint file or a model folder (safetensors, config.json...).",
+    )
+
+
+@tool(
+    "store.register",
+    description="Fingerprint model files (sha256 and size) and record them in the audit store, "
+    "so later runs can be matched to this exact content and re-verified.",
+    read_only=True,
+    cli="store register",
+    positional=("paths",),
+    record=True,
+)
+def register_tool(args: RegisterInput, ctx: ToolContext) -> RegisterResult:
+    """Hash the files and return a manifest."""
+    files: list[Path] = []
+    for p in args.paths:
+        ctx.check_cancelled()
+        files += _files_of(ctx.path(p), ctx)
+    manifest = build_manifest("store.register", args.model_dump(mode="json"), files)
+    return RegisterResult(
+        files=len(manifest.inputs),
+        total_bytes=sum(f.size for f in manifest.inputs),
+        manifest=manifest,
+    )

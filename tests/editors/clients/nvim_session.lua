@@ -1,0 +1,70 @@
+-- Headless Neovim session driven by tests/editors/test_editors_neovim.py.
+-- Env: PLUGIN (editors/neovim), COMPANION_CMD (JSON argv), LLM_BASE_URL, WS, OUT, GO (a file the
+-- test creates once it has seen the upstream stream close after our cancel).
+local out = {}
+local function wait(ms, cond, what)
+  if not vim.wait(ms, cond, 20) then error('timed out waiting for ' .. what) end
+end
+local function buffer_text(buf) return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '\n') end
+
+local ok, err = pcall(function()
+  vim.opt.runtimepath:prepend(os.getenv('PLUGIN'))
+  local companion = require('companion').setup({
+    cmd = vim.fn.json_decode(os.getenv('COMPANION_CMD')),
+    llm = { baseUrl = os.getenv('LLM_BASE_URL'), model = 'test-model' },
+  })
+  local chat = require('companion.chat')
+  local ws = os.getenv('WS')
+  vim.cmd('edit ' .. ws .. '/config.json')
+  local config_buf = vim.api.nvim_get_current_buf()
+  wait(15000, function()
+    local c = vim.lsp.get_active_clients()[1]
+    return c ~= nil and c.initialized and vim.lsp.buf_is_attached(config_buf, c.id)
+  end, 'the companion client to attach')
+
+  -- :CompanionQuery runs audit.query through companion.show and opens the markdown result.
+  vim.cmd('CompanionQuery verdict=derived')
+  wait(15000, function() return vim.api.nvim_buf_get_name(0):match('%.md$') ~= nil end, 'the query result')
+  out.query_file = vim.api.nvim_buf_get_name(0)
+  out.query_text = buffer_text(0)
+  vim.cmd('wincmd p')
+
+  -- :CompanionChat streams into the chat buffer.
+  local deltas = 0
+  local orig = chat.on_progress
+  chat.on_progress = function(token, value)
+    if value and value.kind == 'report' and value.delta then deltas = deltas + 1 end
+    return orig(token, value)
+  end
+  vim.cmd('CompanionChat Was B derived from A?')
+  wait(30000, function() return chat.state.current == nil and deltas > 0 end, 'the first answer')
+  out.deltas = deltas
+  out.conversation = chat.state.conversation
+  out.chat_after_first = buffer_text(chat.state.buf)
+
+  -- A second, slow turn: stop it after the first delta.
+  deltas = 0
+  vim.cmd('CompanionChat And the second model?')
+  local turn = chat.state.current
+  wait(30000, function() return deltas > 0 end, 'the first delta of the slow answer')
+  vim.cmd('CompanionChatStop')
+  out.stopped_text = buffer_text(chat.state.buf)
+  out.deltas_before_stop = deltas
+  -- The server answers the cancelled request; Neovim mutes RequestCancelled (-32800), so a
+  -- finished request whose callback never ran was acknowledged as cancelled.
+  wait(15000, function() return turn.client.requests[turn.id] == nil end, 'the reply to the cancel')
+  out.cancel_acknowledged = turn.reply == nil
+  local go = os.getenv('GO')
+  wait(30000, function() return vim.loop.fs_stat(go) ~= nil end, 'the test to see the upstream close')
+  out.deltas_after_stop = deltas
+  out.final_text = buffer_text(chat.state.buf)
+end)
+out.ok = ok
+local cbuf = require('companion.chat').state.buf
+if not ok and cbuf then out.chat_text = buffer_text(cbuf) end
+out.error = err and tostring(err) or nil
+local f = io.open(os.getenv('OUT'), 'w')
+f:write(vim.fn.json_encode(out))
+f:close()
+for _, c in ipairs(vim.lsp.get_active_clients()) do c.stop(true) end
+vim.cmd(ok and 'qall!' or 'cquit! 3')

@@ -1,0 +1,76 @@
+"""Real editors with our plugins drive the real server and a streamed, cancelled chat.
+
+Headless Neovim (editors/neovim, built-in LSP) and Emacs batch (editors/emacs, eglot) each:
+attach to a config.json, run :CompanionQuery / companion-query (the server writes markdown that
+the plugin opens), stream a chat turn from a loopback OpenAI-compatible endpoint, then stop a
+slow second turn and check the cancel reached the server and closed the upstream stream.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers.editors import CLIENTS, EDITORS, editor_env, finish, make_workspace, run_until
+from helpers.openai_server import OpenAIServer, Turn
+
+FAST = "No: the mean-centred correlation is about zero, so **independent**."
+SLOW = " ".join(f"word{i}" for i in range(60))
+
+EDITOR_RUNS = {
+    "neovim": (
+        "nvim",
+        EDITORS / "neovim",
+        ["nvim", "--headless", "-u", "NONE", "-i", "NONE", "-n", "-c"],
+        f"luafile {CLIENTS / 'nvim_session.lua'}",
+    ),
+    # No -Q: Debian's site-start puts eglot on the load path.
+    "emacs": ("emacs", EDITORS / "emacs", ["emacs", "--batch", "-l"], str(CLIENTS / "emacs_session.el")),
+}
+
+
+@pytest.mark.parametrize("editor", sorted(EDITOR_RUNS))
+def test_editor_plugin_query_chat_and_stop(editor: str, tmp_path: Path) -> None:
+    binary, plugin, argv, script_arg = EDITOR_RUNS[editor]
+    if shutil.which(binary) is None:
+        pytest.skip(f"{binary} missing (make system-deps)")
+    ws = make_workspace(tmp_path / "ws")
+    out, go = tmp_path / "out.json", tmp_path / "go"
+    script = [Turn(text=FAST, chunks=4), Turn(text=SLOW, chunks=60, delay=0.25)]
+    with OpenAIServer(script, model="test-model") as srv:
+        env = editor_env(
+            tmp_path, PLUGIN=str(plugin), LLM_BASE_URL=srv.base_url, WS=str(ws), OUT=str(out),
+            GO=str(go),
+        )  # fmt: skip
+        proc, alive = run_until([*argv, script_arg], env, lambda: bool(srv.disconnects))
+        go.touch()
+        result = finish(proc, out)
+        requests = srv.chat_requests()
+
+    assert str(result["query_file"]).endswith(".md")
+    assert "audit" in str(result["query_text"]).lower()
+
+    first = str(result["chat_after_first"])
+    assert int(result["deltas"]) >= 2  # the answer streamed in pieces
+    assert "## You\n\nWas B derived from A?\n\n## Companion\n\n" + FAST in first
+    assert "tokens" in first.split(FAST, 1)[1]  # usage footer under the answer
+    assert result["conversation"]
+
+    # Stop keeps the partial answer; the server acknowledged the cancel and closed the upstream
+    # HTTP stream while the editor (and so the server) was still running.
+    stopped = str(result["stopped_text"])
+    assert stopped.endswith("_[stopped]_\n\n")
+    partial = stopped.split("And the second model?\n\n## Companion\n\n", 1)[1]
+    assert partial.startswith("word0") and SLOW not in partial
+    if editor == "neovim":
+        assert result["cancel_acknowledged"] is True  # Neovim mutes RequestCancelled replies
+    else:
+        assert result["cancel_reply"] == -32800  # RequestCancelled
+    assert alive, "the upstream stream closed only when the editor exited"
+    assert result["final_text"] == stopped  # nothing was appended after Stop
+
+    assert len(requests) == 2
+    second = [str(m.get("content")) for m in requests[1].body["messages"]]
+    assert any("Was B derived from A?" in c for c in second)  # the conversation continued
+    assert requests[1].body["model"] == "test-model"

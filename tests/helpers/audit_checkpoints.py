@@ -1,0 +1,60 @@
+"""Checkpoint generators for the audit tests: a family of real safetensors files + hostile ones."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from companion.audit import synth
+
+SPEC = synth.Spec()
+
+
+def family(root: Path) -> dict[str, Path]:
+    """Base plus every derivative the issue lists, and independent models (cosine trap)."""
+    w = synth.base(SPEC, seed=0)
+    pruned, pruned_spec = synth.depth_pruned(w, SPEC, drop=(1,))
+    graft = synth.base(SPEC, seed=200)
+    graft["model.embed_tokens.weight"] = w["model.embed_tokens.weight"]
+    return {
+        "base": synth.save(root / "base", w, SPEC),
+        "finetune": synth.save(root / "finetune", synth.finetune(w, seed=1), SPEC),
+        "permuted": synth.save(root / "permuted", synth.permuted(w, SPEC, seed=2), SPEC),
+        "pruned": synth.save(root / "pruned", pruned, pruned_spec),
+        "bf16": synth.save(root / "bf16", synth.cast(w), SPEC),
+        "rescaled": synth.save(root / "rescaled", synth.rescaled(w, SPEC, seed=3), SPEC),
+        "independent": synth.save(root / "independent", synth.base(SPEC, seed=100), SPEC),
+        "independent2": synth.save(root / "independent2", synth.base(SPEC, seed=101), SPEC),
+        "sharded": synth.save(root / "sharded", synth.finetune(w, seed=1), SPEC, shards=3),
+        "graft": synth.save(root / "graft", graft, SPEC),
+    }
+
+
+def raw_file(path: Path, header: Any, data: bytes = b"", length: int | None = None) -> Path:
+    """Write a file with a given header (dict -> JSON, or raw bytes) and data section."""
+    blob = header if isinstance(header, bytes) else json.dumps(header).encode()
+    n = len(blob) if length is None else length
+    path.write_bytes(struct.pack("<Q", n) + blob + data)
+    return path
+
+
+def entry(dtype: str, shape: list[int], begin: int, end: int) -> dict[str, Any]:
+    """One header entry."""
+    return {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+
+
+def pair_with(
+    root: Path, name: str, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]
+) -> tuple[Path, Path]:
+    """Two single-tensor checkpoints holding `a` and `b` under the same name."""
+    from companion.audit.safetensors import write_safetensors
+
+    (root / "pa").mkdir(exist_ok=True)
+    (root / "pb").mkdir(exist_ok=True)
+    write_safetensors(root / "pa" / "model.safetensors", {name: a})
+    write_safetensors(root / "pb" / "model.safetensors", {name: b})
+    return root / "pa", root / "pb"

@@ -1,0 +1,70 @@
+"""A separate process that records audits into a store, for concurrency and crash tests.
+
+    python -m helpers.store_writer WORKDIR COUNT CHUNKS [--go FILE] [--hang-last]
+
+It records COUNT test audits through the same path as the CLI (run_tool with the store's
+recorder; the store is wherever COMPANION_HOME points) and prints `committed <id>` after each
+commit. With --go it prints `ready` and waits for FILE to exist before writing. With
+--hang-last, the last audit stops half-way through its per-tensor rows (inside the open
+transaction), prints `MIDWRITE` and sleeps, so a test can kill -9 it there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import companion.store.record as record
+import helpers.store_tools  # noqa: F401  (registers the test tools)
+from companion.settings import Settings
+from companion.store import recorder_for
+from companion.tools import ToolContext, run_tool
+from helpers.store_tools import make_pair
+
+
+def _hanging(real: Any) -> Any:
+    """Wrap tensor_rows so that it stalls after half of the rows."""
+
+    def rows(record_id: int, items: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+        items = list(items)
+        for i, row in enumerate(real(record_id, items)):
+            if i == len(items) // 2:
+                print("MIDWRITE", flush=True)
+                time.sleep(120)
+            yield row
+
+    return rows
+
+
+def main() -> int:
+    """Record COUNT audits, printing each committed id."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("count", type=int)
+    parser.add_argument("chunks", type=int)
+    parser.add_argument("--go", type=Path)
+    parser.add_argument("--hang-last", action="store_true")
+    ns = parser.parse_args()
+    a, b = make_pair(ns.workdir, size=max(4096, ns.chunks * 8))
+    settings = Settings()
+    ctx = ToolContext(settings=settings, roots=[ns.workdir], recorder=recorder_for(settings))
+    if ns.go is not None:
+        print("ready", flush=True)
+        deadline = time.monotonic() + 60
+        while not ns.go.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    for i in range(ns.count):
+        if ns.hang_last and i == ns.count - 1:
+            record.tensor_rows = _hanging(record.tensor_rows)
+        args = {"a": str(a), "b": str(b), "chunks": ns.chunks}
+        result = run_tool("audit.test_compare", args, ctx)
+        print("committed", result.record_id, flush=True)  # type: ignore[attr-defined]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
