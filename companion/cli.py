@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from companion import __version__
-from companion.errors import CompanionError
+from companion.errors import CompanionError, NotRecordedError
 
 EXIT_USER_ERROR = 2
 
@@ -117,6 +117,11 @@ def _print_result(result: BaseModel, as_json: bool) -> None:
         to_json = getattr(result, "to_json", None)
         print(to_json() if callable(to_json) else result.model_dump_json(indent=2))
         return
+    to_text = getattr(result, "to_text", None)
+    text = to_text() if callable(to_text) else None
+    if text is not None:  # machine formats (csv, table) go out raw, ready to redirect
+        print(text, end="" if text.endswith("\n") else "\n")
+        return
     from rich.console import Console
     from rich.markdown import Markdown
 
@@ -138,7 +143,13 @@ def run_cli_tool(ns: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"store_enabled": False})
     ctx = ToolContext(settings=settings, roots=[Path.cwd()], recorder=recorder_for(settings))
     ctx.progress = _console_progress()
-    _print_result(run_tool(t.name, raw, ctx), ns._json)
+    try:
+        result = run_tool(t.name, raw, ctx)
+    except NotRecordedError as exc:
+        if isinstance(exc.result, BaseModel):
+            _print_result(exc.result, ns._json)  # show the answer, then the store problem
+        raise
+    _print_result(result, ns._json)
     return 0
 
 

@@ -19,7 +19,7 @@ from companion.tools import ToolContext
 
 Show = Callable[[str, BaseModel], None]
 
-DEMO_SECTIONS: tuple[str, ...] = ("companion.workspace_demo", "companion.architecture.demo", "companion.evidence.demo")
+DEMO_SECTIONS: tuple[str, ...] = ("companion.workspace_demo", "companion.architecture.demo", "companion.evidence.demo", "companion.audit.demo", "companion.store.demo")
 
 
 def run_demo(folder: Path | None) -> int:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
-from companion.errors import Cancelled, InputError
+from companion.errors import Cancelled, CompanionError, InputError, NotRecordedError
 from companion.settings import Settings
 
 # Modules that declare tools. Each engine adds its own line; importing one registers its tools.
@@ -54,7 +54,12 @@ class ToolContext:
         p = Path(raw).expanduser()
         if not p.is_absolute() and self.roots:
             p = self.roots[0] / p
-        resolved = p.resolve()
+        try:
+            resolved = p.resolve()
+        except (RuntimeError, OSError) as exc:  # symlink loops raise RuntimeError on 3.11
+            raise InputError(
+                f"Cannot resolve path {raw!r}: {exc}.", hint="fix or remove the symlink loop."
+            ) from None
         if self.confine and not any(resolved.is_relative_to(r.resolve()) for r in self.roots):
             raise InputError(
                 f"Path {raw!r} is outside the workspace folders.",
@@ -187,7 +192,12 @@ def run_tool(name: str, raw: object, ctx: ToolContext) -> BaseModel:
     ctx.check_cancelled()
     result = t.func(args, ctx)
     if t.record and ctx.recorder is not None:
-        record_id = ctx.recorder(t, args, result)
+        try:
+            record_id = ctx.recorder(t, args, result)
+        except CompanionError as exc:
+            # A long computation must not be lost because the store is locked or damaged:
+            # the error carries the result so that front doors can still show it.
+            raise NotRecordedError(exc, result) from None
         if record_id is not None and "record_id" in type(result).model_fields:
             result = result.model_copy(update={"record_id": record_id})
     return result

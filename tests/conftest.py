@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,14 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
+# Set before any test module builds a server environment, so that no test process (nor a
+# server it spawns) ever writes to the real per-user store.
+os.environ["COMPANION_HOME"] = tempfile.mkdtemp(prefix="companion-test-home-")
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Never touch the real per-user store: every test gets its own COMPANION_HOME."""
-    if "COMPANION_HOME" not in os.environ or os.environ["COMPANION_HOME"].startswith(str(REPO)):
-        monkeypatch.setenv("COMPANION_HOME", str(tmp_path_factory.mktemp("home")))
+    """Every test gets its own COMPANION_HOME."""
+    monkeypatch.setenv("COMPANION_HOME", str(tmp_path_factory.mktemp("home")))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 ROLES = (
     "embedding", "norm", "q", "k", "v", "o", "qkv", "kv",
@@ -159,6 +160,8 @@ def map_layers(
     Equal depths map in order. A shallower B (pruned) maps injectively; a deeper B
     (depth up-scaled) may reuse A layers, keeping order.
     """
+    import numpy as np  # lazy: keeps server start-up light
+
     na, nb = len(layers_a), len(layers_b)
     if na == nb:
         return {b: a for a, b in zip(layers_a, layers_b, strict=True)}

@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from companion.audit.alignment import role_filter
+from companion.audit.alignment import map_layers, role_filter
 from companion.audit.checkpoint import Checkpoint, open_checkpoint
+from companion.audit.kernel import stream_pair
 from companion.audit.matching import projection
-from companion.audit.metrics import PairAccumulator, StreamPlan, read_sample, stream_pair
+from companion.audit.metrics import PairAccumulator, StreamPlan, positions_for, read_sample
 from companion.audit.models import AuditInput, AuditResult
-from companion.audit.pairing import Pair, Side, index_side, layer_map, make_pairs
+from companion.audit.pairing import Pair, Side, index_side, layer_scores, make_pairs
 from companion.audit.summarize import Streams, summarize
+from companion.errors import Cancelled
 from companion.manifest import InputFile, Manifest
 from companion.tools import ToolContext
 
@@ -26,6 +29,7 @@ T = TypeVar("T")
 Array = np.ndarray[Any, Any]
 _HASH_CHUNK = 1 << 22
 _PROJ_DIMS = 64
+_NONE = np.empty(0, dtype=np.int64)
 
 
 class Progress:
@@ -64,19 +68,23 @@ def run_parallel(
         raise
 
 
-def _hash(path: Path, progress: Progress) -> InputFile:
-    """sha256 of one input file, streamed, honouring cancellation."""
+def _hash(path: Path, progress: Progress, stop: threading.Event) -> InputFile:
+    """sha256 of one input file, streamed through one reused buffer, honouring cancellation."""
     h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            h.update(chunk)
-            progress.tick(len(chunk) // 4, f"hashing {path.name}")
+    buf = bytearray(_HASH_CHUNK)
+    view = memoryview(buf)
+    with path.open("rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+            if stop.is_set():
+                raise Cancelled("Audit stopped.")
+            progress.tick(n // 4, f"hashing {path.name}")
     return InputFile(path=str(path), size=path.stat().st_size, sha256=h.hexdigest())
 
 
-def _hasher(path: Path, progress: Progress) -> Callable[[], InputFile]:
+def _hasher(path: Path, progress: Progress, stop: threading.Event) -> Callable[[], InputFile]:
     """A job hashing one file."""
-    return lambda: _hash(path, progress)
+    return lambda: _hash(path, progress, stop)
 
 
 def _sample_all(
@@ -96,7 +104,7 @@ def _sample_all(
 
         return run
 
-    jobs = [job(s, n) for s in sides for n in s.by_key.values()]
+    jobs = [job(s, n) for s in sides for n in s.by_key.values() if n not in s.samples]
     for side, name, sample in run_parallel(pool, jobs, ctx):
         side.samples[name] = sample
 
@@ -143,19 +151,6 @@ def _plan(a: Side, b: Side, pair: Pair, match_layers: set[int], args: AuditInput
     return StreamPlan(gain_a=gain_a, gain_b=gain_b, projection=proj)
 
 
-def _shift(side: Side, name: str) -> float:
-    """The sample mean, used to shift sums for exact Pearson."""
-    s = side.samples.get(name)
-    if s is None or s.size == 0:
-        return 0.0
-    m = (
-        float(np.nanmean(np.where(np.isfinite(s), s, np.nan)))
-        if not np.isfinite(s).all()
-        else float(s.mean())
-    )
-    return m if np.isfinite(m) else 0.0
-
-
 def _stream_all(
     pool: ThreadPoolExecutor,
     a: Side,
@@ -168,21 +163,54 @@ def _stream_all(
 ) -> list[PairAccumulator]:
     """Stream every pair on the pool."""
 
+    def positions(side: Side, name: str) -> Array:
+        if name in side.samples:
+            return _NONE
+        return positions_for(side.ref(name).info.numel, args.sample_size, args.seed)
+
     def job(pair: Pair) -> Callable[[], PairAccumulator]:
         def run() -> PairAccumulator:
             ra, rb = a.ref(pair.name_a), b.ref(pair.name_b)
-            shift = (_shift(a, pair.name_a), _shift(b, pair.name_b))
-            return stream_pair(
+            pos = (positions(a, pair.name_a), positions(b, pair.name_b))
+            acc, sa, sb = stream_pair(
                 ra,
                 rb,
-                shift,
                 _plan(a, b, pair, match_layers, args),
+                pos,
                 lambda n: progress.tick(n, f"comparing {pair.name_a}"),
             )
+            if pos[0].size or ra.info.numel == 0:
+                a.samples.setdefault(pair.name_a, sa)
+            if pos[1].size or rb.info.numel == 0:
+                b.samples.setdefault(pair.name_b, sb)
+            return acc
 
         return run
 
     return run_parallel(pool, [job(p) for p in pairs], ctx)
+
+
+def _map(a: Side, b: Side, sampled: bool) -> dict[int, int]:
+    """The A -> B layer map: in order for equal depths, else from the sample scores."""
+    la, lb = a.layers(), b.layers()
+    if len(la) == len(lb):
+        b_to_a = map_layers(la, lb, np.zeros((len(la), len(lb))))
+    else:
+        assert sampled, "unequal depths need the samples first"
+        b_to_a = map_layers(*layer_scores(a, b))
+    a_to_b: dict[int, int] = {}
+    for layer_b, layer_a in sorted(b_to_a.items()):
+        a_to_b.setdefault(layer_a, layer_b)
+    return a_to_b
+
+
+def _map_scores(a: Side, b: Side, a_to_b: dict[int, int]) -> dict[int, float]:
+    """The sample-Pearson score of each mapped B layer (for the report)."""
+    la, lb, score = layer_scores(a, b)
+    return {
+        layer_b: float(score[la.index(layer_a), lb.index(layer_b)])
+        for layer_a, layer_b in a_to_b.items()
+    }
 
 
 def _pick_layers(layers: list[int], count: int) -> set[int]:
@@ -212,24 +240,45 @@ def run_audit(
         stream_bytes = sum(c.nbytes for c in ckpts[1:]) * 2
         hash_bytes = sum(f.stat().st_size for f in files)
         progress = Progress(ctx, n_samples + stream_bytes + hash_bytes // 4)
-        with ThreadPoolExecutor(
-            max_workers=ctx.settings.audit_workers, thread_name_prefix="audit"
-        ) as pool:
-            _sample_all(pool, sides, args, progress, ctx)
-            a_to_b, map_scores = layer_map(a, b)
-            pairs, unmatched = make_pairs(a, b, a_to_b)
-            match_layers = (
-                _pick_layers(sorted(a_to_b), args.match_layers) if args.permutation_test else set()
-            )
-            accs = _stream_all(pool, a, b, pairs, match_layers, args, progress, ctx)
-            third_pairs: list[Pair] = []
-            third_accs: list[PairAccumulator] = []
-            if third is not None:
-                a_to_c, _ = layer_map(a, third)
-                third_pairs, third_unmatched = make_pairs(a, third, a_to_c)
-                unmatched += [(n, "baseline", r) for n, side, r in third_unmatched if side != "a"]
-                third_accs = _stream_all(pool, a, third, third_pairs, set(), args, progress, ctx)
-            inputs = run_parallel(pool, [_hasher(f, progress) for f in files], ctx)
+        workers = ctx.settings.audit_workers
+        stop = threading.Event()
+        with (
+            threadpool_limits(limits=1, user_api="blas"),
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit") as pool,
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="audit-hash") as hasher,
+        ):
+            hashes = [hasher.submit(_hash, f, progress, stop) for f in files]
+            try:
+                # Samples come free with the stream; read them first only when the layer
+                # map needs them (depths differ).
+                depths = {len(s.layers()) for s in sides}
+                sampled = len(depths) > 1
+                if sampled:
+                    _sample_all(pool, sides, args, progress, ctx)
+                a_to_b = _map(a, b, sampled)
+                pairs, unmatched = make_pairs(a, b, a_to_b)
+                match_layers = (
+                    _pick_layers(sorted(a_to_b), args.match_layers)
+                    if args.permutation_test
+                    else set()
+                )
+                accs = _stream_all(pool, a, b, pairs, match_layers, args, progress, ctx)
+                third_pairs: list[Pair] = []
+                third_accs: list[PairAccumulator] = []
+                if third is not None:
+                    a_to_c = _map(a, third, sampled)
+                    third_pairs, third_unmatched = make_pairs(a, third, a_to_c)
+                    unmatched += [
+                        (n, "baseline", r) for n, side, r in third_unmatched if side != "a"
+                    ]
+                    third_accs = _stream_all(
+                        pool, a, third, third_pairs, set(), args, progress, ctx
+                    )
+                _sample_all(pool, sides, args, progress, ctx)  # only what the stream missed
+                map_scores = _map_scores(a, b, a_to_b)
+                inputs = [h.result() for h in hashes]
+            finally:
+                stop.set()
         ctx.progress("summarizing", 0.99)
         streams = Streams(
             a, b, third, pairs, accs, third_pairs, third_accs, a_to_b, map_scores, unmatched

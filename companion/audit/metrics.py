@@ -1,12 +1,11 @@
-"""One streamed pass per tensor pair with float64 accumulators, plus sample-based metrics.
+"""Accumulators of the streamed pass (see kernel.py) and the sample-based metrics.
 
-Sums are taken on values shifted by a per-tensor reference (the sample mean) so that
-Pearson stays exact for gains that sit near one; cosine is rebuilt from the shifted sums.
+Sums may be taken on values shifted by a per-tensor reference (the mean, for gains that sit
+near one) so that Pearson stays exact; cosine is rebuilt from the shifted sums.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import sqrt
 from typing import Any
@@ -42,6 +41,17 @@ class Moments:
         self.saa += float(fa @ fa)
         self.sbb += float(fb @ fb)
         self.sab += float(fa @ fb)
+
+    def add_sums(
+        self, count: int, sa: float, sb: float, saa: float, sbb: float, sab: float
+    ) -> None:
+        """Accumulate sums already taken over a chunk (shifted by ka and kb)."""
+        self.n += count
+        self.sa += float(sa)
+        self.sb += float(sb)
+        self.saa += float(saa)
+        self.sbb += float(sbb)
+        self.sab += float(sab)
 
     def pearson(self) -> float | None:
         """Mean-centred cosine (Pearson correlation)."""
@@ -101,72 +111,10 @@ class PairAccumulator:
 class StreamPlan:
     """Options for one pair: chunk size, optional gain folding and row projection."""
 
-    chunk: int = 1 << 17
+    chunk: int = 1 << 19
     gain_a: Array | None = None
     gain_b: Array | None = None
     projection: Array | None = None
-
-
-def stream_pair(
-    ra: TensorRef,
-    rb: TensorRef,
-    shift: tuple[float, float],
-    plan: StreamPlan,
-    tick: Callable[[int], None],
-) -> PairAccumulator:
-    """Read both tensors chunk by chunk (row-aligned for matrices) and accumulate metrics.
-
-    `tick(nbytes)` is called after each chunk; it reports progress and raises on cancel.
-    """
-    shape = ra.info.shape
-    cols = shape[-1] if len(shape) >= 2 else 0
-    rows_per = max(1, plan.chunk // cols) if cols else 0
-    chunk = rows_per * cols if cols else plan.chunk
-    acc = PairAccumulator(Moments(ka=shift[0], kb=shift[1]))
-    fold = plan.gain_a is not None and plan.gain_b is not None and cols > 0
-    if plan.projection is not None and cols:
-        rows = ra.info.numel // cols
-        acc.features_a = np.zeros((rows, plan.projection.shape[1]))
-        acc.features_b = np.zeros_like(acc.features_a)
-    row = 0
-    itemsize = ra.info.np_dtype.itemsize + rb.info.np_dtype.itemsize
-    for va, vb in zip(
-        ra.file.chunks(ra.info.name, chunk), rb.file.chunks(rb.info.name, chunk), strict=True
-    ):
-        a, b = decode(va), decode(vb)
-        count = a.size
-        mask: Array | None = None
-        if not (np.isfinite(a.sum()) and np.isfinite(b.sum())):
-            fa_ok, fb_ok = np.isfinite(a), np.isfinite(b)
-            acc.nonfinite_a += int(a.size - np.count_nonzero(fa_ok))
-            acc.nonfinite_b += int(b.size - np.count_nonzero(fb_ok))
-            mask = fa_ok & fb_ok
-            count = int(np.count_nonzero(mask))
-            a, b = np.where(mask, a, 0.0), np.where(mask, b, 0.0)
-        skipped = a.size - count
-        d = a - b
-        acc.sdd += float(d @ d)
-        if count:
-            acc.max_abs = max(acc.max_abs, float(np.abs(d).max()))
-        acc.identical += int(np.count_nonzero(d == 0)) - skipped
-        acc.sign_agree += int(np.count_nonzero(np.signbit(a) == np.signbit(b))) - skipped
-        if cols:
-            a2, b2 = a.reshape(-1, cols), b.reshape(-1, cols)
-            if fold:
-                acc.folded.add(a2 * plan.gain_a, b2 * plan.gain_b, count)
-            if acc.features_a is not None and acc.features_b is not None:
-                r = a2.shape[0]
-                acc.features_a[row : row + r] = a2 @ plan.projection
-                acc.features_b[row : row + r] = b2 @ plan.projection
-                row += r
-        a -= shift[0]
-        b -= shift[1]
-        if mask is not None:
-            a[~mask] = 0.0
-            b[~mask] = 0.0
-        acc.moments.add(a, b, count)
-        tick(va.size * itemsize)
-    return acc
 
 
 def sample_positions(numel: int, size: int, seed: int, block: int = 256) -> Array:
@@ -192,6 +140,11 @@ def read_sample(ref: TensorRef, size: int, seed: int) -> Array:
     starts = pos[::256]
     parts = [decode(ref.file.read(ref.info.name, int(s), 256)) for s in starts]
     return np.concatenate(parts)
+
+
+def positions_for(numel: int, size: int, seed: int) -> Array:
+    """Sorted sample positions of a tensor (all of it when it is small)."""
+    return np.arange(numel) if numel <= size else sample_positions(numel, size, seed)
 
 
 def finite_pair(a: Array, b: Array) -> tuple[Array, Array]:

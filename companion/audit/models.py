@@ -39,7 +39,7 @@ class AuditInput(BaseModel):
     )
     match_layers: int = Field(default=4, ge=0, le=1024, description="Layers matched per test.")
     max_match_units: int = Field(
-        default=2048, ge=2, le=65536, description="Largest exact assignment; above: nearest."
+        default=512, ge=2, le=65536, description="Largest exact assignment; above: nearest."
     )
 
     @field_validator("roles", mode="before")

@@ -1,4 +1,4 @@
-"""A strict safetensors header parser and a memory-mapped, chunked tensor reader.
+"""A strict safetensors header parser and a chunked tensor reader (pread into reusable buffers).
 
 Validation happens before any allocation sized by the file's own claims: the header length is
 checked against the file size and a 100 MB cap, then the JSON, then every tensor's dtype,
@@ -7,9 +7,7 @@ shape and offsets (in bounds, non-overlapping, contiguous, dtype x shape == byte
 
 from __future__ import annotations
 
-import contextlib
 import json
-import mmap
 import os
 import struct
 from collections.abc import Iterator
@@ -25,7 +23,6 @@ from companion.errors import InputError
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 MAX_NDIM = 32
-_PAGE = mmap.PAGESIZE
 
 # safetensors dtype name -> numpy dtype (little-endian, as the format stores them).
 DTYPES: dict[str, np.dtype[Any]] = {
@@ -186,7 +183,11 @@ def decode(raw: np.ndarray[Any, Any], out_dtype: type[np.floating[Any]] = np.flo
 
 
 class SafetensorsFile:
-    """A validated safetensors file read through a read-only memory map, chunk by chunk."""
+    """A validated safetensors file read with pread into caller buffers (no memory map).
+
+    Reading into reusable buffers keeps resident memory flat however large the file: the
+    bytes live in the page cache, not in this process.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -204,29 +205,50 @@ class SafetensorsFile:
             prefix += os.pread(fd, n, 8)
             self.header = parse_header(prefix, size, str(path))
             self.size = size
-            self._mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ) if size else None
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        self._fd: int | None = fd
 
     @property
     def tensors(self) -> dict[str, TensorInfo]:
         """Tensor entries by name."""
         return self.header.tensors
 
-    def _view(self, info: TensorInfo, start: int, count: int) -> np.ndarray[Any, Any]:
-        """A zero-copy view of `count` elements from element `start`."""
-        assert self._mm is not None
-        offset = self.header.data_start + info.begin + start * info.np_dtype.itemsize
-        return np.frombuffer(self._mm, dtype=info.np_dtype, count=count, offset=offset)
+    def _offset(self, info: TensorInfo, start: int) -> int:
+        """File offset of element `start` of a tensor."""
+        return self.header.data_start + info.begin + start * info.np_dtype.itemsize
 
-    def _release(self, info: TensorInfo, start: int, count: int) -> None:
-        """Drop the pages of a processed range from this process (they stay in page cache)."""
-        if self._mm is None or count == 0 or not hasattr(mmap, "MADV_DONTNEED"):
-            return
-        first = self.header.data_start + info.begin + start * info.np_dtype.itemsize
-        last = first + count * info.np_dtype.itemsize
-        lo = first - first % _PAGE
-        self._mm.madvise(mmap.MADV_DONTNEED, lo, last - lo)
+    def _fill(self, buf: memoryview, offset: int) -> None:
+        """pread exactly len(buf) bytes at offset (the file may not shrink under us)."""
+        if self._fd is None:
+            raise InputError(f"{self.path} is closed.", hint="report this bug.")
+        done = 0
+        while done < len(buf):
+            got = os.preadv(self._fd, [buf[done:]], offset + done)
+            if got <= 0:
+                raise InputError(
+                    f"{self.path} ended early (it changed while being read).",
+                    hint="make sure the checkpoint is not being written, then retry.",
+                )
+            done += got
+
+    def read_into(
+        self, info: TensorInfo, start: int, count: int, out: np.ndarray[Any, Any]
+    ) -> np.ndarray[Any, Any]:
+        """Read `count` elements from element `start` into the byte buffer `out`; a typed view."""
+        nbytes = count * info.np_dtype.itemsize
+        view = out[:nbytes]
+        if nbytes:
+            self._fill(view.data.cast("B"), self._offset(info, start))
+        return view.view(info.np_dtype)
+
+    def prefetch(self, info: TensorInfo, start: int = 0, count: int | None = None) -> None:
+        """Ask the kernel to start reading a tensor range into the page cache (asynchronously)."""
+        count = info.numel - start if count is None else count
+        if self._fd is not None and count > 0 and hasattr(os, "posix_fadvise"):
+            size = count * info.np_dtype.itemsize
+            os.posix_fadvise(self._fd, self._offset(info, start), size, os.POSIX_FADV_WILLNEED)
 
     def read(self, name: str, start: int = 0, count: int | None = None) -> np.ndarray[Any, Any]:
         """Copy `count` elements (default: all) of a tensor, flattened."""
@@ -234,31 +256,24 @@ class SafetensorsFile:
         count = info.numel - start if count is None else count
         if start < 0 or count < 0 or start + count > info.numel:
             raise InputError(f"Range out of bounds for tensor {name!r}.", hint="report this bug.")
-        if count == 0:
-            return np.empty(0, dtype=info.np_dtype)
-        return self._view(info, start, count).copy()
+        buf = np.empty(count * info.np_dtype.itemsize, dtype=np.uint8)
+        return self.read_into(info, start, count, buf)
 
     def chunks(self, name: str, chunk: int) -> Iterator[np.ndarray[Any, Any]]:
-        """Yield a tensor as consecutive flat views of at most `chunk` elements.
+        """Yield a tensor as consecutive flat arrays of at most `chunk` elements.
 
-        Each view is valid until the next one is requested; its pages are then released so
-        resident memory stays flat however large the tensor.
+        One buffer is reused: each array is valid until the next one is requested.
         """
         info = self.tensors[name]
-        total = info.numel
-        start = 0
-        while start < total:
-            count = min(chunk, total - start)
-            yield self._view(info, start, count)
-            self._release(info, start, count)
-            start += count
+        buf = np.empty(min(chunk, info.numel) * info.np_dtype.itemsize, dtype=np.uint8)
+        for start in range(0, info.numel, chunk):
+            yield self.read_into(info, start, min(chunk, info.numel - start), buf)
 
     def close(self) -> None:
-        """Unmap the file (views still alive keep the mapping until they are freed)."""
-        if self._mm is not None:
-            with contextlib.suppress(BufferError):
-                self._mm.close()
-            self._mm = None
+        """Close the file descriptor."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def write_safetensors(

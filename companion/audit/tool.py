@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from companion.audit.engine import run_audit
 from companion.audit.models import AuditInput, AuditResult
 from companion.errors import InputError
 from companion.tools import ToolContext, tool
@@ -34,6 +33,8 @@ def _resolve(ctx: ToolContext, value: str, what: str) -> Path:
 )
 def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
     """Tool entry point for `audit.compare`."""
+    from companion.audit.engine import run_audit  # lazy: numpy/scipy stay out of start-up
+
     a = _resolve(ctx, args.a, "A")
     b = _resolve(ctx, args.b, "B")
     c = _resolve(ctx, args.baseline, "Baseline") if args.baseline else None

@@ -34,6 +34,7 @@ class First:
     lr: float
     window: int | None
     exact: bool  # the loss of the initial weights (step 0/1, not averaged)
+    start_estimate: float | None = None  # window mean extrapolated back to the window's start
 
 
 def first_value(log: ParsedLog) -> First | None:
@@ -61,7 +62,14 @@ def first_value(log: ParsedLog) -> First | None:
     if window is not None and step >= 1:
         window = max(1, min(window, int(step)))
     exact = step <= 1 and window == 1
-    return First(i, step, float(s.loss[i]), float(s.lr[i]), window, exact)
+    first = First(i, step, float(s.loss[i]), float(s.lr[i]), window, exact)
+    if window is not None and window > 1 and step - window + 1 <= 1 and finite.size > 1:
+        j = int(finite[1])
+        span = float(s.step[j]) - step
+        slope = (first.loss - float(s.loss[j])) / span if span > 0 else 0.0
+        if slope > 0:  # the mean sits mid-window; a falling curve started higher
+            first.start_estimate = first.loss + slope * (window - 1) / 2
+    return first
 
 
 def initial_loss(first: First, ln_v: float | None, lr_near_zero: bool | None) -> Finding:
@@ -119,11 +127,12 @@ def initial_loss(first: First, ln_v: float | None, lr_near_zero: bool | None) ->
                 "(ln V + σ²/2; tied embeddings can start at 16–22)."
             )
         lr_txt = " with the learning rate near zero" if lr_near_zero else ""
-        strength = (
-            "strong"
-            if first.step <= EARLY_STEPS or lr_near_zero
-            else ("moderate" if first.step <= 1000 else "weak")
-        )
+        if first.window is None:  # a mean at ln V still means the start was at or above it
+            strength = "moderate"
+        elif first.step <= EARLY_STEPS or lr_near_zero:
+            strength = "strong"
+        else:
+            strength = "moderate" if first.step <= 1000 else "weak"
         return Finding(
             name="initial_loss",
             direction="from_scratch",
@@ -132,6 +141,31 @@ def initial_loss(first: First, ln_v: float | None, lr_near_zero: bool | None) ->
             f"{ln_v:.3f} (within {AT_LN_V}): the signature of random init.{above}",
             figures=figs,
         )
+    if first.window is None:
+        return Finding(
+            name="initial_loss",
+            direction="neutral",
+            strength="info",
+            message=f"First loss {first.loss:.3f} {where} is {gap:.2f} below ln V = "
+            f"{ln_v:.3f}, but a mean over an unknown number of steps cannot be tested "
+            "against the initial loss.",
+            figures=figs,
+        )
+    if not first.exact and first.start_estimate is not None:
+        est = first.start_estimate
+        figs["start_estimate"] = round(est, 4)
+        if ln_v - est <= AT_LN_V or ln_v - est < 1.5:
+            scratch = ln_v - est <= AT_LN_V
+            return Finding(
+                name="initial_loss",
+                direction="from_scratch" if scratch else "neutral",
+                strength="moderate" if scratch else "info",
+                message=f"First loss {first.loss:.3f} {where} is {gap:.2f} below ln V = "
+                f"{ln_v:.3f}, but the fall to the next value, extrapolated back to the start "
+                f"of the window, gives ≈ {est:.3f}"
+                + (": at ln V, as from random init." if scratch else ", within reach of ln V."),
+                figures=figs,
+            )
     if first.exact:
         strength = "strong" if gap >= 1.0 else "moderate"
         return Finding(
@@ -189,7 +223,7 @@ def _where(first: First) -> str:
         lo = first.step - first.window + 1
         return f"at step {first.step:g} (mean of steps {lo:g}–{first.step:g})"
     if first.window is None:
-        return f"at step {first.step:g} (averaged over an unknown window)"
+        return f"at epoch/step {first.step:g} (a mean over an unknown number of steps)"
     return f"at step {first.step:g}"
 
 
@@ -246,6 +280,15 @@ def warmup(log: ParsedLog, first: First) -> tuple[Finding, bool | None]:
             "schedule, not a resumed one.",
             figures=figs,
         ), True
+    if not rising and first_step > 1:
+        return Finding(
+            name="warmup",
+            direction="neutral",
+            strength="info",
+            message=f"The LR is at its peak {peak:.3g} from the first logged step "
+            f"({first_step:g}); a warm-up shorter than that would not show.",
+            figures=figs,
+        ), None
     if not rising:
         return Finding(
             name="warmup",
@@ -268,6 +311,8 @@ def warmup(log: ParsedLog, first: First) -> tuple[Finding, bool | None]:
 def fall_rate(log: ParsedLog, first: First, ln_v: float | None) -> Finding | None:
     """How fast the loss falls right after the first value."""
     s = log.series
+    if log.window_kind == "epoch-mean":
+        return None
     idx = np.flatnonzero(np.isfinite(s.loss))
     idx = idx[idx > first.index]
     if idx.size == 0:
@@ -324,7 +369,7 @@ def fall_rate(log: ParsedLog, first: First, ln_v: float | None) -> Finding | Non
 
 def below_four(log: ParsedLog, ln_v: float | None) -> Finding | None:
     """With an LLM-size vocabulary, reaching < 4 nats within 200 steps rules out random init."""
-    if ln_v is None or ln_v < LLM_LN_V:
+    if ln_v is None or ln_v < LLM_LN_V or log.window_kind == "epoch-mean":
         return None
     s = log.series
     hit = np.flatnonzero(np.isfinite(s.loss) & (s.loss < 4.0))

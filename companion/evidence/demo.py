@@ -25,7 +25,8 @@ def build(workspace: Path) -> None:
     pretrain = markov_corpus(VOCAB, 100_000, seed=1)
     shifted = markov_corpus(VOCAB, 100_000, seed=2, shift=0.3)
     scratch = train(Model.random(VOCAB, seed=0), pretrain, steps=300, peak=0.05, warmup=20)
-    writers.megatron(scratch, scratch_dir / "train.log", interval=5, vocab=VOCAB)
+    # each sample is one (token, next token) pair: one predicted token per sample
+    writers.megatron(scratch, scratch_dir / "train.log", interval=5, vocab=VOCAB, seq_length=1)
     model = Model.random(VOCAB, seed=1)
     train(model, pretrain, steps=300, peak=0.05, warmup=20, seed=3)
     finetune = train(model, shifted, steps=150, peak=0.03, warmup=10, seed=4)

@@ -88,9 +88,10 @@ def read_folder(folder: Path, check: Check = _no_check) -> ParsedLog:
     if events:
         return parse_events(events, check)
     for name in ("trainer_state.json", "trainer_log.jsonl"):
-        found = sorted(folder.rglob(name), key=lambda p: (len(p.parts), str(p)))
+        # several checkpoint-*/trainer_state.json: the largest holds the longest history
+        found = sorted(folder.rglob(name), key=lambda p: (p.stat().st_size, str(p)))
         if found:
-            return read_file(found[-1] if name == "trainer_state.json" else found[0], check)
+            return read_file(found[-1], check)
     if summary is not None:
         return read_file(summary, check)
     raise InputError(

@@ -98,7 +98,7 @@ def _scan_json(text: str) -> DocScan:
     scan = DocScan(is_log=True, format="hf-trainer-state")
     try:
         json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         scan.error = f"not valid JSON: {exc}"
     for n, line in enumerate(text.splitlines()):
         m = _JSON_LOSS.search(line)

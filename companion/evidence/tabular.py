@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from companion.errors import InputError
 from companion.evidence import metrics
@@ -55,17 +60,36 @@ def _split_wandb(col: str) -> tuple[str, str]:
     return "", col.strip()
 
 
+@dataclass
+class _CsvSpec:
+    """Which columns matter and the per-chunk fast-path pattern."""
+
+    width: int
+    step: int
+    loss: int
+    lr: int | None
+    tok: int | None
+    row: re.Pattern[bytes]
+
+
+def _row_pattern(width: int, wanted: list[int]) -> re.Pattern[bytes]:
+    """A whole-line regex for unquoted CSV rows capturing only the wanted columns."""
+    cells = [rb"([^,\r\n]*)" if i in wanted else rb"[^,\r\n]*" for i in range(width)]
+    return re.compile(rb"(?m)^" + b",".join(cells) + rb"\r?$")
+
+
 def parse_csv(
     path: Path, check: Callable[[], None] = lambda: None, chunks: Iterable[Chunk] | None = None
 ) -> ParsedLog:
     """A W&B panel CSV export (Step + '<run> - <metric>' columns) or a plain step/loss CSV."""
-    rows = csv.reader(line for _, line in _text_lines(path, check, chunks))
+    source = iter(open_text_chunks(path) if chunks is None else chunks)
+    first = next(source, None)
+    cut = first.data.find(b"\n") + 1 if first is not None else 0
+    head = first.data[: cut or len(first.data)] if first is not None else b""
     try:
-        header = next(rows)
-    except StopIteration:
-        raise InputError(f"{path} has no CSV header.", hint="export the chart again.") from None
-    except csv.Error as exc:
-        raise InputError(f"{path}: malformed CSV ({exc}).", hint="export it again.") from None
+        header = next(csv.reader([head.decode("utf-8", "replace").strip("\r\n")]))
+    except (StopIteration, csv.Error) as exc:
+        raise InputError(f"{path} has no CSV header ({exc}).", hint="export it again.") from None
     names = [_split_wandb(h) for h in header]
     step_i = next((i for i, (_, m) in enumerate(names) if metrics.is_step(m)), None)
     loss_name = metrics.best_loss(m for r, m in names if not m.endswith(("__MIN", "__MAX")))
@@ -76,8 +100,7 @@ def parse_csv(
             "--vocab-size with a supported log.",
         )
     loss_cols = [i for i, (r, m) in enumerate(names) if m == loss_name]
-    loss_i = loss_cols[0]
-    run = names[loss_i][0]
+    run = names[loss_cols[0]][0]
     log = ParsedLog(
         format="wandb-csv" if run else "csv",
         files=[path],
@@ -90,21 +113,85 @@ def parse_csv(
     same_run = [i for i, (r, _) in enumerate(names) if r == run]
     lr_i = next((i for i in same_run if metrics.is_lr(names[i][1])), None)
     tok_i = next((i for i in same_run if metrics.is_tokens(names[i][1])), None)
+    wanted = [i for i in (step_i, loss_cols[0], lr_i, tok_i) if i is not None]
+    spec = _CsvSpec(
+        len(header), step_i, loss_cols[0], lr_i, tok_i, _row_pattern(len(header), wanted)
+    )
     b = SeriesBuilder()
-    width = len(header)
-    line = 1
+    chunks_after = (
+        [Chunk(first.data[cut:], first.line_base + 1, first.nlines - 1)]
+        if (first is not None and cut)
+        else []
+    )
+    last = 1
+    for chunk in itertools.chain(chunks_after, source):
+        check()
+        if not _csv_fast(chunk, spec, log, b):
+            _csv_slow(chunk, spec, log, b)
+        last = chunk.line_base + chunk.nlines + (not chunk.data.endswith(b"\n"))
+    log.records = last
+    log.series = b.build()
+    _require_values(log, path)
+    return log
+
+
+def _csv_fast(chunk: Chunk, spec: _CsvSpec, log: ParsedLog, b: SeriesBuilder) -> bool:
+    """Vectorised chunk parse when every line is a plain row; False to fall back."""
+    data = chunk.data
+    if b'"' in data:
+        return False
+    rows = spec.row.findall(data)
+    if len(rows) != chunk.nlines + (not data.endswith(b"\n")) or not rows:
+        return False
+    wanted = [i for i in (spec.step, spec.loss, spec.lr, spec.tok) if i is not None]
+    cols = (
+        dict(zip(sorted(wanted), zip(*rows, strict=True), strict=True))
+        if len(wanted) > 1
+        else {wanted[0]: tuple(rows)}
+    )
+    loss_b = cols[spec.loss]
+    keep = [i for i, c in enumerate(loss_b) if c]
+    if not keep:
+        return True
     try:
-        for row in rows:
+        loss = np.fromiter((float(loss_b[i]) for i in keep), np.float64, len(keep))
+        step = np.fromiter((float(cols[spec.step][i]) for i in keep), np.float64, len(keep))
+        extra = {
+            name: np.fromiter(
+                (float(cols[c][i]) if cols[c][i] else math.nan for i in keep), np.float64, len(keep)
+            )
+            for name, c in (("lr", spec.lr), ("tokens", spec.tok))
+            if c is not None
+        }
+    except ValueError:
+        return False
+    if not np.isfinite(step).all():
+        return False
+    if log.first_line is None:
+        log.first_line = chunk.line_base + keep[0] + 1
+    bad = np.flatnonzero(~np.isfinite(loss))
+    for j in bad[: 20 - len(log.nonfinite_lines)] if len(log.nonfinite_lines) < 20 else []:
+        log.nonfinite_lines.append(chunk.line_base + keep[int(j)] + 1)
+    b.add_block(step=step, loss=loss, **extra)
+    return True
+
+
+def _csv_slow(chunk: Chunk, spec: _CsvSpec, log: ParsedLog, b: SeriesBuilder) -> None:
+    """Row by row with the csv module (quoted cells, ragged or broken rows)."""
+    lines = chunk.data.decode("utf-8", "replace").split("\n")
+    line = chunk.line_base
+    try:
+        for row in csv.reader(lines):
             line += 1
-            if line % 65536 == 0:
-                check()
-            if len(row) != width:
+            if not row:
+                continue
+            if len(row) != spec.width:
                 log.note_unparseable(line)
                 continue
-            cell = row[loss_i]
+            cell = row[spec.loss]
             if not cell:
                 continue  # W&B leaves cells empty where this metric was not logged
-            loss, step = _num(cell), _num(row[step_i])
+            loss, step = _num(cell), _num(row[spec.step])
             if math.isnan(step) or (math.isnan(loss) and cell.strip().lower() != "nan"):
                 log.note_unparseable(line)
                 continue
@@ -112,17 +199,13 @@ def parse_csv(
                 log.nonfinite_lines.append(line)
             if log.first_line is None:
                 log.first_line = line
-            lr = _num(row[lr_i]) if lr_i is not None else math.nan
-            tok = _num(row[tok_i]) if tok_i is not None else math.nan
+            lr = _num(row[spec.lr]) if spec.lr is not None else math.nan
+            tok = _num(row[spec.tok]) if spec.tok is not None else math.nan
             b.add(step, loss, lr, tok)
     except csv.Error as exc:
         raise InputError(
-            f"{path}: malformed CSV near line {line} ({exc}).", hint="re-export."
+            f"{log.files[0]}: malformed CSV near line {line} ({exc}).", hint="export it again."
         ) from None
-    log.records = line
-    log.series = b.build()
-    _require_values(log, path)
-    return log
 
 
 def _require_values(log: ParsedLog, path: Path) -> None:
@@ -149,7 +232,7 @@ def load_json(path: Path) -> Any:
         raise InputError(f"{path} is empty.", hint="point at the complete file.")
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise InputError(
             f"{path} is not valid JSON ({exc}); truncated or corrupted?",
             hint="use the complete file written at the end of a save.",
@@ -222,7 +305,7 @@ def parse_jsonl(
         last = line_no
         try:
             entry = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):
             log.note_unparseable(line_no)
             continue
         if not isinstance(entry, dict):

@@ -11,6 +11,8 @@ import codecs
 import hashlib
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +131,15 @@ def open_text_chunks(path: Path, chunk_size: int = CHUNK) -> Iterator[Chunk]:
     return _chunks(path, codec, chunk_size)
 
 
+@contextmanager
+def _shutdown(pool: ThreadPoolExecutor) -> Iterator[None]:
+    """Stop the hashing thread however the reading ends."""
+    try:
+        yield
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _chunks(path: Path, codec: str | None, chunk_size: int) -> Iterator[Chunk]:
     """The generator behind `open_text_chunks`."""
     decoder = codecs.getincrementaldecoder(codec)("replace") if codec else None
@@ -141,7 +152,10 @@ def _chunks(path: Path, codec: str | None, chunk_size: int) -> Iterator[Chunk]:
         fh = path.open("rb")
     except OSError as exc:
         raise InputError(f"Cannot read {path}: {exc.strerror or exc}.", hint="check it.") from None
-    with fh:
+    # sha256 releases the GIL: hash chunk k on a helper thread while chunk k is parsed.
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence-sha256")
+    pending: Future[None] | None = None
+    with fh, _shutdown(hasher):
         while True:
             try:
                 raw = fh.read(chunk_size)
@@ -150,8 +164,11 @@ def _chunks(path: Path, codec: str | None, chunk_size: int) -> Iterator[Chunk]:
                     f"Reading {path} failed: {exc.strerror or exc}.", hint="check the disk."
                 ) from None
             final = not raw
-            digest.update(raw)
+            if pending is not None:
+                pending.result()
+            pending = hasher.submit(digest.update, raw)
             if final and key is not None:
+                pending.result()
                 if len(_DIGESTS) > 256:
                     _DIGESTS.clear()
                 _DIGESTS[key] = digest.hexdigest()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -148,10 +149,10 @@ class _TextParser:
     def _columns(self, chunk: Chunk, fam: Family) -> None:
         """Vectorised parse of a column family."""
         data, regex = chunk.data, fam.regex
+        if fam.split and self._split_columns(chunk, fam):
+            return
         anchors = data.count(fam.anchor) if fam.anchor else 0
-        matches = fam.fast.findall(data) if fam.fast is not None else []
-        if fam.fast is None or len(matches) < anchors:
-            matches = regex.findall(data)
+        matches = regex.findall(data)
         if len(matches) < anchors:
             self._locate_broken(chunk, fam, anchors - len(matches))
         if not matches:
@@ -176,6 +177,36 @@ class _TextParser:
             self._locate_rows(chunk, fam, np.flatnonzero(nonfinite), self.log.nonfinite_lines)
         extra = {c: to_floats(cols[c])[0][keep] for c in ("lr", "tokens", "samples") if c in cols}
         self.builder.add_block(step=step[keep], loss=loss[keep], **extra)
+
+    def _split_columns(self, chunk: Chunk, fam: Family) -> bool:
+        """Fast path: one findall per field; False (nothing consumed) unless all align."""
+        cols = {name: pattern.findall(chunk.data) for name, pattern in fam.split}
+        n = len(cols["loss"])
+        if n == 0 or any(len(c) != n for c in cols.values()) or b"" in cols["loss"]:
+            return False
+        try:
+            arrays = {
+                name: np.fromiter(map(float, c), dtype=np.float64, count=n)
+                for name, c in cols.items()
+            }
+        except ValueError:
+            return False
+        if not np.isfinite(arrays["step"]).all():
+            return False
+        if self.log.first_line is None and (m := fam.regex.search(chunk.data)) is not None:
+            self.log.first_line = _line_of(chunk.data, chunk.line_base, m.start())
+        loss = arrays["loss"]
+        if not np.isfinite(loss).all() and len(self.log.nonfinite_lines) < 20:
+            rows = np.flatnonzero(~np.isfinite(loss))
+            self._locate_rows(chunk, fam, rows, self.log.nonfinite_lines)
+        if (pos := chunk.data.rfind(b"consumed samples:")) >= 0:
+            m2 = re.match(rb"consumed samples:\s*(\d{1,18})", chunk.data[pos : pos + 64])
+            if m2 is not None:
+                samples = np.full(n, np.nan)
+                samples[-1] = float(m2.group(1))
+                arrays["samples"] = samples
+        self.builder.add_block(**arrays)
+        return True
 
     def _locate_rows(self, chunk: Chunk, fam: Family, rows: np.ndarray, out: list[int]) -> None:
         """Line numbers of the given match indices (only called when something is wrong)."""
@@ -213,11 +244,14 @@ class _TextParser:
         tq_pos = [p for p, _ in tqdm]
         pos, line, counted_to = 0, chunk.line_base + 1, 0
         while (hit := data.find(fam.anchor, pos)) >= 0:
-            start = data.rfind(b"\n", 0, hit) + 1
+            # a record ends at \n or at tqdm's \r (several records can share one line)
+            start = max(data.rfind(b"\n", 0, hit), data.rfind(b"\r", 0, hit)) + 1
             end = data.find(b"\n", hit)
             end = len(data) if end < 0 else end
+            if (cr := data.find(b"\r", hit, end)) >= 0:
+                end = cr
             if fam is HF_DICT:
-                start = max(start, data.rfind(b"\r", 0, hit) + 1, data.rfind(b"{", 0, hit))
+                start = max(start, data.rfind(b"{", start, hit))
                 cut = data.find(b"}", hit, end)
                 end = end if cut < 0 else cut + 1
             line += data.count(b"\n", counted_to, hit)

@@ -33,7 +33,7 @@ def _load(path: Path) -> Any:
         raise InputError(f"{path} is a Git LFS pointer.", hint="run `git lfs pull`.")
     try:
         return json.loads(raw.removeprefix(b"\xef\xbb\xbf"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise InputError(
             f"{path} is not valid JSON ({exc}).", hint="pass a valid config.json."
         ) from None

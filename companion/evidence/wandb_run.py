@@ -120,7 +120,7 @@ def _json_number(text: str) -> float:
     """A value_json as float (NaN/Infinity allowed, non-numbers -> NaN)."""
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float):
         return math.nan
@@ -200,7 +200,7 @@ def _config(buf: bytes, log: ParsedLog) -> None:
         leaf = key.split("/")[-1]
         try:
             value = json.loads(value_json)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):
             continue
         if isinstance(value, dict) and "value" in value:  # config items are {"value": ...}
             value = value["value"]

@@ -20,7 +20,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from companion import __version__
-from companion.errors import Cancelled, CompanionError
+from companion.errors import Cancelled, CompanionError, NotRecordedError
 from companion.settings import Settings
 from companion.tools import ToolContext, get_tool, run_tool
 
@@ -127,6 +127,11 @@ class CompanionServer(LanguageServer):
         future = loop.run_in_executor(None, run_tool, tool.name, args, ctx)
         try:
             return await asyncio.shield(future)
+        except NotRecordedError as exc:
+            self.notify_user(f"companion: {exc.text}")
+            if isinstance(exc.result, BaseModel):
+                return exc.result
+            raise
         except asyncio.CancelledError:
             cancel.set()  # the worker checks this between chunks and raises Cancelled
             raise

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from companion.errors import StoreError
-from companion.store.db import check_header, check_owner
+from companion.store.db import check_owner
 from companion.store.migrations import MIGRATIONS, applied
 
 Status = Literal["ok", "missing", "foreign", "corrupt", "newer"]
@@ -79,12 +79,7 @@ def check_store(path: Path) -> CheckResult:
     result.size_bytes = path.stat().st_size
     wal = path.with_name(path.name + "-wal")
     result.wal_bytes = wal.stat().st_size if wal.exists() else 0
-    try:
-        check_header(path)
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
-    except StoreError as exc:
-        result.status, result.problems, result.advice = "foreign", [exc.message], exc.hint or ""
-        return result
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
     try:
         check_owner(conn, path)
         _inspect(conn, result)

@@ -12,7 +12,6 @@ from companion.settings import Settings
 
 # Written into the database header by the first migration; tells our files from anyone else's.
 APPLICATION_ID = 0x434D504E  # "CMPN"
-SQLITE_MAGIC = b"SQLite format 3\x00"
 # Writers wait this long for each other instead of failing with "database is locked".
 BUSY_TIMEOUT_S = 30.0
 
@@ -52,44 +51,45 @@ def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
     return StoreError(f"Audit store error on {path}: {text}.", hint=_move_aside_hint(path))
 
 
-def check_header(path: Path) -> None:
-    """Refuse a file that exists but is not an SQLite database (never overwrite it)."""
-    try:
-        if not path.exists() or path.stat().st_size == 0:
-            return
-        with path.open("rb") as fh:
-            head = fh.read(len(SQLITE_MAGIC))
-    except OSError as exc:
-        raise StoreError(
-            f"Cannot read the audit store {path}: {exc.strerror or exc}.",
-            hint="check its permissions, or set COMPANION_STORE_PATH to another file.",
-        ) from None
-    if head != SQLITE_MAGIC:
-        raise StoreError(
-            f"{path} is not an SQLite database, so it cannot be the companion audit store.",
-            hint=_move_aside_hint(path),
-        )
+def _not_sqlite(path: Path) -> StoreError:
+    """The error for a file that exists but is not an SQLite database."""
+    return StoreError(
+        f"{path} is not an SQLite database, so it cannot be the companion audit store.",
+        hint=_move_aside_hint(path),
+    )
 
 
 def check_owner(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse an SQLite database that belongs to another application."""
-    (app_id,) = conn.execute("PRAGMA application_id").fetchone()
-    if app_id == APPLICATION_ID:
+    """Refuse a file that is not SQLite, or an SQLite database of another application.
+
+    The file is only ever read through SQLite: opening and closing it with another file
+    descriptor would drop the POSIX locks of this process's other connections (and corrupt
+    the store under concurrent writers).
+    """
+    try:
+        # One statement, so one consistent snapshot even while another process migrates.
+        app_id, tables = conn.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id), "
+            "(SELECT group_concat(name, ', ') FROM sqlite_master WHERE type = 'table')"
+        ).fetchone()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise _not_sqlite(path) from None
+        raise
+    if app_id == APPLICATION_ID or (app_id == 0 and not tables):
         return
-    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-    if app_id != 0 or tables:
-        raise StoreError(
-            f"{path} is an SQLite database of another application "
-            f"(application_id={app_id:#x}, tables: {', '.join(tables[:5]) or 'none'}).",
-            hint=_move_aside_hint(path),
-        )
+    listed = ", ".join((tables or "").split(", ")[:5]) or "none"
+    raise StoreError(
+        f"{path} is an SQLite database of another application "
+        f"(application_id={app_id:#x}, tables: {listed}).",
+        hint=_move_aside_hint(path),
+    )
 
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if absent) and migrate the store at `path`; errors name a fix."""
     from companion.store.migrations import migrate
 
-    check_header(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -103,6 +103,13 @@ def _tool_markdown(kind: str, result: dict[str, Any]) -> str | None:
     return render_markdown(model) if callable(getattr(model, "to_markdown", None)) else None
 
 
+def _reason_text(reason: Any) -> str:
+    """A reason as one line: its statement when it has one."""
+    if isinstance(reason, dict) and isinstance(reason.get("statement"), str):
+        return str(reason["statement"])
+    return reason if isinstance(reason, str) else json.dumps(reason)
+
+
 def bundle_markdown(bundle: dict[str, Any]) -> str:
     """A readable evidence bundle: outcome, inputs with hashes, parameters, full results."""
     lines = [f"# Evidence bundle {bundle['id']}: {bundle['kind']}", ""]
@@ -114,7 +121,7 @@ def bundle_markdown(bundle: dict[str, Any]) -> str:
     ]
     if bundle["reasons"]:
         lines += ["## Reasons", ""]
-        lines += [f"- {r if isinstance(r, str) else json.dumps(r)}" for r in bundle["reasons"]]
+        lines += [f"- {_reason_text(r)}" for r in bundle["reasons"]]
         lines.append("")
     manifest = bundle.get("manifest") or {}
     if manifest.get("inputs"):

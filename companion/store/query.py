@@ -51,14 +51,20 @@ class QueryInput(BaseModel):
         default_factory=list, description="Two models (name, path or sha): runs involving both."
     )
     verdict: list[str] = Field(
-        default_factory=list, description="Verdicts to keep: derived, independent, inconclusive."
+        default_factory=list,
+        description="Verdicts to keep: derived, independent, inconclusive (audits), "
+        "from_scratch, warm_start (evidence), same, extended, unrelated (tokenizers).",
     )
     kind: list[str] = Field(
         default_factory=list,
         description="Tool names to keep, globs allowed (audit.compare, evidence.*, arch.*).",
     )
     tensor: str | None = Field(default=None, description="Tensor name glob, e.g. '*.norm.weight'.")
-    role: list[str] = Field(default_factory=list, description="Tensor roles, e.g. attn_norm.")
+    role: list[str] = Field(
+        default_factory=list,
+        description="Tensor roles (norm, q, k, v, o, up, gate, down, embedding...) or audit "
+        "groups (attn, mlp) that stand for their roles.",
+    )
     where: list[str] = Field(
         default_factory=list,
         description="Per-tensor metric thresholds such as 'pearson>0.5' or 'z<=-3'. Indexed "
@@ -156,6 +162,18 @@ def _model_clause(spec: str, roots: list[Path]) -> tuple[str, list[Any]]:
     return sql, params_m + params_a
 
 
+def _expand_roles(roles: list[str]) -> list[str]:
+    """Audit group names (attn, mlp...) stand for their roles; other names are kept as given."""
+    from companion.audit.alignment import GROUPS
+
+    out: list[str] = []
+    for role in roles:
+        for r in (role, *GROUPS.get(role, ())):
+            if r not in out:
+                out.append(r)
+    return out
+
+
 def tensor_conditions(args: QueryInput) -> tuple[list[str], list[Any]]:
     """SQL conditions on `per_tensor t` for the tensor glob, roles and thresholds."""
     conds: list[str] = []
@@ -164,8 +182,9 @@ def tensor_conditions(args: QueryInput) -> tuple[list[str], list[Any]]:
         conds.append("(t.name_a GLOB ? OR t.name_b GLOB ?)")
         params += [args.tensor, args.tensor]
     if args.role:
-        conds.append(f"t.role IN ({', '.join('?' * len(args.role))})")
-        params += args.role
+        roles = _expand_roles(args.role)
+        conds.append(f"t.role IN ({', '.join('?' * len(roles))})")
+        params += roles
     for text in args.where:
         name, op, value, is_column = parse_threshold(text)
         if is_column:
@@ -228,6 +247,7 @@ def run_query(
     ).fetchall()
     models = _models_of(conn, [r["id"] for r in rows])
     t_conds, t_params = tensor_conditions(args)
+    hits = _tensors_of(conn, [r["id"] for r in rows], t_conds, t_params, args.tensor_limit)
     records = []
     for r in rows:
         summary = RecordSummary(
@@ -241,9 +261,7 @@ def run_query(
             n_tensors=r["n_tensors"],
         )
         if t_conds:
-            summary.tensor_matches, summary.tensors = _tensors_of(
-                conn, r["id"], t_conds, t_params, args.tensor_limit
-            )
+            summary.tensor_matches, summary.tensors = hits.get(r["id"], (0, []))
         records.append(summary)
     return QueryResult(
         records=records,
@@ -275,29 +293,34 @@ def _models_of(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[Model
 
 
 def _tensors_of(
-    conn: sqlite3.Connection, record_id: int, conds: list[str], params: list[Any], limit: int
-) -> tuple[int, list[TensorHit]]:
-    """How many of a record's tensors match, and the first `limit` of them."""
-    where = " AND ".join(["t.record_id = ?", *conds])
-    (count,) = conn.execute(
-        f"SELECT count(*) FROM per_tensor t WHERE {where}", [record_id, *params]
-    ).fetchone()
+    conn: sqlite3.Connection, ids: list[int], conds: list[str], params: list[Any], limit: int
+) -> dict[int, tuple[int, list[TensorHit]]]:
+    """Per record of the page: how many tensors match, and the first `limit` of them."""
+    out: dict[int, tuple[int, list[TensorHit]]] = {}
+    if not ids or not conds:
+        return out
+    # One query for the whole page: window functions number and count each record's hits.
+    where = " AND ".join([f"t.record_id IN ({', '.join('?' * len(ids))})", *conds])
     rows = conn.execute(
-        f"SELECT t.* FROM per_tensor t WHERE {where} ORDER BY t.id LIMIT ?",
-        [record_id, *params, limit],
+        "SELECT * FROM (SELECT t.*, row_number() OVER (PARTITION BY t.record_id ORDER BY t.id) "
+        "AS rn, count(*) OVER (PARTITION BY t.record_id) AS hits FROM per_tensor t "
+        f"WHERE {where}) WHERE rn <= ? ORDER BY record_id, id",
+        [*ids, *params, max(limit, 1)],
     ).fetchall()
-    hits = [
-        TensorHit(
-            name_a=row["name_a"],
-            name_b=row["name_b"],
-            role=row["role"],
-            layer=row["layer"],
-            extra=json.loads(row["extra"]),
-            **{m: row[m] for m in METRIC_COLUMNS},
-        )
-        for row in rows
-    ]
-    return int(count), hits
+    for row in rows:
+        _, listed = out.setdefault(row["record_id"], (int(row["hits"]), []))
+        if len(listed) < limit:
+            listed.append(
+                TensorHit(
+                    name_a=row["name_a"],
+                    name_b=row["name_b"],
+                    role=row["role"],
+                    layer=row["layer"],
+                    extra=json.loads(row["extra"]),
+                    **{m: row[m] for m in METRIC_COLUMNS},
+                )
+            )
+    return out
 
 
 def find_record(conn: sqlite3.Connection, ref: str) -> sqlite3.Row:

@@ -220,6 +220,7 @@ def _upsert_artifact(conn: sqlite3.Connection, f: dict[str, Any]) -> int:
     return int(row[0])
 
 
+_VERDICT_FIELDS = ("verdict", "relation")
 _SPEC_FIELDS = (("spec", "arch_spec", "arch", "spec_a", "arch_a"), ("spec_b", "arch_b"))
 
 
@@ -244,7 +245,8 @@ def write_record(
     data = json.loads(result.model_dump_json())  # NaN/inf become null, as in any JSON export
     if "record_id" in data:
         data["record_id"] = uid  # the stored result reads as the caller will see it
-    verdict = _plain(getattr(result, "verdict", None))
+    # A tokenizer comparison's verdict is its relation (same / extended / unrelated).
+    verdict = _plain(next((v for f in _VERDICT_FIELDS if (v := getattr(result, f, None))), None))
     reasons = [_plain(r) for r in (getattr(result, "reasons", None) or [])]
     manifest = data.get("manifest") if isinstance(data.get("manifest"), dict) else None
     inputs = list(manifest.get("inputs") or []) if manifest else []

@@ -20,7 +20,10 @@ from companion.tools import ToolContext, get_tool, run_tool
 # Keys whose values legitimately change between runs (timestamps, timings, our own ids).
 VOLATILE_KEYS = frozenset(
     {"manifest", "record_id", "created", "elapsed", "elapsed_s", "duration_s", "seconds"}
+    | {"report_path", "plot_png", "plot_svg", "written"}
 )
+# Parameters that make a tool write files: the re-run must not overwrite the user's files.
+SIDE_EFFECT_PARAMETERS = ("report", "plot", "output")
 MAX_LISTED = 100
 
 
@@ -273,7 +276,9 @@ def verify(args: VerifyInput, ctx: ToolContext) -> VerifyResult:
     comparer = _Comparer(args.rtol, args.atol)
     error = None
     try:
-        actual = run_tool(tool.name, manifest.get("parameters") or {}, rerun_ctx)
+        parameters = dict(manifest.get("parameters") or {})
+        parameters.update({k: None for k in SIDE_EFFECT_PARAMETERS if k in parameters})
+        actual = run_tool(tool.name, parameters, rerun_ctx)
         comparer.walk("", expected, json.loads(actual.model_dump_json()))
     except Cancelled:
         raise

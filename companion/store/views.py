@@ -56,16 +56,25 @@ class RecordSummary(BaseModel):
     tensors: list[TensorHit] = Field(default_factory=list)
 
     def models_text(self) -> str:
-        """`a=name, b=name`."""
-        return ", ".join(f"{m.side}={m.name}" for m in self.models)
+        """`A vs B` for a pair, else the model names."""
+        sides = {m.side: m.name for m in self.models}
+        if {"a", "b"} <= set(sides):
+            return f"{sides['a']} vs {sides['b']}"
+        return ", ".join(m.name for m in self.models)
 
-    def first_reason(self) -> str:
+    def first_reason(self, width: int = 60) -> str:
         """The first reason, as short text."""
         if not self.reasons:
             return ""
         r = self.reasons[0]
+        if isinstance(r, dict):
+            r = next((r[k] for k in ("statement", "text") if isinstance(r.get(k), str)), r)
         text = r if isinstance(r, str) else json.dumps(r)
-        return text if len(text) <= 80 else text[:77] + "..."
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    def when(self) -> str:
+        """Creation time to the minute, for tables."""
+        return self.created[:16].replace("T", " ")
 
 
 class QueryResult(BaseModel):
@@ -93,6 +102,16 @@ class QueryResult(BaseModel):
             return "```text\n" + self.to_table() + "\n```"
         return self.to_md()
 
+    def to_text(self) -> str | None:
+        """Raw CLI output for machine formats (csv, json, table); None means render markdown."""
+        if self.format == "json":
+            return self.to_json()
+        if self.format == "csv":
+            return self.to_csv()
+        if self.format == "table":
+            return self.to_table()
+        return None
+
     def _footer(self) -> str:
         """`records 1-50 of 1234`."""
         if not self.records:
@@ -105,14 +124,13 @@ class QueryResult(BaseModel):
         """A markdown table, with matching tensors listed under each record."""
         lines = ["# Audit store query", ""]
         if self.records:
-            lines += [
-                "| id | created | kind | verdict | models | reason |",
-                "|---|---|---|---|---|---|",
-            ]
+            # Narrow enough for an 80-column terminal: the id must stay whole (users type it).
+            lines += ["| id | kind | verdict | models | created |", "|---|---|---|---|---|"]
             for r in self.records:
-                cells = [r.id, r.created[:19], r.kind, r.verdict or "", r.models_text()]
-                cells.append(r.first_reason())
+                cells = [r.id, r.kind, r.verdict or "", r.models_text(), r.when()]
                 lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+            reasons = [f"- `{r.id}`: {_md_cell(r.first_reason(100))}" for r in self.records]
+            lines += ["", "First reasons:", "", *(x for x in reasons if not x.endswith(": "))]
             for r in self.records:
                 if r.tensors:
                     lines += ["", f"## {r.id}: {r.tensor_matches} matching tensors", ""]
@@ -124,7 +142,7 @@ class QueryResult(BaseModel):
         """Aligned plain-text columns."""
         header = ["id", "created", "kind", "verdict", "models", "reason"]
         rows = [
-            [r.id, r.created[:19], r.kind, r.verdict or "", r.models_text(), r.first_reason()]
+            [r.id, r.when(), r.kind, r.verdict or "", r.models_text(), r.first_reason()]
             for r in self.records
         ]
         widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
@@ -145,7 +163,7 @@ class QueryResult(BaseModel):
         for r in self.records:
             head = [r.id, r.created, r.kind, r.verdict or "", r.models_text()]
             if not with_tensors:
-                writer.writerow([*head, r.first_reason()])
+                writer.writerow([*head, r.first_reason(width=100_000)])
             for t in r.tensors:
                 writer.writerow(
                     head + ["" if (v := getattr(t, c)) is None else v for c in tensor_cols]

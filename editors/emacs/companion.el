@@ -212,9 +212,9 @@ the settings sent as initializationOptions."
 (defvar companion-chat--seq 0)
 
 (define-derived-mode companion-chat-buffer-mode text-mode "Companion-Chat"
-  "The *companion-chat* buffer."
-  (local-set-key (kbd "RET") #'companion-chat)
-  (local-set-key (kbd "C-c C-k") #'companion-chat-stop))
+  "The *companion-chat* buffer: RET asks, C-c C-k stops the streaming answer.")
+(define-key companion-chat-buffer-mode-map (kbd "RET") #'companion-chat)
+(define-key companion-chat-buffer-mode-map (kbd "C-c C-k") #'companion-chat-stop)
 
 (defun companion-chat--buffer ()
   "The chat buffer, created on demand and shown."
@@ -251,8 +251,11 @@ the settings sent as initializationOptions."
   "Ask MESSAGE; the answer streams into the *companion-chat* buffer."
   (interactive "sAsk companion: ")
   (when companion-chat--current (user-error "A turn is still streaming (companion-chat-stop)"))
-  (let* ((origin (and buffer-file-name (eglot--path-to-uri buffer-file-name)))
-         (server (companion--server))
+  (let* ((server (companion--server))
+         ;; The server reads only files inside the workspace, so others are not sent as context.
+         (root (expand-file-name (project-root (eglot--project server))))
+         (origin (and buffer-file-name (string-prefix-p root (expand-file-name buffer-file-name))
+                      (eglot--path-to-uri buffer-file-name)))
          (token (format "companion-emacs-%d-%d" (emacs-pid) (cl-incf companion-chat--seq)))
          (turn (list :server server :token token :stopped nil :text ""))
          (params (list :message message :workDoneToken token)))

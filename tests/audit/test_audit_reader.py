@@ -127,7 +127,8 @@ def test_header_length_beyond_file(tmp_path: Path) -> None:
 def test_non_json_and_duplicate_names(tmp_path: Path) -> None:
     assert "not valid JSON" in error_of(raw_file(tmp_path / "a.safetensors", b"{not json}"))
     assert "not valid JSON" in error_of(raw_file(tmp_path / "b.safetensors", b"\xff\xfe{}"))
-    dup = b'{"t": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}, "t": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}}'
+    one = b'{"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}'
+    dup = b'{"t": ' + one + b', "t": ' + one.replace(b"[0, 1]", b"[1, 2]") + b"}"
     assert "duplicate name 't'" in error_of(raw_file(tmp_path / "c.safetensors", dup, b"ab"))
     assert "JSON object" in error_of(raw_file(tmp_path / "d.safetensors", b"[1, 2]"))
 

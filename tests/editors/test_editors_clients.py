@@ -1,8 +1,8 @@
 """Real editors with our plugins drive the real server and a streamed, cancelled chat.
 
 Headless Neovim (editors/neovim, built-in LSP) and Emacs batch (editors/emacs, eglot) each:
-attach to a config.json, run :CompanionQuery / companion-query (the server writes markdown that
-the plugin opens), stream a chat turn from a loopback OpenAI-compatible endpoint, then stop a
+attach to a config.json, run the evidence, audit and query commands (the server writes markdown
+that the plugin opens), stream a chat turn from a loopback OpenAI-compatible endpoint, then stop a
 slow second turn and check the cancel reached the server and closed the upstream stream.
 """
 
@@ -26,7 +26,12 @@ EDITOR_RUNS = {
         f"luafile {CLIENTS / 'nvim_session.lua'}",
     ),
     # No -Q: Debian's site-start puts eglot on the load path.
-    "emacs": ("emacs", EDITORS / "emacs", ["emacs", "--batch", "-l"], str(CLIENTS / "emacs_session.el")),
+    "emacs": (
+        "emacs",
+        EDITORS / "emacs",
+        ["emacs", "--batch", "-l"],
+        str(CLIENTS / "emacs_session.el"),
+    ),
 }
 
 
@@ -48,8 +53,11 @@ def test_editor_plugin_query_chat_and_stop(editor: str, tmp_path: Path) -> None:
         result = finish(proc, out)
         requests = srv.chat_requests()
 
+    assert "scratch" in str(result["evidence_text"]).lower()  # first loss ≈ ln V
+    assert "DERIVED" in str(result["audit_text"]).upper()
     assert str(result["query_file"]).endswith(".md")
-    assert "audit" in str(result["query_text"]).lower()
+    query = str(result["query_text"])
+    assert "b.safetensors" in query and "derived" in query.lower()  # the audit was recorded
 
     first = str(result["chat_after_first"])
     assert int(result["deltas"]) >= 2  # the answer streamed in pieces
@@ -71,6 +79,8 @@ def test_editor_plugin_query_chat_and_stop(editor: str, tmp_path: Path) -> None:
     assert result["final_text"] == stopped  # nothing was appended after Stop
 
     assert len(requests) == 2
+    # The open config.json went along as context (the server quotes it into the prompt).
+    assert "LlamaForCausalLM" in str(requests[0].body["messages"])
     second = [str(m.get("content")) for m in requests[1].body["messages"]]
     assert any("Was B derived from A?" in c for c in second)  # the conversation continued
     assert requests[1].body["model"] == "test-model"

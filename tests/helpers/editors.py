@@ -33,13 +33,32 @@ LLAMA_CONFIG = {
 }
 
 
+def _checkpoints(root: Path) -> None:
+    """Two tiny Llama-style checkpoints: B is A plus 0.1% noise (derived)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    a: dict[str, np.ndarray] = {}
+    for i in range(2):
+        layer = f"model.layers.{i}."
+        a[layer + "input_layernorm.weight"] = 1 + 0.05 * rng.standard_normal(64)
+        a[layer + "self_attn.q_proj.weight"] = 0.02 * rng.standard_normal((64, 64))
+        a[layer + "mlp.up_proj.weight"] = 0.02 * rng.standard_normal((128, 64))
+    b = {k: v + 0.001 * rng.standard_normal(v.shape) for k, v in a.items()}
+    save_file({k: v.astype(np.float32) for k, v in a.items()}, str(root / "a.safetensors"))
+    save_file({k: v.astype(np.float32) for k, v in b.items()}, str(root / "b.safetensors"))
+
+
 def make_workspace(root: Path) -> Path:
-    """A workspace with a model config and a training log."""
+    """A workspace with a model config, an llm.c-style training log and two checkpoints."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(json.dumps(LLAMA_CONFIG, indent=2) + "\n")
+    # First loss 11.85 ≈ ln(128256) = 11.76: a from-scratch start for this vocabulary.
     (root / "train.log").write_text(
         "".join(f"step {i}/100 | loss {11.9 - 0.05 * i:.4f}\n" for i in range(1, 40))
     )
+    _checkpoints(root)
     return root
 
 

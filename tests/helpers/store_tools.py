@@ -71,7 +71,13 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(xc @ yc / denom) if denom else 0.0
 
 
-@tool("audit.test_compare", description="test-only audit", read_only=True, record=True)
+@tool(
+    "audit.test_compare",
+    description="test-only audit",
+    read_only=True,
+    record=True,
+    cli="test-audit",
+)
 def test_compare(args: PairInput, ctx: ToolContext) -> PairResult:
     """Compare two files chunk by chunk with cosine/pearson and a shuffle baseline."""
     pa, pb = ctx.path(args.a), ctx.path(args.b)
@@ -135,7 +141,13 @@ class LogSummary(BaseModel):
     record_id: str | None = None
 
 
-@tool("evidence.test_summary", description="test-only evidence", read_only=True, record=True)
+@tool(
+    "evidence.test_summary",
+    description="test-only evidence",
+    read_only=True,
+    record=True,
+    cli="test-evidence",
+)
 def test_summary(args: LogInput, ctx: ToolContext) -> LogSummary:
     """First loss near ln(vocab) means a random start."""
     p = ctx.path(args.path)
@@ -167,7 +179,13 @@ class TokResult(BaseModel):
     record_id: str | None = None
 
 
-@tool("tokenizer.test_compare", description="test-only tokenizer", read_only=True, record=True)
+@tool(
+    "tokenizer.test_compare",
+    description="test-only tokenizer",
+    read_only=True,
+    record=True,
+    cli="test-tokenizer",
+)
 def test_tokenizers(args: TokInput, ctx: ToolContext) -> TokResult:
     """Jaccard overlap of two vocabularies."""
     pa, pb = ctx.path(args.a), ctx.path(args.b)

@@ -52,3 +52,9 @@ def test_tools_share_one_declaration() -> None:
     schemas = {s["function"]["name"]: s for s in llm_tools()}
     assert schemas["workspace_scan"]["function"]["parameters"] == t.input_model.model_json_schema()
     assert t.command == "companion.workspace.scan" and t.cli == "scan"
+
+
+def test_symlink_loop_argument_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    out = run_cli("scan", str(tmp_path / "loop" / "x"))
+    assert out.returncode == 2 and "symlink loop" in out.stderr

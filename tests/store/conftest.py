@@ -6,6 +6,7 @@ from pathlib import Path
 
 import helpers.store_tools  # noqa: F401  (registers the test-only recordable tools)
 import pytest
+
 from companion.settings import Settings
 from companion.store import recorder_for
 from companion.tools import ToolContext

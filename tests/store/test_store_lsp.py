@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -13,11 +14,10 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
+from helpers.store_tools import make_pair
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
-
-from helpers.store_tools import make_pair
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -46,6 +46,7 @@ async def client(lsp_client: LanguageClient):
     assert commands is not None and "companion.audit.query" in commands.commands
     yield
     await lsp_client.shutdown_session()
+    shutil.rmtree(ROOT, ignore_errors=True)
 
 
 async def command(client: LanguageClient, name: str, args: object) -> dict[str, object]:

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.store_tools import make_pair
+
 from companion.errors import InputError
 from companion.settings import Settings
 from companion.store.views import QueryResult
 from companion.tools import ToolContext, run_tool
-from helpers.store_tools import make_pair
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def test_all_records_newest_first_with_models(ctx: ToolContext, recs: dict[str, 
 def test_model_filters_by_name_path_and_sha(
     ctx: ToolContext, settings: Settings, recs: dict[str, Any]
 ) -> None:
-    a, b, c, other = recs["paths"]
+    other = recs["paths"][3]
     assert ids(q(ctx, model=["tuned"])) == [rid(recs, "derived")]
     assert ids(q(ctx, model=[str(other)])) == [rid(recs, "independent")]
     assert ids(q(ctx, model=[str(other.parent)])) == [rid(recs, "independent")]
@@ -140,7 +141,7 @@ def test_pagination_and_formats(ctx: ToolContext, recs: dict[str, Any]) -> None:
     table = q(ctx, format="table").to_markdown()
     assert table.startswith("```text\nid") and rid(recs, "derived") in table
     md = q(ctx, format="md", role="mlp").to_markdown()
-    assert "| id | created | kind | verdict | models | reason |" in md
+    assert "| id | kind | verdict | models | created |" in md
     assert f"## {rid(recs, 'derived')}: 5 matching tensors" in md
     assert '"id": "' in q(ctx, format="json").to_markdown()
 

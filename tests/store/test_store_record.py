@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.store_tools import make_pair
+
 from companion.settings import Settings
 from companion.store import load_conversation, recorder_for, save_conversation
 from companion.store.db import open_store
 from companion.store.record import model_groups, tensor_row
 from companion.tools import ToolContext, run_tool
-from helpers.store_tools import make_pair
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -105,7 +106,7 @@ def test_cli_records_by_default_and_no_store_skips(tmp_path: Path) -> None:
         "import sys, helpers.store_tools; from companion.cli import main; "
         "sys.exit(main(sys.argv[1:]))"
     )
-    base = [sys.executable, "-c", code, "audit", "test_compare", "--a", str(a), "--b", str(b)]
+    base = [sys.executable, "-c", code, "test-audit", "--a", str(a), "--b", str(b)]
     for extra in ([], ["--no-store"], []):
         out = subprocess.run(
             [*base, *extra, "--json"], env=env, capture_output=True, text=True, timeout=60

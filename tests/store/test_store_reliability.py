@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.store_tools import make_pair
+
 from companion.errors import StoreError
 from companion.settings import Settings
 from companion.store.check import check_store
 from companion.store.db import open_store
 from companion.tools import ToolContext, run_tool
-from helpers.store_tools import make_pair
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,8 +79,8 @@ def test_kill_9_mid_write_keeps_committed_runs_and_hides_the_partial_one(tmp_pat
         uids = [r[0] for r in conn.execute("SELECT uid FROM records ORDER BY id")]
         assert uids == committed
         rows = conn.execute(
-            "SELECT a.n_tensors, (SELECT count(*) FROM per_tensor t WHERE t.record_id = a.record_id) "
-            "FROM audits a"
+            "SELECT a.n_tensors, (SELECT count(*) FROM per_tensor t "
+            "WHERE t.record_id = a.record_id) FROM audits a"
         ).fetchall()
         assert [tuple(r) for r in rows] == [(3000, 3000)] * 3
         orphans = conn.execute(
@@ -174,9 +175,8 @@ def test_corrupt_schema_page_is_detected_on_open(tmp_path: Path) -> None:
     data = bytearray(store.read_bytes())
     data[100:4096] = b"\xff" * (4096 - 100)
     store.write_bytes(bytes(data))
-    with pytest.raises(StoreError, match="damaged|not a database") as err:
-        with open_store(store):
-            pass
+    with pytest.raises(StoreError, match=r"damaged|not a database") as err, open_store(store):
+        pass
     assert err.value.hint is not None and "companion store check" in err.value.hint
     assert store.read_bytes() == bytes(data)
 

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from companion.errors import StoreError
 from companion.store.db import APPLICATION_ID, connect
 from companion.store.migrations import MIGRATIONS, migrate

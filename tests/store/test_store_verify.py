@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.store_tools import make_pair
+
 from companion.errors import InputError
 from companion.settings import Settings
 from companion.store.export import ExportResult
 from companion.store.verify import VerifyResult
 from companion.tools import ToolContext, run_tool
-from helpers.store_tools import make_pair
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = (
@@ -36,7 +37,7 @@ def verify(ctx: ToolContext, target: str, **args: Any) -> VerifyResult:
 
 
 def test_untouched_audit_is_reproduced(ctx: ToolContext, tmp_path: Path) -> None:
-    rid, a, b = audit(ctx, tmp_path)
+    rid, _, _ = audit(ctx, tmp_path)
     result = verify(ctx, rid[:6])  # a unique prefix is enough
     assert result.status == "reproduced", result.to_markdown()
     assert result.record_id == rid and result.tool == "audit.test_compare"
@@ -185,12 +186,7 @@ def test_cli_query_json_ids_work_with_verify_and_export(tmp_path: Path) -> None:
         )
 
     for chunks in ("4", "6"):
-        assert (
-            cli(
-                "audit", "test_compare", "--a", str(a), "--b", str(b), "--chunks", chunks
-            ).returncode
-            == 0
-        )
+        assert cli("test-audit", "--a", str(a), "--b", str(b), "--chunks", chunks).returncode == 0
     listed = cli("query", "--json")
     assert listed.returncode == 0, listed.stderr
     records = json.loads(listed.stdout)

@@ -112,6 +112,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   reg('companion.showOutput', () => output.show());
   reg('companion.restartServer', () => restart(context));
   reg('companion.openChat', () => { openChat(context, transport); });
+  context.subscriptions.push(vscode.window.registerWebviewPanelSerializer('companion.chat', {
+    deserializeWebviewPanel: async (panel) => { openChat(context, transport, panel); },
+  }));
   reg('companion.setApiKey', async () => {
     const key = await vscode.window.showInputBox({ title: 'Companion: API key for the LLM endpoint', password: true, ignoreFocusOut: true });
     if (key === undefined) return;

@@ -25,16 +25,28 @@
       (companion-start)
       (wait-for 20 (lambda () (eglot-current-server)) "eglot to connect")
       (out-put :server_class (symbol-name (eieio-object-class (eglot-current-server))))
-      ;; companion-query opens the markdown written by the server.
-      (let ((before (current-buffer)))
-        (companion-query "verdict=derived")
-        (wait-for 20 (lambda () (cl-some (lambda (b) (string-suffix-p ".md" (or (buffer-file-name b) "")))
-                                         (buffer-list)))
-                  "the query result")
-        (let ((md (cl-find-if (lambda (b) (string-suffix-p ".md" (or (buffer-file-name b) ""))) (buffer-list))))
-          (out-put :query_file (buffer-file-name md))
-          (out-put :query_text (with-current-buffer md (buffer-string))))
-        (set-buffer before))
+      ;; companion-evidence, companion-audit and companion-query open the markdown the server writes.
+      (let ((seen nil) (ws (getenv "WS")) (config (current-buffer)))
+        (cl-flet ((result-of (fn)
+                    (funcall fn)
+                    (let (md)
+                      (wait-for 30 (lambda ()
+                                     (setq md (cl-find-if (lambda (b) (let ((f (buffer-file-name b)))
+                                                                        (and f (string-suffix-p ".md" f)
+                                                                             (not (member f seen)))))
+                                                          (buffer-list))))
+                                "a tool result")
+                      (push (buffer-file-name md) seen)
+                      (set-buffer config)
+                      (with-current-buffer md (buffer-string)))))
+          (out-put :evidence_text
+                   (result-of (lambda () (companion-evidence (list (expand-file-name "train.log" ws)
+                                                                   (expand-file-name "config.json" ws))))))
+          (out-put :audit_text
+                   (result-of (lambda () (companion-audit (expand-file-name "a.safetensors" ws)
+                                                          (expand-file-name "b.safetensors" ws)))))
+          (out-put :query_text (result-of (lambda () (companion-query "verdict=derived"))))
+          (out-put :query_file (car seen))))
       ;; A streamed chat turn; count the deltas our $/progress handler receives.
       (let ((deltas 0))
         (advice-add 'eglot-handle-notification :before

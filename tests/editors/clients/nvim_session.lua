@@ -22,12 +22,24 @@ local ok, err = pcall(function()
     return c ~= nil and c.initialized and vim.lsp.buf_is_attached(config_buf, c.id)
   end, 'the companion client to attach')
 
-  -- :CompanionQuery runs audit.query through companion.show and opens the markdown result.
-  vim.cmd('CompanionQuery verdict=derived')
-  wait(15000, function() return vim.api.nvim_buf_get_name(0):match('%.md$') ~= nil end, 'the query result')
-  out.query_file = vim.api.nvim_buf_get_name(0)
-  out.query_text = buffer_text(0)
-  vim.cmd('wincmd p')
+  -- :CompanionEvidence, :CompanionAudit and :CompanionQuery run tools through companion.show;
+  -- the server writes markdown that the plugin opens in a split.
+  local seen = {}
+  local function result_of(cmd)
+    vim.cmd(cmd)
+    wait(30000, function()
+      local name = vim.api.nvim_buf_get_name(0)
+      return name:match('%.md$') ~= nil and not seen[name]
+    end, 'the result of ' .. cmd)
+    local name = vim.api.nvim_buf_get_name(0)
+    seen[name] = true
+    local text = buffer_text(0)
+    vim.api.nvim_set_current_buf(config_buf)
+    return name, text
+  end
+  _, out.evidence_text = result_of('CompanionEvidence ' .. ws .. '/train.log ' .. ws .. '/config.json')
+  _, out.audit_text = result_of('CompanionAudit ' .. ws .. '/a.safetensors ' .. ws .. '/b.safetensors')
+  out.query_file, out.query_text = result_of('CompanionQuery verdict=derived')
 
   -- :CompanionChat streams into the chat buffer.
   local deltas = 0

@@ -4,7 +4,7 @@ local M = {}
 local state = {
   buf = nil,
   conversation = nil,
-  streams = {}, -- workDoneToken -> function(value)
+  streams = {}, -- workDoneToken -> function(value), or false once the turn finished
   current = nil, -- { client, id, token, stopped }
   seq = 0,
 }
@@ -43,8 +43,8 @@ M.append = append
 --- Called by the $/progress handler; returns true when the token belongs to a chat turn.
 function M.on_progress(token, value)
   local stream = state.streams[token]
-  if not stream then return false end
-  stream(value or {})
+  if stream == nil then return false end
+  if stream then stream(value or {}) end -- false: a finished turn whose `end` may still arrive
   return true
 end
 
@@ -62,7 +62,7 @@ local function footer(result)
 end
 
 local function finish(turn, line)
-  state.streams[turn.token] = nil
+  state.streams[turn.token] = false
   if state.current == turn then state.current = nil end
   append(state.buf, '\n\n' .. line .. '\n\n')
 end
@@ -81,13 +81,17 @@ function M.ask(message)
   end
   local client = require('companion').client()
   if not client then return end
+  -- The file the question is about: the buffer we were called from (or the last such buffer).
+  -- The server only reads files inside the workspace, so other buffers are not sent as context.
+  local here = vim.api.nvim_get_current_buf()
+  local path = vim.api.nvim_buf_get_name(here)
+  local root = client.config.root_dir and (client.config.root_dir:gsub('/$', '') .. '/') or ''
+  if here ~= state.buf and vim.fn.filereadable(path) == 1 and path:sub(1, #root) == root then
+    state.origin = vim.uri_from_bufnr(here)
+  end
+  local context = state.origin and { uri = state.origin } or nil
   local buf = chat_buffer()
   show(buf)
-  local context = nil
-  local alt = vim.fn.bufnr('#')
-  if alt > 0 and alt ~= buf and vim.api.nvim_buf_get_name(alt) ~= '' then
-    context = { uri = vim.uri_from_bufnr(alt) }
-  end
   state.seq = state.seq + 1
   local token = ('companion-nvim-%d-%d'):format(vim.fn.getpid(), state.seq)
   local turn = { client = client, token = token, stopped = false, text = '' }

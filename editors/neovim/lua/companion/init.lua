@@ -87,9 +87,17 @@ function M.start(path)
   return id
 end
 
---- A running client for the current buffer (started on demand), or nil.
+--- The client attached to the current buffer, else any running companion client, else a new one.
 function M.client()
-  local id = M.start()
+  for _, c in ipairs(vim.lsp.buf_get_clients(0)) do
+    if c.name == 'companion' then return c end
+  end
+  for _, id in pairs(clients) do
+    local c = vim.lsp.get_client_by_id(id)
+    if c and not c.is_stopped() then return c end
+  end
+  local name = vim.api.nvim_buf_get_name(0)
+  local id = M.start(vim.fn.filereadable(name) == 1 and name or vim.fn.getcwd() .. '/')
   return id and vim.lsp.get_client_by_id(id) or nil
 end
 

@@ -1,0 +1,224 @@
+"""Benchmark: weight-audit throughput against the common peer script, in the same run.
+
+Generates a bf16 pair (A, and B = A + noise; default ~2 x 1 GB, `--size-mb` to change,
+`--size-mb 10240` for 10 GB+) and measures, each in a fresh subprocess (for its peak RSS):
+  1. baseline: safetensors safe_open(framework="pt") + torch cosine per tensor (torch
+     installed for the bench only; without torch, a numpy per-tensor cosine is used);
+  2. companion's full audit without baselines;
+  3. companion's full audit with baselines;
+on cached data, then (2) again on cold data (pages evicted with posix_fadvise) against the
+O_DIRECT disk bandwidth measured with `dd iflag=direct`. Prints ratios; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def shapes(size_mb: int) -> list[tuple[str, tuple[int, ...]]]:
+    """A Llama-like layout (hidden 2048) with as many layers as fit `size_mb` of bf16."""
+    from companion.audit import synth
+
+    h, inter, vocab = 2048, 5632, 32000
+    per_layer = (4 * h * h + 3 * h * inter + 2 * h) * 2
+    layers = max(1, (size_mb * 2**20 - 2 * vocab * h * 2) // per_layer)
+    spec = synth.Spec(vocab=vocab, hidden=h, layers=int(layers), heads=16, intermediate=inter)
+    return synth.tensor_shapes(spec)
+
+
+def generate(folder: Path, size_mb: int, noise: float, seed: int = 0) -> Path:
+    """Write one bf16 checkpoint tensor by tensor (memory stays flat)."""
+    import struct
+
+    folder.mkdir(parents=True, exist_ok=True)
+    layout = shapes(size_mb)
+    header: dict[str, Any] = {}
+    offset = 0
+    for name, shape in layout:
+        nbytes = int(np.prod(shape)) * 2
+        header[name] = {
+            "dtype": "BF16",
+            "shape": list(shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
+        offset += nbytes
+    blob = json.dumps(header).encode()
+    blob += b" " * (-len(blob) % 8)
+    path = folder / "model.safetensors"
+    with path.open("wb") as fh:
+        fh.write(struct.pack("<Q", len(blob)) + blob)
+        for k, (_, shape) in enumerate(layout):
+            rng = np.random.default_rng([seed, k])
+            t = rng.standard_normal(shape, dtype=np.float32) * 0.02
+            if len(shape) == 1:
+                t += 1.0
+            if noise:
+                t += (
+                    noise
+                    * 0.02
+                    * np.random.default_rng([seed + 1, k]).standard_normal(shape, dtype=np.float32)
+                )
+            fh.write(t.astype(ml_dtypes.bfloat16).tobytes())
+    return path
+
+
+def run_torch(a: Path, b: Path) -> None:
+    """The peer-script shape: safe_open(framework='pt') and a torch cosine per tensor."""
+    import torch
+    from safetensors import safe_open
+
+    torch.set_num_threads(2)
+    with safe_open(str(a), framework="pt") as fa, safe_open(str(b), framework="pt") as fb:
+        for name in fa.keys():  # noqa: SIM118 - safe_open has no __iter__
+            ta = fa.get_tensor(name).float().flatten()
+            tb = fb.get_tensor(name).float().flatten()
+            torch.nn.functional.cosine_similarity(ta, tb, dim=0).item()
+
+
+def run_numpy(a: Path, b: Path) -> None:
+    """Fallback baseline without torch: load each tensor whole, numpy cosine."""
+    from companion.audit.safetensors import SafetensorsFile, decode
+
+    fa, fb = SafetensorsFile(a), SafetensorsFile(b)
+    for name in fa.tensors:
+        x = decode(fa.read(name), np.float32)
+        y = decode(fb.read(name), np.float32)
+        float(x @ y / np.sqrt((x @ x) * (y @ y)))
+
+
+def run_companion(a: Path, b: Path, baselines: bool) -> None:
+    """companion's audit through the registry (no store)."""
+    from companion.settings import Settings
+    from companion.tools import ToolContext, run_tool
+
+    ctx = ToolContext(settings=Settings(store_enabled=False, audit_workers=2))
+    args = {"a": str(a), "b": str(b), "baselines": baselines, "permutation_test": baselines}
+    run_tool("audit.compare", args, ctx)
+
+
+def child(mode: str, a: Path, b: Path) -> dict[str, float]:
+    """Run one measurement in a subprocess; return seconds and peak RSS (MB)."""
+    code = (
+        "import sys, time, resource, json; sys.path.insert(0, %r);"
+        "import bench.audit_throughput as m;"
+        "t = time.perf_counter(); %s; s = time.perf_counter() - t;"
+        "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024;"
+        "print(json.dumps({'seconds': s, 'rss_mb': rss}))"
+    )
+    call = {
+        "torch": f"m.run_torch(m.Path({str(a)!r}), m.Path({str(b)!r}))",
+        "numpy": f"m.run_numpy(m.Path({str(a)!r}), m.Path({str(b)!r}))",
+        "audit": f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), False)",
+        "audit+baselines": f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), True)",
+    }[mode]
+    out = subprocess.run(
+        [sys.executable, "-c", code % (str(REPO), call)], capture_output=True, text=True, check=True
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def evict(*paths: Path) -> None:
+    """Drop the files from the page cache (clean pages; no root needed)."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+
+
+def warm(*paths: Path) -> None:
+    """Read the files once so they sit in the page cache."""
+    for p in paths:
+        with p.open("rb") as fh:
+            while fh.read(1 << 24):
+                pass
+
+
+def direct_bandwidth(path: Path) -> float | None:
+    """O_DIRECT sequential read bandwidth in MB/s, via dd iflag=direct."""
+    if shutil.which("dd") is None:
+        return None
+    evict(path)
+    t = time.perf_counter()
+    proc = subprocess.run(
+        ["dd", f"if={path}", "of=/dev/null", "bs=4M", "iflag=direct"],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        return None
+    copied = re.search(r"^(\d+) bytes", proc.stderr, re.M)
+    return int(copied.group(1)) / 1e6 / (time.perf_counter() - t) if copied else None
+
+
+def main() -> int:
+    """Generate, measure, print."""
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--size-mb", type=int, default=1024, help="size of each checkpoint (MB)")
+    ap.add_argument("--dir", type=Path, help="where to write the pair (default: a temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    ns = ap.parse_args()
+    root = ns.dir or Path(tempfile.mkdtemp(prefix="audit-bench-"))
+    try:
+        t = time.perf_counter()
+        a = generate(root / "a", ns.size_mb, 0.0)
+        b = generate(root / "b", ns.size_mb, 0.3)
+        mb = (a.stat().st_size + b.stat().st_size) / 1e6
+        print(
+            f"generated 2 x {a.stat().st_size / 1e6:.0f} MB bf16 in {time.perf_counter() - t:.1f} s"
+        )
+        try:
+            import torch  # noqa: F401
+
+            base_mode = "torch"
+        except ImportError:
+            base_mode = "numpy"
+            print("torch is not installed: the baseline is a numpy per-tensor cosine instead")
+        rows: dict[str, dict[str, float]] = {}
+        for mode in (base_mode, "audit", "audit+baselines"):
+            warm(a, b)
+            rows[mode] = child(mode, a, b)
+        evict(a, b)
+        rows["audit (cold)"] = child("audit", a, b)
+        disk = direct_bandwidth(a)
+        base_tp = mb / rows[base_mode]["seconds"]
+        print(f"\n{'run':<18}{'seconds':>9}{'MB/s':>9}{'vs baseline':>13}{'peak RSS MB':>13}")
+        for mode, r in rows.items():
+            tp = mb / r["seconds"]
+            print(
+                f"{mode:<18}{r['seconds']:>9.2f}{tp:>9.0f}{tp / base_tp:>12.2f}x"
+                f"{r['rss_mb']:>13.0f}"
+            )
+        if disk:
+            cold = mb / rows["audit (cold)"]["seconds"]
+            print(
+                f"\nO_DIRECT disk bandwidth (dd): {disk:.0f} MB/s;"
+                f" cold audit reaches {cold / disk:.0%}"
+            )
+        print("targets: cached audit >= 4x baseline; cold >= 90% of disk; peak RSS <= 512 MB")
+        return 0
+    finally:
+        if not ns.keep and ns.dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,262 @@
+"""The streamed pass over one tensor pair: few fused passes per chunk, float64 accumulators.
+
+Each chunk is read with pread into per-thread buffers that are reused for the whole audit
+(resident memory stays flat), converted once to float32 (bf16 by a 16-bit shift; float64 and
+wide integers stay float64), and reduced with BLAS dot products taken over 64K-element rows
+(`np.vecdot`), so every partial sum stays short and the totals are kept in float64. Cosine,
+Pearson, relative L2, norm ratio, mean and std all come from the same sums. A chunk holding
+NaN or Inf (detected from its sums) is redone in float64 with the bad positions masked.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from math import isfinite
+from typing import Any
+
+import numpy as np
+
+from companion.audit.checkpoint import TensorRef
+from companion.audit.metrics import Moments, PairAccumulator, StreamPlan
+from companion.audit.safetensors import DTYPES
+
+Array = np.ndarray[Any, Any]
+_ROW = 1 << 16
+_WIDE = {"F64", "I32", "I64"}
+_BF16 = DTYPES["BF16"]
+_VECDOT: Callable[[Array, Array], Array] | None = getattr(np, "vecdot", None)
+
+
+class Workspace:
+    """Buffers reused by one thread across chunks and pairs."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple[str, str], Array] = {}
+
+    def get(self, name: str, n: int, dtype: Any) -> Array:
+        """A buffer of at least `n` elements of `dtype` (grown, never shrunk); first n."""
+        key = (name, np.dtype(dtype).str)
+        buf = self.buffers.get(key)
+        if buf is None or buf.size < n:
+            buf = np.empty(max(n, 1), dtype=dtype)
+            self.buffers[key] = buf
+        return buf[:n]
+
+    def ones(self, n: int, dtype: Any) -> Array:
+        """A buffer of n ones."""
+        key = ("ones", np.dtype(dtype).str)
+        buf = self.buffers.get(key)
+        if buf is None or buf.size < n:
+            buf = self.buffers[key] = np.ones(max(n, 1), dtype=dtype)
+        return buf[:n]
+
+
+_local = threading.local()
+
+
+def workspace() -> Workspace:
+    """This thread's workspace."""
+    ws = getattr(_local, "ws", None)
+    if ws is None:
+        ws = _local.ws = Workspace()
+    return ws
+
+
+def _dot(x: Array, y: Array) -> float:
+    """Sum of x*y with float32 partial sums over 64K-element rows, totalled in float64."""
+    n = x.size
+    whole = n - n % _ROW
+    total = 0.0
+    if whole:
+        xr, yr = x[:whole].reshape(-1, _ROW), y[:whole].reshape(-1, _ROW)
+        if _VECDOT is not None:
+            total = float(_VECDOT(xr, yr).sum(dtype=np.float64))
+        else:  # numpy < 2
+            total = sum(float(np.dot(u, v)) for u, v in zip(xr, yr, strict=True))
+    if whole < n:
+        total += float(np.dot(x[whole:], y[whole:]))
+    return total
+
+
+class _Pass:
+    """State of one streamed pair: plan, buffers, shifts and the sample positions."""
+
+    def __init__(
+        self, ra: TensorRef, rb: TensorRef, plan: StreamPlan, positions: tuple[Array, Array]
+    ) -> None:
+        self.ra, self.rb, self.plan = ra, rb, plan
+        wide = ra.info.dtype in _WIDE or rb.info.dtype in _WIDE
+        self.dtype = np.dtype(np.float64 if wide else np.float32)
+        shape = ra.info.shape
+        self.cols = shape[-1] if len(shape) >= 2 else 0
+        rows_per = max(1, plan.chunk // self.cols) if self.cols else 0
+        self.chunk = rows_per * self.cols if self.cols else plan.chunk
+        self.ws = workspace()
+        self.acc = PairAccumulator(Moments())
+        self.shift: tuple[float, float] | None = None
+        self.pos = positions
+        self.samples = (
+            np.empty(positions[0].size, dtype=np.float64),
+            np.empty(positions[1].size, dtype=np.float64),
+        )
+        self.fold = plan.gain_a is not None and plan.gain_b is not None and self.cols > 0
+        if self.fold:
+            assert plan.gain_a is not None and plan.gain_b is not None
+            self.gain_a = plan.gain_a.astype(self.dtype)
+            self.gain_b = plan.gain_b.astype(self.dtype)
+        self.proj = plan.projection.astype(self.dtype) if plan.projection is not None else None
+        if self.proj is not None and self.cols:
+            rows = ra.info.numel // self.cols
+            self.acc.features_a = np.zeros((rows, self.proj.shape[1]))
+            self.acc.features_b = np.zeros_like(self.acc.features_a)
+        self.row = 0
+
+    def load(self, side: int, start: int, count: int) -> Array:
+        """Read and convert one side's chunk into its work buffer."""
+        ref = self.ra if side == 0 else self.rb
+        itemsize = ref.info.np_dtype.itemsize
+        raw = self.ws.get(f"raw{side}", self.chunk * itemsize, np.uint8)
+        stored = ref.file.read_into(ref.info, start, count, raw)
+        out = self.ws.get(f"work{side}", self.chunk, self.dtype)[:count]
+        if stored.dtype == _BF16 and self.dtype == np.float32:
+            bits = out.view(np.uint32)
+            np.copyto(bits, stored.view(np.uint16), casting="unsafe")
+            bits <<= 16
+        elif stored.dtype == _BF16:
+            np.copyto(out, (stored.view(np.uint16).astype(np.uint32) << 16).view(np.float32))
+        else:
+            np.copyto(out, stored, casting="unsafe")
+        return out
+
+    def gather(self, side: int, start: int, x: Array) -> None:
+        """Copy the sample positions falling in this chunk (unshifted values)."""
+        pos = self.pos[side]
+        if pos.size == 0:
+            return
+        lo, hi = np.searchsorted(pos, [start, start + x.size])
+        if hi > lo:
+            self.samples[side][lo:hi] = x[pos[lo:hi] - start]
+
+    def decide_shift(self, a: Array, b: Array) -> tuple[float, float]:
+        """Shift by the first chunk's mean when the mean dwarfs the spread (gains near one)."""
+        out = []
+        for x in (a, b):
+            ok = x[np.isfinite(x)] if not isfinite(float(x.sum(dtype=np.float64))) else x
+            n = ok.size
+            if n == 0:
+                out.append(0.0)
+                continue
+            m = float(ok.sum(dtype=np.float64)) / n
+            var = max(_dot(ok, ok) / n - m * m, 0.0)
+            out.append(float(self.dtype.type(m)) if m * m > 1e-4 * var else 0.0)
+        return out[0], out[1]
+
+
+def _fast(p: _Pass, a: Array, b: Array, sa: float, sb: float) -> None:
+    """One all-finite chunk: differences, counts, folding, projection, then shifted sums."""
+    acc, ws, n = p.acc, p.ws, a.size
+    d = ws.get("d", p.chunk, p.dtype)[:n]
+    np.subtract(a, b, out=d)
+    acc.sdd += _dot(d, d)
+    acc.max_abs = max(acc.max_abs, float(d.max()), -float(d.min()))
+    acc.identical += n - int(np.count_nonzero(d))
+    ints = np.dtype(f"i{p.dtype.itemsize}")
+    t1 = ws.get("t1", p.chunk, p.dtype)[:n]
+    flags = ws.get("flags", p.chunk, np.bool_)[:n]
+    np.bitwise_xor(a.view(ints), b.view(ints), out=t1.view(ints))
+    acc.sign_agree += n - int(np.count_nonzero(np.less(t1.view(ints), 0, out=flags)))
+    if p.cols:
+        a2, b2 = a.reshape(-1, p.cols), b.reshape(-1, p.cols)
+        if p.fold:
+            t2 = ws.get("t2", p.chunk, p.dtype)[:n]
+            fa, fb = t1.reshape(-1, p.cols), t2.reshape(-1, p.cols)
+            np.multiply(a2, p.gain_a, out=fa)
+            np.multiply(b2, p.gain_b, out=fb)
+            ones = ws.ones(n, p.dtype)
+            acc.folded.add_sums(
+                n, _dot(t1, ones), _dot(t2, ones), _dot(t1, t1), _dot(t2, t2), _dot(t1, t2)
+            )
+        if p.proj is not None and acc.features_a is not None and acc.features_b is not None:
+            r = a2.shape[0]
+            acc.features_a[p.row : p.row + r] = a2 @ p.proj
+            acc.features_b[p.row : p.row + r] = b2 @ p.proj
+            p.row += r
+    assert p.shift is not None
+    ka, kb = p.shift
+    if ka:
+        a -= p.dtype.type(ka)
+    if kb:
+        b -= p.dtype.type(kb)
+    acc.moments.add_sums(n, sa - n * ka, sb - n * kb, _dot(a, a), _dot(b, b), _dot(a, b))
+
+
+def _slow(p: _Pass, a32: Array, b32: Array) -> None:
+    """A chunk with NaN or Inf: float64, non-finite positions masked out and counted."""
+    acc = p.acc
+    a, b = a32.astype(np.float64), b32.astype(np.float64)
+    fa_ok, fb_ok = np.isfinite(a), np.isfinite(b)
+    acc.nonfinite_a += int(a.size - np.count_nonzero(fa_ok))
+    acc.nonfinite_b += int(b.size - np.count_nonzero(fb_ok))
+    mask = fa_ok & fb_ok
+    count = int(np.count_nonzero(mask))
+    a, b = np.where(mask, a, 0.0), np.where(mask, b, 0.0)
+    skipped = a.size - count
+    d = a - b
+    acc.sdd += float(d @ d)
+    if count:
+        acc.max_abs = max(acc.max_abs, float(np.abs(d).max()))
+    acc.identical += int(np.count_nonzero(d == 0)) - skipped
+    acc.sign_agree += int(np.count_nonzero(np.signbit(a) == np.signbit(b))) - skipped
+    if p.cols:
+        a2, b2 = a.reshape(-1, p.cols), b.reshape(-1, p.cols)
+        if p.fold:
+            fa, fb = a2 * p.gain_a, b2 * p.gain_b
+            acc.folded.add_sums(count, fa.sum(), fb.sum(), _dot(fa, fa), _dot(fb, fb), _dot(fa, fb))
+        if p.proj is not None and acc.features_a is not None and acc.features_b is not None:
+            r = a2.shape[0]
+            proj = p.proj.astype(np.float64)
+            acc.features_a[p.row : p.row + r] = a2 @ proj
+            acc.features_b[p.row : p.row + r] = b2 @ proj
+            p.row += r
+    assert p.shift is not None
+    ka, kb = p.shift
+    a = np.where(mask, a - ka, 0.0)
+    b = np.where(mask, b - kb, 0.0)
+    acc.moments.add_sums(count, a.sum(), b.sum(), _dot(a, a), _dot(b, b), _dot(a, b))
+
+
+def stream_pair(
+    ra: TensorRef,
+    rb: TensorRef,
+    plan: StreamPlan,
+    positions: tuple[Array, Array],
+    tick: Callable[[int], None],
+) -> tuple[PairAccumulator, Array, Array]:
+    """Stream both tensors chunk by chunk (row-aligned for matrices) and accumulate metrics.
+
+    Also gathers the values at `positions` (sorted element indices, per side) on the way, so
+    the deterministic samples cost no extra read. `tick(nbytes)` runs after each chunk; it
+    reports progress and raises on cancel. Returns the accumulator and both samples.
+    """
+    p = _Pass(ra, rb, plan, positions)
+    total = ra.info.numel
+    itemsize = ra.info.np_dtype.itemsize + rb.info.np_dtype.itemsize
+    ra.file.prefetch(ra.info)
+    rb.file.prefetch(rb.info)
+    for start in range(0, total, p.chunk):
+        count = min(p.chunk, total - start)
+        a, b = p.load(0, start, count), p.load(1, start, count)
+        p.gather(0, start, a)
+        p.gather(1, start, b)
+        if p.shift is None:
+            p.shift = p.decide_shift(a, b)
+            p.acc.moments.ka, p.acc.moments.kb = p.shift
+        ones = p.ws.ones(count, p.dtype)
+        sa, sb = _dot(a, ones), _dot(b, ones)
+        if isfinite(sa) and isfinite(sb):
+            _fast(p, a, b, sa, sb)
+        else:
+            _slow(p, a, b)
+        tick(count * itemsize)
+    return p.acc, p.samples[0], p.samples[1]
