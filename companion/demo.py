@@ -19,7 +19,14 @@ from companion.tools import ToolContext
 
 Show = Callable[[str, BaseModel], None]
 
-DEMO_SECTIONS: tuple[str, ...] = ("companion.workspace_demo", "companion.architecture.demo", "companion.evidence.demo", "companion.audit.demo", "companion.store.demo")
+DEMO_SECTIONS: tuple[str, ...] = (
+    "companion.workspace_demo",
+    "companion.architecture.demo",
+    "companion.evidence.demo",
+    "companion.audit.demo",
+    "companion.store.demo",
+    "companion.llm.demo",
+)
 
 
 def run_demo(folder: Path | None) -> int:

@@ -53,7 +53,9 @@ class NotRecordedError(StoreError):
     """A tool ran but its result could not be recorded; `result` keeps the computed answer."""
 
     def __init__(self, cause: CompanionError, result: object) -> None:
-        super().__init__(f"The result was computed but not recorded: {cause.message}", hint=cause.hint)
+        super().__init__(
+            f"The result was computed but not recorded: {cause.message}", hint=cause.hint
+        )
         self.result = result
 
 

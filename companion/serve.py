@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -37,9 +38,7 @@ def serve(tcp: bool = False, port: int = 2087, log_file: Path | None = None) -> 
         server.start_io()
     log.info("client disconnected; exiting")
     logging.shutdown()
-    try:
+    with contextlib.suppress(OSError, ValueError):  # the client may have closed the pipe
         sys.stdout.flush()
-    except (OSError, ValueError):
-        pass  # the client closed the pipe: nothing left to deliver
     # Worker threads (a long audit) must not keep a server whose client is gone alive.
     os._exit(0)

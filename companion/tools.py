@@ -16,7 +16,13 @@ from companion.errors import Cancelled, CompanionError, InputError, NotRecordedE
 from companion.settings import Settings
 
 # Modules that declare tools. Each engine adds its own line; importing one registers its tools.
-TOOL_MODULES: tuple[str, ...] = ("companion.workspace", "companion.store.tool", "companion.architecture.tool", "companion.audit.tool", "companion.evidence.tool")
+TOOL_MODULES: tuple[str, ...] = (
+    "companion.workspace",
+    "companion.store.tool",
+    "companion.architecture.tool",
+    "companion.audit.tool",
+    "companion.evidence.tool",
+)
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)

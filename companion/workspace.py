@@ -30,7 +30,15 @@ _TOKENIZER_NAMES = {
     "merges.txt",
     "vocab.json",
 }
-_SKIP_DIRS = {".companion", ".git", ".venv", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache"}
+_SKIP_DIRS = {
+    ".companion",
+    ".git",
+    ".venv",
+    "node_modules",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+}
 _LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"
 
 

@@ -87,7 +87,6 @@ class _Pass:
     ) -> None:
         self.ra, self.rb, self.plan = ra, rb, plan
         wide = ra.info.dtype in _WIDE or rb.info.dtype in _WIDE
-        self.dtype = np.dtype(np.float64 if wide else np.float32)
         shape = ra.info.shape
         self.cols = shape[-1] if len(shape) >= 2 else 0
         rows_per = max(1, plan.chunk // self.cols) if self.cols else 0
@@ -101,16 +100,26 @@ class _Pass:
             np.empty(positions[1].size, dtype=np.float64),
         )
         self.fold = plan.gain_a is not None and plan.gain_b is not None and self.cols > 0
-        if self.fold:
-            assert plan.gain_a is not None and plan.gain_b is not None
-            self.gain_a = plan.gain_a.astype(self.dtype)
-            self.gain_b = plan.gain_b.astype(self.dtype)
-        self.proj = plan.projection.astype(self.dtype) if plan.projection is not None else None
+        self.use_dtype(np.dtype(np.float64 if wide else np.float32))
         if self.proj is not None and self.cols:
             rows = ra.info.numel // self.cols
             self.acc.features_a = np.zeros((rows, self.proj.shape[1]))
             self.acc.features_b = np.zeros_like(self.acc.features_a)
         self.row = 0
+
+    def use_dtype(self, dtype: np.dtype[Any]) -> None:
+        """Set the work dtype (float32, or float64 for wide types and shifted gains)."""
+        self.dtype = dtype
+        plan = self.plan
+        if self.fold:
+            assert plan.gain_a is not None and plan.gain_b is not None
+            self.gain_a = plan.gain_a.astype(dtype)
+            self.gain_b = plan.gain_b.astype(dtype)
+        self.proj = plan.projection.astype(dtype) if plan.projection is not None else None
+
+    def use_float64(self) -> None:
+        """Switch to float64 work (only ever before the first chunk is accumulated)."""
+        self.use_dtype(np.dtype(np.float64))
 
     def load(self, side: int, start: int, count: int) -> Array:
         """Read and convert one side's chunk into its work buffer."""
@@ -252,6 +261,10 @@ def stream_pair(
         if p.shift is None:
             p.shift = p.decide_shift(a, b)
             p.acc.moments.ka, p.acc.moments.kb = p.shift
+            if p.shift != (0.0, 0.0) and p.dtype != np.float64:
+                # Gains near one: shifted sums in float64 keep Pearson exact to ~1e-12.
+                p.use_float64()
+                a, b = p.load(0, start, count), p.load(1, start, count)
         ones = p.ws.ones(count, p.dtype)
         sa, sb = _dot(a, ones), _dot(b, ones)
         if isfinite(sa) and isfinite(sb):

@@ -8,7 +8,6 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from companion.errors import InputError
-from companion.evidence.engine import CONFIG_NAMES, Request, summarize
 from companion.evidence.model import EvidenceSummary
 from companion.evidence.textio import known_digest
 from companion.manifest import InputFile, Manifest, sha256_file
@@ -91,6 +90,8 @@ def _manifest(args: SummarizeInput, files: list[Path]) -> Manifest:
 )
 def summarize_tool(args: SummarizeInput, ctx: ToolContext) -> EvidenceSummary:
     """Run the evidence pipeline on the given logs."""
+    from companion.evidence.engine import CONFIG_NAMES, Request, summarize  # lazy: numpy
+
     paths = [ctx.path(p) for p in args.paths]
     config = ctx.path(args.config) if args.config else None
     logs = [p for p in paths if p.name not in CONFIG_NAMES or p.is_dir()]

@@ -14,7 +14,11 @@ from pygls.workspace import TextDocument
 
 from companion.server.core import CompanionServer
 
-PROVIDER_MODULES: tuple[str, ...] = ("companion.server.chat_provider", "companion.server.config_provider", "companion.server.evidence_provider")
+PROVIDER_MODULES: tuple[str, ...] = (
+    "companion.server.chat_provider",
+    "companion.server.config_provider",
+    "companion.server.evidence_provider",
+)
 
 
 class Provider:

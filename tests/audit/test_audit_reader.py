@@ -15,7 +15,8 @@ from helpers.audit_checkpoints import entry, pair_with, raw_file
 from safetensors.numpy import load_file, save_file
 
 from companion.audit.checkpoint import open_checkpoint
-from companion.audit.metrics import Moments, StreamPlan, stream_pair
+from companion.audit.kernel import stream_pair
+from companion.audit.metrics import Moments, StreamPlan
 from companion.audit.safetensors import SafetensorsFile, decode, write_safetensors
 from companion.errors import InputError
 from companion.tools import ToolContext, run_tool
@@ -76,14 +77,18 @@ def test_streamed_moments_match_numpy_for_gains_near_one(tmp_path: Path) -> None
     b = (a + 1e-3 * rng.standard_normal(a.shape)).astype(np.float32)
     pa, pb = pair_with(tmp_path, "w", a, b)
     ca, cb = open_checkpoint(pa), open_checkpoint(pb)
-    acc = stream_pair(
-        ca.tensors["w"], cb.tensors["w"], (0.9, 1.1), StreamPlan(chunk=64), lambda n: None
+    pos = np.arange(0, a.size, 7)
+    acc, sa, sb = stream_pair(
+        ca.tensors["w"], cb.tensors["w"], StreamPlan(chunk=64), (pos, pos[:0]), lambda n: None
     )
     x, y = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
     assert acc.moments.n == x.size
     assert acc.moments.pearson() == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
     assert acc.moments.cosine() == pytest.approx(x @ y / np.sqrt((x @ x) * (y @ y)), abs=1e-12)
     assert acc.max_abs == pytest.approx(np.abs(x - y).max())
+    assert acc.moments.ka != 0  # the gains were shifted
+    np.testing.assert_array_equal(sa, x[pos])  # the sample is gathered on the way
+    assert sb.size == 0
     assert Moments().pearson() is None
 
 

@@ -57,7 +57,7 @@ def test_editor_plugin_query_chat_and_stop(editor: str, tmp_path: Path) -> None:
     assert "DERIVED" in str(result["audit_text"]).upper()
     assert str(result["query_file"]).endswith(".md")
     query = str(result["query_text"])
-    assert "b.safetensors" in query and "derived" in query.lower()  # the audit was recorded
+    assert "audit.compare" in query and "derived" in query.lower()  # the audit was recorded
 
     first = str(result["chat_after_first"])
     assert int(result["deltas"]) >= 2  # the answer streamed in pieces

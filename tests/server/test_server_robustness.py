@@ -124,3 +124,14 @@ def test_tcp_binds_loopback_only() -> None:
     finally:
         proc.kill()
         proc.wait(timeout=5)
+
+
+def test_server_start_imports_no_heavy_engines() -> None:
+    """Cold start stays fast: engines load numpy/scipy/openai only when first used."""
+    code = (
+        "import sys; from companion.server import build_server; build_server(); "
+        "print(' '.join(m for m in ('numpy', 'scipy', 'matplotlib', 'openai', 'tiktoken') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
