@@ -21,6 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from helpers.rawlsp import RawServer
+from lsp_latency import pct
 
 from companion.architecture.catalog import find
 
@@ -86,18 +87,8 @@ def diagnostics_latency(s: RawServer, uri: str, text: str, n: int) -> list[float
     return out
 
 
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile in milliseconds."""
-    ordered = sorted(values)
-    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def main() -> None:
-    """Run and print the report."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--requests", type=int, default=1000)
-    ns = ap.parse_args()
-    n = ns.requests
+def run(n: int) -> None:
+    """Measure hover, code lens and diagnostics `n` times each and print the report."""
     with tempfile.TemporaryDirectory() as d:
         ws = Path(d)
         text = json.dumps(big_config(), indent=2)
@@ -151,6 +142,13 @@ def main() -> None:
         )
     mean = statistics.mean(base) * 1000
     print(f"requests per figure                : {n}; mean baseline {mean:.2f} ms")
+
+
+def main() -> None:
+    """Parse arguments and run."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--requests", type=int, default=1000)
+    run(ap.parse_args().requests)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,13 @@ from companion.audit.alignment import map_layers, role_filter
 from companion.audit.checkpoint import Checkpoint, open_checkpoint
 from companion.audit.kernel import stream_pair
 from companion.audit.matching import projection
-from companion.audit.metrics import PairAccumulator, StreamPlan, positions_for, read_sample
+from companion.audit.metrics import (
+    PairAccumulator,
+    StreamPlan,
+    pearson,
+    positions_for,
+    read_sample,
+)
 from companion.audit.models import AuditInput, AuditResult
 from companion.audit.pairing import Pair, Side, index_side, layer_scores, make_pairs
 from companion.audit.summarize import Streams, summarize
@@ -187,7 +193,16 @@ def _stream_all(
 
         return run
 
-    return run_parallel(pool, [job(p) for p in pairs], ctx)
+    # Submit in A's on-disk order (sequential reads on cold data); return in pair order.
+    order = sorted(
+        range(len(pairs)),
+        key=lambda i: (str(a.ref(pairs[i].name_a).file.path), a.ref(pairs[i].name_a).info.begin),
+    )
+    done = run_parallel(pool, [job(pairs[i]) for i in order], ctx)
+    out: list[PairAccumulator | None] = [None] * len(pairs)
+    for i, acc in zip(order, done, strict=True):
+        out[i] = acc
+    return [acc for acc in out if acc is not None]
 
 
 def _map(a: Side, b: Side, sampled: bool) -> dict[int, int]:
@@ -205,12 +220,24 @@ def _map(a: Side, b: Side, sampled: bool) -> dict[int, int]:
 
 
 def _map_scores(a: Side, b: Side, a_to_b: dict[int, int]) -> dict[int, float]:
-    """The sample-Pearson score of each mapped B layer (for the report)."""
-    la, lb, score = layer_scores(a, b)
-    return {
-        layer_b: float(score[la.index(layer_a), lb.index(layer_b)])
-        for layer_a, layer_b in a_to_b.items()
+    """The score of each mapped B layer: mean sample Pearson over shared sites (as in
+    pairing.layer_scores, but only for the mapped cells instead of every pair of layers)."""
+    sites = {k.site() for k in a.by_key if k.layer is not None} & {
+        k.site() for k in b.by_key if k.layer is not None
     }
+    out: dict[int, float] = {}
+    for layer_a, layer_b in a_to_b.items():
+        vals = []
+        for site in sites:
+            na, nb = a.at(site, layer_a), b.at(site, layer_b)
+            if na is None or nb is None or na not in a.samples or nb not in b.samples:
+                continue
+            if a.ref(na).info.shape != b.ref(nb).info.shape:
+                continue
+            if (r := pearson(a.samples[na], b.samples[nb])) is not None:
+                vals.append(r)
+        out[layer_b] = float(np.mean(vals)) if vals else 0.0
+    return out
 
 
 def _pick_layers(layers: list[int], count: int) -> set[int]:
@@ -279,14 +306,14 @@ def run_audit(
                 inputs = [h.result() for h in hashes]
             finally:
                 stop.set()
-        ctx.progress("summarizing", 0.99)
-        streams = Streams(
-            a, b, third, pairs, accs, third_pairs, third_accs, a_to_b, map_scores, unmatched
-        )
-        manifest = Manifest(
-            tool="audit.compare", parameters=args.model_dump(mode="json"), inputs=inputs
-        )
-        result = summarize(args, streams, manifest, ctx)
+            ctx.progress("summarizing", 0.99)
+            streams = Streams(
+                a, b, third, pairs, accs, third_pairs, third_accs, a_to_b, map_scores, unmatched
+            )
+            manifest = Manifest(
+                tool="audit.compare", parameters=args.model_dump(mode="json"), inputs=inputs
+            )
+            result = summarize(args, streams, manifest, ctx)
         bytes_read = sum(
             ra.info.end - ra.info.begin for p in pairs for ra in (a.ref(p.name_a), b.ref(p.name_b))
         )

@@ -23,8 +23,10 @@ from companion.audit.safetensors import DTYPES
 
 Array = np.ndarray[Any, Any]
 _ROW = 1 << 16
+_PREFETCH = 64 << 20  # bytes per readahead window; two windows stay ahead of the reader
 _WIDE = {"F64", "I32", "I64"}
 _BF16 = DTYPES["BF16"]
+_EMPTY = np.empty(0, dtype=np.uint8)
 _VECDOT: Callable[[Array, Array], Array] | None = getattr(np, "vecdot", None)
 
 
@@ -106,6 +108,7 @@ class _Pass:
             self.acc.features_a = np.zeros((rows, self.proj.shape[1]))
             self.acc.features_b = np.zeros_like(self.acc.features_a)
         self.row = 0
+        self.stored: list[Array] = [_EMPTY, _EMPTY]
 
     def use_dtype(self, dtype: np.dtype[Any]) -> None:
         """Set the work dtype (float32, or float64 for wide types and shifted gains)."""
@@ -127,6 +130,7 @@ class _Pass:
         itemsize = ref.info.np_dtype.itemsize
         raw = self.ws.get(f"raw{side}", self.chunk * itemsize, np.uint8)
         stored = ref.file.read_into(ref.info, start, count, raw)
+        self.stored[side] = stored
         out = self.ws.get(f"work{side}", self.chunk, self.dtype)[:count]
         if stored.dtype == _BF16 and self.dtype == np.float32:
             bits = out.view(np.uint32)
@@ -169,12 +173,17 @@ def _fast(p: _Pass, a: Array, b: Array, sa: float, sb: float) -> None:
     np.subtract(a, b, out=d)
     acc.sdd += _dot(d, d)
     acc.max_abs = max(acc.max_abs, float(d.max()), -float(d.min()))
-    acc.identical += n - int(np.count_nonzero(d))
-    ints = np.dtype(f"i{p.dtype.itemsize}")
-    t1 = ws.get("t1", p.chunk, p.dtype)[:n]
     flags = ws.get("flags", p.chunk, np.bool_)[:n]
-    np.bitwise_xor(a.view(ints), b.view(ints), out=t1.view(ints))
-    acc.sign_agree += n - int(np.count_nonzero(np.less(t1.view(ints), 0, out=flags)))
+    acc.identical += int(np.count_nonzero(np.equal(d, 0, out=flags)))
+    t1 = ws.get("t1", p.chunk, p.dtype)[:n]
+    # Sign bits: on the stored words when both sides share a signed layout (half the bytes).
+    ra, rb = p.stored
+    same = ra.dtype == rb.dtype and ra.dtype.kind in "fiV" and ra.dtype != np.uint8
+    x, y = (ra, rb) if same and ra.dtype.itemsize < p.dtype.itemsize else (a, b)
+    ints = np.dtype(f"i{x.dtype.itemsize}")
+    xor = t1.view(np.uint8)[: n * ints.itemsize].view(ints)
+    np.bitwise_xor(x.view(ints), y.view(ints), out=xor)
+    acc.sign_agree += n - int(np.count_nonzero(np.less(xor, 0, out=flags)))
     if p.cols:
         a2, b2 = a.reshape(-1, p.cols), b.reshape(-1, p.cols)
         if p.fold:
@@ -251,10 +260,15 @@ def stream_pair(
     p = _Pass(ra, rb, plan, positions)
     total = ra.info.numel
     itemsize = ra.info.np_dtype.itemsize + rb.info.np_dtype.itemsize
-    ra.file.prefetch(ra.info)
-    rb.file.prefetch(rb.info)
+    window = max(p.chunk, _PREFETCH // max(ra.info.np_dtype.itemsize, 1))
+    ahead = 0  # elements already handed to the kernel's readahead (cold data)
     for start in range(0, total, p.chunk):
         count = min(p.chunk, total - start)
+        while ahead < min(total, start + 2 * window):
+            span = min(window, total - ahead)
+            ra.file.prefetch(ra.info, ahead, span)
+            rb.file.prefetch(rb.info, ahead, span)
+            ahead += span
         a, b = p.load(0, start, count), p.load(1, start, count)
         p.gather(0, start, a)
         p.gather(1, start, b)

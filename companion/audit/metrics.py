@@ -11,7 +11,6 @@ from math import sqrt
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from companion.audit.checkpoint import TensorRef
 from companion.audit.safetensors import decode
@@ -170,12 +169,26 @@ def cosine(a: Array, b: Array) -> float | None:
     return _clip(float(a @ b) / den) if den > 0 else None
 
 
+def ranks(x: Array) -> Array:
+    """Ranks from 1, ties sharing their average rank (as scipy's rankdata 'average')."""
+    order = np.argsort(x, kind="stable")
+    s = x[order]
+    new = np.empty(s.size, dtype=bool)
+    new[:1] = True
+    np.not_equal(s[1:], s[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, s.size))
+    out = np.empty(x.size, dtype=np.float64)
+    out[order] = np.repeat(starts + (counts + 1) / 2.0, counts)
+    return out
+
+
 def spearman(a: Array, b: Array) -> float | None:
     """Spearman rank correlation of two samples."""
     a, b = finite_pair(a, b)
     if a.size < 3:
         return None
-    return pearson(rankdata(a), rankdata(b))
+    return pearson(ranks(a), ranks(b))
 
 
 def absdiff_quantiles(a: Array, b: Array) -> tuple[float | None, float | None]:

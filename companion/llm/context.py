@@ -182,7 +182,12 @@ def build_system_prompt(
     parts = [template("system").strip()]
     notes: list[str] = []
     if doc is not None:
-        label, text = document_text(doc, ctx)
+        try:
+            label, text = document_text(doc, ctx)
+        except InputError as exc:
+            # e.g. a result file outside the workspace: answer anyway, say what was left out
+            label, text = "", ""
+            notes.append(f"The open document was not quoted: {exc.text}")
         if text:
             cap = int(budget.prompt_limit * DOCUMENT_SHARE)
             text, note = budget.truncate_text(text, cap, "The quoted document")

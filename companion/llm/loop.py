@@ -287,6 +287,7 @@ class _Turn:
             record.error = f"The arguments are not valid JSON ({exc}); send a JSON object."
             return record, json.dumps({"error": record.error})
         record.arguments = args
+        record.name = tool.name  # report the registry name (audit.query), not the wire name
         try:
             result = await asyncio.to_thread(run_tool, tool.name, args, self.ctx)
         except CompanionError as exc:

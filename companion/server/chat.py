@@ -125,7 +125,7 @@ def chat_markdown(question: str, answer: str, notes: list[str]) -> str:
     """A `*.chat.md` document holding one exchange, ready for a follow-up question."""
     from companion.llm.context import template
 
-    head = template("chat_file").split("## You", 1)[0].rstrip()
+    head = template("chat_file").split("\n## You", 1)[0].rstrip()
     note_text = "".join(f"\n> Note: {n}\n" for n in notes)
     return f"{head}\n\n## You\n\n{question}\n\n## companion\n\n{answer}\n{note_text}\n## You\n\n"
 

@@ -38,6 +38,8 @@ class ClientLogHandler(logging.Handler):
 
 def apply_settings(server: CompanionServer, data: Any, source: str) -> None:
     """Validate editor settings; on error tell the user and fall back to defaults."""
+    if not data:
+        return  # clients send {} or null to mean "nothing changed" (eglot does at start-up)
     settings, problems = from_editor(data)
     keep = (server.settings.home, server.settings.store_path)
     if server.settings.home is not None or server.settings.store_path is not None:

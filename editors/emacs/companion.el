@@ -39,7 +39,8 @@
 (defcustom companion-llm-base-url nil "OpenAI-compatible endpoint URL." :type '(choice (const nil) string))
 (defcustom companion-llm-model nil "Model served by the endpoint." :type '(choice (const nil) string))
 (defcustom companion-llm-api-key-env nil
-  "Name of the environment variable holding the API key (default on the server: OPENAI_API_KEY)."
+  "Name of the environment variable holding the API key.
+The server's default is OPENAI_API_KEY.  The key stays in the environment."
   :type '(choice (const nil) string))
 
 (defcustom companion-request-timeout 3600
@@ -99,6 +100,13 @@
   (companion--open-uri uri)
   (list :success t))
 
+(cl-defmethod eglot-handle-request
+  ((_ companion-eglot-server) (_method (eql workspace/applyEdit)) &key _label edit)
+  ;; "Ask companion" streams its answer into a *.chat.md as many small edits: apply them
+  ;; without one confirmation prompt per edit.
+  (eglot--apply-workspace-edit edit nil)
+  (list :applied t))
+
 (defvar companion--streams (make-hash-table :test #'equal)
   "workDoneToken -> function receiving each $/progress value of a chat turn.")
 
@@ -118,7 +126,8 @@
 
 ;;;###autoload
 (defun companion-setup ()
-  "Register the server with eglot, map companion files to their modes and start eglot there."
+  "Register the server with eglot and map companion files to their modes.
+Eglot then starts in those buffers."
   (interactive)
   (add-to-list 'eglot-server-programs (cons companion--modes #'companion--contact))
   (dolist (entry companion-auto-mode-patterns) (add-to-list 'auto-mode-alist entry))
@@ -126,16 +135,17 @@
   (dolist (mode companion--modes) (add-hook (intern (format "%s-hook" mode)) #'eglot-ensure)))
 
 (defun companion-update-settings (&optional server)
-  "Send the current customizations to SERVER (default: every companion server).
-Also runs after eglot's own empty workspace/didChangeConfiguration, which would otherwise reset
-the settings sent as initializationOptions."
+  "Send the current customizations to SERVER (default: every companion one).
+Also runs after eglot's own empty workspace/didChangeConfiguration,
+which would otherwise reset the settings sent as initializationOptions."
   (interactive)
   (dolist (s (if server (list server) (companion--servers)))
     (when (cl-typep s 'companion-eglot-server)
       (jsonrpc-notify s :workspace/didChangeConfiguration (list :settings (companion--settings))))))
 
 (defun companion-start ()
-  "Connect the current buffer to the companion server now (`eglot-ensure' waits for a command)."
+  "Connect the current buffer to the companion server now.
+Unlike `eglot-ensure', which waits for the next command (so also in batch)."
   (interactive)
   (unless (eglot-current-server) (apply #'eglot--connect (eglot--guess-contact))))
 
@@ -152,7 +162,9 @@ the settings sent as initializationOptions."
       (user-error "No companion server: open a config.json, training log or *.chat.md first")))
 
 (defun companion--request (server method params on-success &optional on-error)
-  "Send an asynchronous request; return its JSON-RPC id (needed for $/cancelRequest)."
+  "Send METHOD with PARAMS to SERVER asynchronously; return the request id.
+ON-SUCCESS gets the result, ON-ERROR the error.
+The id is what $/cancelRequest needs."
   (car (jsonrpc--async-request-1
         server method params
         :success-fn on-success
@@ -162,7 +174,8 @@ the settings sent as initializationOptions."
         :timeout-fn (lambda () (message "companion: %s timed out" method)))))
 
 (defun companion--show (tool args title)
-  "Run TOOL with ARGS on the server (`companion.show') and open the markdown result."
+  "Run TOOL with ARGS on the server (`companion.show') and open its result.
+TITLE names the markdown document the server writes."
   (let ((server (companion--server)))
     (message "companion: running %s..." tool)
     (companion--request
@@ -201,7 +214,8 @@ the settings sent as initializationOptions."
 
 ;;;###autoload
 (defun companion-query (text)
-  "Query recorded audit results; TEXT like `llama verdict=derived where=pearson>0.5'."
+  "Query recorded audit results.
+TEXT holds models and filters, like `llama verdict=derived where=pearson>0.5'."
   (interactive "sQuery (models and key=value filters): ")
   (companion--show "audit.query" (companion-parse-query text) "Audit results"))
 
@@ -266,11 +280,12 @@ the settings sent as initializationOptions."
              "## You\n\n" message "\n\n## Companion\n\n"))
     (puthash token
              (lambda (value)
-               (let ((delta (plist-get value :delta)))
-                 (when (and (stringp delta) (equal (plist-get value :kind) "report")
-                            (not (plist-get turn :stopped)))
-                   (setq turn (plist-put turn :text (concat (plist-get turn :text) delta)))
-                   (companion-chat--append delta))))
+               (let ((delta (plist-get value :delta)) (status (plist-get value :message)))
+                 (when (and (equal (plist-get value :kind) "report") (not (plist-get turn :stopped)))
+                   (cond ((stringp delta)
+                          (setq turn (plist-put turn :text (concat (plist-get turn :text) delta)))
+                          (companion-chat--append delta))
+                         ((stringp status) (message "companion: %s" status))))))
              companion--streams)
     (setq companion-chat--current turn)
     (setq turn (plist-put turn :id

@@ -50,6 +50,8 @@ function workspace(root) {
     max_position_embeddings: 131072, rms_norm_eps: 1e-5, rope_theta: 500000.0, tie_word_embeddings: false,
     torch_dtype: 'bfloat16',
   }, null, 2) + '\n');
+  // An llm.c-style log whose first loss (11.85) is close to ln(128256) = 11.76: from scratch.
+  fs.writeFileSync(path.join(ws, 'train.log'), Array.from({ length: 39 }, (_, i) => `step ${i + 1}/100 | loss ${(11.9 - 0.05 * (i + 1)).toFixed(4)}\n`).join(''));
   return ws;
 }
 
@@ -80,6 +82,7 @@ async function main() {
   const extensions = path.join(tmp, 'extensions');
   const requestLog = path.join(tmp, 'requests.jsonl');
   fs.mkdirSync(ARTIFACTS, { recursive: true });
+  fs.rmSync(path.join(ARTIFACTS, 'vscode-e2e-failure.png'), { force: true });
   const baseUrl = await startEndpoint(requestLog);
   fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
   const settingsFile = path.join(userData, 'User', 'settings.json');
@@ -142,6 +145,24 @@ async function main() {
   await until('the explanation in the chat file', async () => (await page.locator('.monaco-editor .view-lines').first().innerText()).includes('END.'));
   await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-codeaction.png') });
   lap('code_action');
+
+  // 2b. A tool command: Query Audit Results opens the server's markdown for the filters typed.
+  await commandPalette(page, 'Companion: Query Audit Results');
+  await page.locator('.quick-input-widget .quick-input-box input').first().waitFor({ state: 'visible' });
+  await page.keyboard.type('kind=arch.* limit=5');
+  await page.keyboard.press('Enter');
+  await until('the query result', () => page.locator('.tabs-container .tab', { hasText: /audit-results.*\.md/ }).first().isVisible(), 30000);
+  lap('query_command');
+
+  // 2c. Evidence: with train.log active, the command summarizes it.
+  await page.keyboard.press('Control+P');
+  await page.keyboard.type('train.log');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'train.log' }).first().click();
+  await page.locator('.tabs-container .tab.active', { hasText: 'train.log' }).waitFor();
+  await commandPalette(page, 'Companion: Summarize Training-Log Evidence');
+  await until('the evidence result', () => page.locator('.tabs-container .tab', { hasText: /training-log-evidence.*\.md/ }).first().isVisible(), 30000);
+  await until('the evidence text', async () => /loss/i.test(await page.locator('.monaco-editor .view-lines').first().innerText()));
+  lap('evidence_command');
 
   // 3. Store an API key in SecretStorage (the server restarts with it in its environment).
   const chatRequests = () => fs.readFileSync(requestLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l))

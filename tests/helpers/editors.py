@@ -58,6 +58,7 @@ def make_workspace(root: Path) -> Path:
     (root / "train.log").write_text(
         "".join(f"step {i}/100 | loss {11.9 - 0.05 * i:.4f}\n" for i in range(1, 40))
     )
+    (root / "notes.chat.md").write_text("## You\n\nWhich checkpoint came first?\n")
     _checkpoints(root)
     return root
 

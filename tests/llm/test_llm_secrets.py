@@ -48,7 +48,7 @@ def test_cli_chat_never_writes_the_key(tmp_path: Path) -> None:
         auth = [r.headers.get("authorization") for r in srv.chat_requests()]
     assert ok.returncode == 0, ok.stderr
     assert "Consistent with a random start" in ok.stdout
-    assert "[tool workspace_scan: ok]" in ok.stderr
+    assert "[tool workspace.scan: ok]" in ok.stderr
     assert failed.returncode == 2 and "rejected the credentials" in failed.stderr
     assert "$CANARY_KEY" in failed.stderr and "***" in failed.stderr
     assert auth == [f"Bearer {CANARY}"] * 3  # the key did reach the endpoint
@@ -108,7 +108,7 @@ def test_lsp_chat_never_sends_or_logs_the_key(tmp_path: Path) -> None:
             server.kill()
     answers = [m for m in traffic if "result" in m or "error" in m]
     assert answers[1]["result"]["text"] == "Inconclusive."
-    assert answers[1]["result"]["toolCalls"][0]["name"] == "workspace_scan"
+    assert answers[1]["result"]["toolCalls"][0]["name"] == "workspace.scan"
     assert "rejected the credentials" in answers[2]["error"]["message"]
     deltas = [m["params"]["value"].get("delta") for m in traffic if m.get("method") == "$/progress"]
     assert "Inconclusive." in "".join(d for d in deltas if d)

@@ -38,7 +38,7 @@ def test_demo_runs_every_section_with_a_chat_endpoint(tmp_path: Path) -> None:
         for title in SECTIONS:
             assert title in out.stdout, title
         assert "The fine-tune is derived; the scratch run starts at ln V." in out.stdout
-        assert "tools called: audit_query" in out.stdout
+        assert "tools called: audit.query" in out.stdout
         # the tool result the model saw came from the demo's own store
         second = srv.chat_requests()[1].body["messages"]
         tool_msg = next(m for m in second if m["role"] == "tool")

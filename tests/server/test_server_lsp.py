@@ -81,6 +81,10 @@ async def test_scan_honours_settings_change(client: LanguageClient) -> None:
     await asyncio.sleep(0.2)
     result = await scan(client, {})
     assert result["truncated"] is True and result["files_seen"] == 2
+    # an empty change (eglot sends one at start-up) means "nothing changed", not "defaults"
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings={}))
+    await asyncio.sleep(0.2)
+    assert (await scan(client, {}))["files_seen"] == 2
     client.workspace_did_change_configuration(
         lsp.DidChangeConfigurationParams(settings={"companion": {"scanMaxFiles": 1000}})
     )

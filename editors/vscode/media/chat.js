@@ -24,6 +24,7 @@
     div.appendChild(f);
   }
   function setBusy(busy) {
+    if (!busy) document.getElementById('status').textContent = '';
     send.disabled = busy;
     stop.disabled = !busy;
     document.body.dataset.busy = busy ? 'true' : 'false';
@@ -46,6 +47,7 @@
     } else if (m.type === 'user') bubble('user', m.html);
     else if (m.type === 'begin') { live = bubble('assistant streaming', ''); setBusy(true); }
     else if (m.type === 'delta') { if (live) { live.innerHTML = m.html; live.scrollIntoView({ block: 'end' }); } }
+    else if (m.type === 'status') document.getElementById('status').textContent = m.message;
     else if (m.type === 'end') finish(m.html, m.footer, 'done');
     else if (m.type === 'stopped') finish(m.html, 'stopped', 'stopped');
     else if (m.type === 'error') {

@@ -25,6 +25,7 @@ export type Outbound =
   | { type: 'user'; html: string }
   | { type: 'begin' }
   | { type: 'delta'; html: string }
+  | { type: 'status'; message: string }
   | { type: 'end'; html: string; footer: string }
   | { type: 'stopped'; html: string }
   | { type: 'error'; message: string };
@@ -94,9 +95,12 @@ export class ChatSession {
     if (ctx) params.context = ctx;
     const state = { text: '', stopped: false, pending: undefined as unknown as Pending };
     const progress = this.transport.onProgress(token, (value) => {
-      if (value?.kind === 'report' && typeof value.delta === 'string' && !state.stopped) {
+      if (value?.kind !== 'report' || state.stopped) return;
+      if (typeof value.delta === 'string') {
         state.text += value.delta;
         this.post({ type: 'delta', html: this.render(state.text) });
+      } else if (typeof value.message === 'string') {
+        this.post({ type: 'status', message: value.message }); // e.g. which tool runs
       }
     });
     this.post({ type: 'begin' });

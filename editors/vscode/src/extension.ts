@@ -10,7 +10,7 @@ import { parseQuery } from './query';
 
 const SECRET = 'companion.apiKey';
 const SELECTOR = ['**/config.json', '**/*.safetensors.index.json', '**/*.chat.md', '**/*.log',
-  '**/*.jsonl', '**/trainer_state.json', '**/wandb-summary.json', '**/events.out.tfevents.*'];
+  '**/*.jsonl', '**/trainer_state.json', '**/wandb-summary.json'];
 let client: LanguageClient | undefined;
 let status: vscode.StatusBarItem;
 let output: vscode.OutputChannel;
@@ -123,14 +123,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     void vscode.window.showInformationMessage('Companion: API key stored in VS Code secret storage.');
   });
   reg('companion.clearApiKey', async () => { await context.secrets.delete(SECRET); await restart(context); });
-  reg('companion.evidence', async (uri?: unknown) => {
-    const target = uri instanceof vscode.Uri ? uri : vscode.window.activeTextEditor?.document.uri;
-    const paths = target?.scheme === 'file' ? [target.fsPath] : await pickPaths('Training logs or run directory', true);
+  // From the explorer: (clicked, selected[]); from the palette: the active file or a picker.
+  reg('companion.evidence', async (uri?: unknown, selected?: unknown) => {
+    const picked = Array.isArray(selected) && selected.length ? selected : [uri ?? vscode.window.activeTextEditor?.document.uri];
+    const files = picked.filter((u): u is vscode.Uri => u instanceof vscode.Uri && u.scheme === 'file').map((u) => u.fsPath);
+    const paths = files.length ? files : await pickPaths('Training logs or run directory', true);
     if (paths?.length) await show('evidence.summarize', { paths }, 'Training-log evidence');
   });
-  reg('companion.audit', async () => {
-    const a = await pickPaths('Checkpoint A (the suspected base)', false);
-    const b = a && (await pickPaths('Checkpoint B (the suspect)', false));
+  reg('companion.audit', async (uri?: unknown, selected?: unknown) => {
+    const chosen = (Array.isArray(selected) ? selected : [uri]).filter((u): u is vscode.Uri => u instanceof vscode.Uri).map((u) => u.fsPath);
+    const a = chosen.length ? [chosen[0]] : await pickPaths('Checkpoint A (the suspected base)', false);
+    const b = chosen.length > 1 ? [chosen[1]] : a && (await pickPaths('Checkpoint B (the suspect)', false));
     if (a?.length && b?.length) await show('audit.compare', { a: a[0], b: b[0] }, `Audit ${a[0]} vs ${b[0]}`);
   });
   reg('companion.query', async () => {
@@ -141,7 +144,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     if (e.affectsConfiguration('companion.server') || e.affectsConfiguration('companion.llm.apiKeyEnv')) void restart(context);
     else if (e.affectsConfiguration('companion.llm')) void client?.sendNotification('workspace/didChangeConfiguration', { settings: serverSettings() });
   }));
-  context.subscriptions.push(output, status, { dispose: () => void client?.dispose() });
+  context.subscriptions.push(output, status); // the client itself is stopped in deactivate()
   await start(context);
 }
 

@@ -43,7 +43,7 @@ export function openChat(context: vscode.ExtensionContext, transport: () => Tran
   panel.webview.html = `<!DOCTYPE html><html><head><meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <link rel="stylesheet" href="${style}"></head><body>
-<div id="log" aria-live="polite"></div>
+<div id="log" aria-live="polite"></div><div id="status" class="footer"></div>
 <div id="bar"><textarea id="input" rows="3" placeholder="Ask about your checkpoints, logs and audits (Enter sends)"></textarea>
 <div id="buttons"><button id="send">Send</button><button id="stop">Stop</button><button id="clear">Clear</button></div></div>
 <script nonce="${nonce}" src="${script}"></script></body></html>`;

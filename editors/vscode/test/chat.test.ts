@@ -54,7 +54,8 @@ test('a turn streams deltas as re-rendered markdown and ends with usage and tool
   transport.emit({ kind: 'report', delta: 'independent.' });
   transport.settle[0].resolve({ conversationId: 'c1', text: 'No: independent.', toolCalls: [{ name: 'audit.query' }], usage: { promptTokens: 10, completionTokens: 2, totalTokens: 12 }, notes: [] });
   await done;
-  assert.deepEqual(posted.map((m) => m.type), ['user', 'begin', 'delta', 'delta', 'end']);
+  assert.deepEqual(posted.map((m) => m.type), ['user', 'begin', 'delta', 'status', 'delta', 'end']);
+  assert.deepEqual(posted[3], { type: 'status', message: 'tool running' });
   assert.deepEqual(posted.filter((m) => m.type === 'delta').map((m) => (m as { html: string }).html), ['<p>No: </p>', '<p>No: independent.</p>']);
   assert.deepEqual(posted.at(-1), { type: 'end', html: '<p>No: independent.</p>', footer: '12 tokens · tools: audit.query' });
   assert.deepEqual(transport.disposed, [params.workDoneToken]);

@@ -47,6 +47,22 @@
                                                           (expand-file-name "b.safetensors" ws)))))
           (out-put :query_text (result-of (lambda () (companion-query "verdict=derived"))))
           (out-put :query_file (car seen))))
+;; Chat in a file (what Helix uses): "Ask companion" streams into notes.chat.md through
+      ;; workspace/applyEdit (companion.el applies those edits without a prompt per edit).
+      (let ((config (current-buffer)))
+        (find-file (expand-file-name "notes.chat.md" (getenv "WS")))
+        (companion-start)
+        (let* ((server (eglot-current-server))
+               (actions (jsonrpc-request server :textDocument/codeAction
+                                         (list :textDocument (eglot--TextDocumentIdentifier)
+                                               :range '(:start (:line 0 :character 0) :end (:line 2 :character 0))
+                                               :context '(:diagnostics []))))
+               (ask (cl-find-if (lambda (a) (equal (plist-get a :title) "Ask companion")) actions))
+               (command (if (stringp (plist-get ask :command)) ask (plist-get ask :command))))
+          (unless ask (error "no Ask companion action in %S" actions))
+          (eglot-execute-command server (intern (plist-get command :command)) (plist-get command :arguments))
+          (out-put :chat_file_text (buffer-substring-no-properties (point-min) (point-max))))
+        (switch-to-buffer config))
       ;; A streamed chat turn; count the deltas our $/progress handler receives.
       (let ((deltas 0))
         (advice-add 'eglot-handle-notification :before

@@ -41,6 +41,32 @@ local ok, err = pcall(function()
   _, out.audit_text = result_of('CompanionAudit ' .. ws .. '/a.safetensors ' .. ws .. '/b.safetensors')
   out.query_file, out.query_text = result_of('CompanionQuery verdict=derived')
 
+  -- Chat in a file (what Helix uses): the "Ask companion" code action streams into notes.chat.md
+  -- through workspace/applyEdit, which Neovim's own handler applies.
+  vim.cmd('edit ' .. ws .. '/notes.chat.md')
+  local file_buf = vim.api.nvim_get_current_buf()
+  wait(15000, function() return next(vim.lsp.buf_get_clients(file_buf)) ~= nil end, 'the chat file to attach')
+  local range = { start = { line = 0, character = 0 }, ['end'] = { line = 2, character = 0 } }
+  local responses = vim.lsp.buf_request_sync(file_buf, 'textDocument/codeAction', {
+    textDocument = { uri = vim.uri_from_bufnr(file_buf) }, range = range, context = { diagnostics = {} },
+  }, 10000)
+  local ask
+  for _, r in pairs(responses or {}) do
+    for _, a in ipairs(r.result or {}) do
+      if a.title == 'Ask companion' then ask = a end
+    end
+  end
+  assert(ask, 'no "Ask companion" code action')
+  local command = type(ask.command) == 'table' and ask.command or ask
+  local answered = false
+  local _, file_client = next(vim.lsp.buf_get_clients(file_buf))
+  file_client.request('workspace/executeCommand', { command = command.command, arguments = command.arguments },
+    function(err) answered = err or true end, file_buf)
+  wait(30000, function() return answered end, 'the chat-file answer')
+  assert(answered == true, vim.inspect(answered))
+  out.chat_file_text = buffer_text(file_buf)
+  vim.api.nvim_set_current_buf(config_buf)
+
   -- :CompanionChat streams into the chat buffer.
   local deltas = 0
   local orig = chat.on_progress

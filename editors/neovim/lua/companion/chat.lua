@@ -98,9 +98,12 @@ function M.ask(message)
   local prefix = vim.api.nvim_buf_line_count(buf) > 1 and '\n' or ''
   append(buf, prefix .. '## You\n\n' .. message .. '\n\n## Companion\n\n')
   state.streams[token] = function(value)
-    if value.kind == 'report' and type(value.delta) == 'string' and not turn.stopped then
+    if value.kind ~= 'report' or turn.stopped then return end
+    if type(value.delta) == 'string' then
       turn.text = turn.text .. value.delta
       append(buf, value.delta)
+    elseif type(value.message) == 'string' then
+      vim.api.nvim_echo({ { 'companion: ' .. value.message } }, false, {}) -- e.g. which tool runs
     end
   end
   local params = { message = message, workDoneToken = token, conversationId = state.conversation, context = context }
