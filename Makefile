@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := neovim emacs-nox elpa-eglot
 
-.PHONY: run test venv venv-test system-deps lint typecheck pytest bench clean
+.PHONY: run test venv venv-test system-deps lint typecheck pytest vscode e2e-vscode bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,23 @@ typecheck: venv-test
 pytest: venv-test system-deps
 	$(BIN)/pytest -q
 
-test: venv-test system-deps lint typecheck pytest
+# VS Code extension: npm ci, strict tsc lint, node --test unit tests, .vsix package.
+vscode:
+	bash scripts/vscode_build.sh
 
+# A real VS Code (code-server) + headless Chromium drives the packaged extension.
+e2e-vscode: venv-test vscode
+	bash scripts/e2e_vscode.sh
+
+test: venv-test system-deps lint typecheck pytest vscode e2e-vscode
+
+# Benchmarks print ratios against baselines measured in the same run (not tests).
 bench: venv-test
 	$(BIN)/python bench/lsp_latency.py
+	$(BIN)/python bench/evidence.py
+	$(BIN)/python bench/store.py
+	$(BIN)/python bench/chat_latency.py
+	$(BIN)/python bench/audit_throughput.py
 
 clean:
-	rm -rf $(VENV) demo-workspace test-artifacts
+	rm -rf $(VENV) demo-workspace test-artifacts .cache editors/vscode/node_modules
