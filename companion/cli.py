@@ -81,13 +81,14 @@ def _tool_parsers(sub: Any) -> None:
         p = parent.add_parser(words[-1], help=t.description, description=t.description)
         add_model_arguments(p, t.input_model, t.positional)
         p.add_argument("--json", dest="_json", action="store_true", help="print JSON")
-        p.add_argument(
-            "--no-store",
-            dest="_no_store",
-            action="store_true",
-            help="do not record this run in the audit store",
-        )
-        p.set_defaults(_tool=t.name)
+        if t.record:
+            p.add_argument(
+                "--no-store",
+                dest="_no_store",
+                action="store_true",
+                help="do not record this run in the audit store",
+            )
+        p.set_defaults(_tool=t.name, _no_store=False)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,7 +64,8 @@ class ToolContext:
             resolved = p.resolve()
         except (RuntimeError, OSError) as exc:  # symlink loops raise RuntimeError on 3.11
             raise InputError(
-                f"Cannot resolve path {raw!r}: {exc}.", hint="fix or remove the symlink loop."
+                f"Cannot resolve path {raw!r}: a symlink loop or unreadable link ({exc}).",
+                hint="fix or remove the symlink loop.",
             ) from None
         if self.confine and not any(resolved.is_relative_to(r.resolve()) for r in self.roots):
             raise InputError(

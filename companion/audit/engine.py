@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,14 +25,13 @@ from companion.audit.metrics import (
 )
 from companion.audit.models import AuditInput, AuditResult
 from companion.audit.pairing import Pair, Side, index_side, layer_scores, make_pairs
+from companion.audit.reader import Gate, Span
 from companion.audit.summarize import Streams, summarize
-from companion.errors import Cancelled
-from companion.manifest import InputFile, Manifest
+from companion.manifest import Manifest
 from companion.tools import ToolContext
 
 T = TypeVar("T")
 Array = np.ndarray[Any, Any]
-_HASH_CHUNK = 1 << 22
 _PROJ_DIMS = 64
 _NONE = np.empty(0, dtype=np.int64)
 
@@ -72,25 +70,6 @@ def run_parallel(
         for f in futures:
             f.cancel()
         raise
-
-
-def _hash(path: Path, progress: Progress, stop: threading.Event) -> InputFile:
-    """sha256 of one input file, streamed through one reused buffer, honouring cancellation."""
-    h = hashlib.sha256()
-    buf = bytearray(_HASH_CHUNK)
-    view = memoryview(buf)
-    with path.open("rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            h.update(view[:n])
-            if stop.is_set():
-                raise Cancelled("Audit stopped.")
-            progress.tick(n // 4, f"hashing {path.name}")
-    return InputFile(path=str(path), size=path.stat().st_size, sha256=h.hexdigest())
-
-
-def _hasher(path: Path, progress: Progress, stop: threading.Event) -> Callable[[], InputFile]:
-    """A job hashing one file."""
-    return lambda: _hash(path, progress, stop)
 
 
 def _sample_all(
@@ -138,7 +117,9 @@ _FOLD = {
 }
 
 
-def _plan(a: Side, b: Side, pair: Pair, match_layers: set[int], args: AuditInput) -> StreamPlan:
+def _plan(
+    a: Side, b: Side, pair: Pair, match_layers: set[int], args: AuditInput, gate: Gate
+) -> StreamPlan:
     """Decide folding and projection for one pair."""
     gain_a = gain_b = proj = None
     slot = _FOLD.get(pair.key.role)
@@ -154,7 +135,7 @@ def _plan(a: Side, b: Side, pair: Pair, match_layers: set[int], args: AuditInput
         and pair.key.expert is None
     ):
         proj = projection(shape[1], _PROJ_DIMS, args.seed)
-    return StreamPlan(gain_a=gain_a, gain_b=gain_b, projection=proj)
+    return StreamPlan(gain_a=gain_a, gain_b=gain_b, projection=proj, gate=gate)
 
 
 def _stream_all(
@@ -166,8 +147,9 @@ def _stream_all(
     args: AuditInput,
     progress: Progress,
     ctx: ToolContext,
+    gate: Gate,
 ) -> list[PairAccumulator]:
-    """Stream every pair on the pool."""
+    """Stream every pair on the pool (in A's on-disk order, the order the reader follows)."""
 
     def positions(side: Side, name: str) -> Array:
         if name in side.samples:
@@ -181,7 +163,7 @@ def _stream_all(
             acc, sa, sb = stream_pair(
                 ra,
                 rb,
-                _plan(a, b, pair, match_layers, args),
+                _plan(a, b, pair, match_layers, args, gate),
                 pos,
                 lambda n: progress.tick(n, f"comparing {pair.name_a}"),
             )
@@ -193,16 +175,33 @@ def _stream_all(
 
         return run
 
-    # Submit in A's on-disk order (sequential reads on cold data); return in pair order.
-    order = sorted(
-        range(len(pairs)),
-        key=lambda i: (str(a.ref(pairs[i].name_a).file.path), a.ref(pairs[i].name_a).info.begin),
-    )
+    order = _disk_order(a, pairs)
     done = run_parallel(pool, [job(pairs[i]) for i in order], ctx)
     out: list[PairAccumulator | None] = [None] * len(pairs)
     for i, acc in zip(order, done, strict=True):
         out[i] = acc
     return [acc for acc in out if acc is not None]
+
+
+def _disk_order(a: Side, pairs: list[Pair]) -> list[int]:
+    """Pair indices sorted by where A's tensor sits on disk (sequential reads)."""
+
+    def key(i: int) -> tuple[str, int]:
+        ref = a.ref(pairs[i].name_a)
+        return str(ref.file.path), ref.info.begin
+
+    return sorted(range(len(pairs)), key=key)
+
+
+def _spans(a: Side, b: Side, pairs: list[Pair]) -> list[tuple[Span, Span]]:
+    """The byte ranges the stream will read, pair by pair, in streaming order."""
+
+    def span(side: Side, name: str) -> Span:
+        ref = side.ref(name)
+        base = ref.file.header.data_start
+        return Span(ref.file.path.resolve(), base + ref.info.begin, base + ref.info.end)
+
+    return [(span(a, pairs[i].name_a), span(b, pairs[i].name_b)) for i in _disk_order(a, pairs)]
 
 
 def _map(a: Side, b: Side, sampled: bool) -> dict[int, int]:
@@ -268,44 +267,38 @@ def run_audit(
         hash_bytes = sum(f.stat().st_size for f in files)
         progress = Progress(ctx, n_samples + stream_bytes + hash_bytes // 4)
         workers = ctx.settings.audit_workers
-        stop = threading.Event()
         with (
             threadpool_limits(limits=1, user_api="blas"),
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit") as pool,
-            ThreadPoolExecutor(max_workers=2, thread_name_prefix="audit-hash") as hasher,
         ):
-            hashes = [hasher.submit(_hash, f, progress, stop) for f in files]
+            # Samples come free with the stream; read them first only when a layer map
+            # needs them (depths differ).
+            sampled = len({len(s.layers()) for s in sides}) > 1
+            if sampled:
+                _sample_all(pool, sides, args, progress, ctx)
+            a_to_b = _map(a, b, sampled)
+            pairs, unmatched = make_pairs(a, b, a_to_b)
+            third_pairs: list[Pair] = []
+            if third is not None:
+                third_pairs, third_unmatched = make_pairs(a, third, _map(a, third, sampled))
+                unmatched += [(n, "baseline", r) for n, side, r in third_unmatched if side != "a"]
+            match_layers = (
+                _pick_layers(sorted(a_to_b), args.match_layers) if args.permutation_test else set()
+            )
+            spans = _spans(a, b, pairs) + (_spans(a, third, third_pairs) if third else [])
+            gate = Gate(files, spans, lambda n: progress.tick(n // 4, "reading"))
             try:
-                # Samples come free with the stream; read them first only when the layer
-                # map needs them (depths differ).
-                depths = {len(s.layers()) for s in sides}
-                sampled = len(depths) > 1
-                if sampled:
-                    _sample_all(pool, sides, args, progress, ctx)
-                a_to_b = _map(a, b, sampled)
-                pairs, unmatched = make_pairs(a, b, a_to_b)
-                match_layers = (
-                    _pick_layers(sorted(a_to_b), args.match_layers)
-                    if args.permutation_test
-                    else set()
-                )
-                accs = _stream_all(pool, a, b, pairs, match_layers, args, progress, ctx)
-                third_pairs: list[Pair] = []
+                accs = _stream_all(pool, a, b, pairs, match_layers, args, progress, ctx, gate)
                 third_accs: list[PairAccumulator] = []
                 if third is not None:
-                    a_to_c = _map(a, third, sampled)
-                    third_pairs, third_unmatched = make_pairs(a, third, a_to_c)
-                    unmatched += [
-                        (n, "baseline", r) for n, side, r in third_unmatched if side != "a"
-                    ]
                     third_accs = _stream_all(
-                        pool, a, third, third_pairs, set(), args, progress, ctx
+                        pool, a, third, third_pairs, set(), args, progress, ctx, gate
                     )
-                _sample_all(pool, sides, args, progress, ctx)  # only what the stream missed
-                map_scores = _map_scores(a, b, a_to_b)
-                inputs = [h.result() for h in hashes]
+                inputs = gate.result()
             finally:
-                stop.set()
+                gate.close()
+            _sample_all(pool, sides, args, progress, ctx)  # only what the stream missed
+            map_scores = _map_scores(a, b, a_to_b)
             ctx.progress("summarizing", 0.99)
             streams = Streams(
                 a, b, third, pairs, accs, third_pairs, third_accs, a_to_b, map_scores, unmatched

@@ -129,6 +129,9 @@ class _Pass:
         ref = self.ra if side == 0 else self.rb
         itemsize = ref.info.np_dtype.itemsize
         raw = self.ws.get(f"raw{side}", self.chunk * itemsize, np.uint8)
+        if self.plan.gate is not None:
+            end = ref.file.header.data_start + ref.info.begin + (start + count) * itemsize
+            self.plan.gate.wait(ref.file.path, end)
         stored = ref.file.read_into(ref.info, start, count, raw)
         self.stored[side] = stored
         out = self.ws.get(f"work{side}", self.chunk, self.dtype)[:count]
@@ -264,7 +267,7 @@ def stream_pair(
     ahead = 0  # elements already handed to the kernel's readahead (cold data)
     for start in range(0, total, p.chunk):
         count = min(p.chunk, total - start)
-        while ahead < min(total, start + 2 * window):
+        while plan.gate is None and ahead < min(total, start + 2 * window):
             span = min(window, total - ahead)
             ra.file.prefetch(ra.info, ahead, span)
             rb.file.prefetch(rb.info, ahead, span)
@@ -285,5 +288,7 @@ def stream_pair(
             _fast(p, a, b, sa, sb)
         else:
             _slow(p, a, b)
+        if plan.gate is not None:
+            plan.gate.consume(count * itemsize)
         tick(count * itemsize)
     return p.acc, p.samples[0], p.samples[1]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from companion.audit.checkpoint import TensorRef
+from companion.audit.reader import Gate
 from companion.audit.safetensors import decode
 
 Array = np.ndarray[Any, Any]
@@ -108,12 +109,13 @@ class PairAccumulator:
 
 @dataclass(frozen=True)
 class StreamPlan:
-    """Options for one pair: chunk size, optional gain folding and row projection."""
+    """Options for one pair: chunk size, gain folding, row projection, the shared reader."""
 
     chunk: int = 1 << 19
     gain_a: Array | None = None
     gain_b: Array | None = None
     projection: Array | None = None
+    gate: Gate | None = None
 
 
 def sample_positions(numel: int, size: int, seed: int, block: int = 256) -> Array:
