@@ -97,9 +97,11 @@ class _Pass:
         self.acc = PairAccumulator(Moments())
         self.shift: tuple[float, float] | None = None
         self.pos = positions
+        # Samples keep the stored dtype (exact, and bf16 takes a quarter of float64's memory);
+        # the sample metrics convert them to float64 when they use them.
         self.samples = (
-            np.empty(positions[0].size, dtype=np.float64),
-            np.empty(positions[1].size, dtype=np.float64),
+            np.empty(positions[0].size, dtype=ra.info.np_dtype),
+            np.empty(positions[1].size, dtype=rb.info.np_dtype),
         )
         self.fold = plan.gain_a is not None and plan.gain_b is not None and self.cols > 0
         self.use_dtype(np.dtype(np.float64 if wide else np.float32))
@@ -145,9 +147,9 @@ class _Pass:
             np.copyto(out, stored, casting="unsafe")
         return out
 
-    def gather(self, side: int, start: int, x: Array) -> None:
-        """Copy the sample positions falling in this chunk (unshifted values)."""
-        pos = self.pos[side]
+    def gather(self, side: int, start: int) -> None:
+        """Copy the sample positions falling in this chunk (stored values)."""
+        pos, x = self.pos[side], self.stored[side]
         if pos.size == 0:
             return
         lo, hi = np.searchsorted(pos, [start, start + x.size])
@@ -273,8 +275,8 @@ def stream_pair(
             rb.file.prefetch(rb.info, ahead, span)
             ahead += span
         a, b = p.load(0, start, count), p.load(1, start, count)
-        p.gather(0, start, a)
-        p.gather(1, start, b)
+        p.gather(0, start)
+        p.gather(1, start)
         if p.shift is None:
             p.shift = p.decide_shift(a, b)
             p.acc.moments.ka, p.acc.moments.kb = p.shift

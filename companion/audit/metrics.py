@@ -149,7 +149,8 @@ def positions_for(numel: int, size: int, seed: int) -> Array:
 
 
 def finite_pair(a: Array, b: Array) -> tuple[Array, Array]:
-    """Drop positions where either side is NaN or Inf."""
+    """As float64, dropping positions where either side is NaN or Inf."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     ok = np.isfinite(a) & np.isfinite(b)
     return (a, b) if ok.all() else (a[ok], b[ok])
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from companion.errors import Cancelled, InputError
 from companion.manifest import InputFile
 
-BLOCK = 8 << 20
+BLOCK = 4 << 20
 SLICE = 32 << 20  # bytes read from one file before switching to the other of a pair
 LEAD = 1 << 30
 POOL = 6

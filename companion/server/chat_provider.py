@@ -23,7 +23,6 @@ from companion.server.providers import Provider
 
 log = logging.getLogger("companion.server.chat")
 _HEADING = re.compile(r"^##[ \t]+(you|companion)[ \t]*$", re.IGNORECASE | re.MULTILINE)
-_LOG_SUFFIXES = (".log", ".jsonl", ".csv", ".tsv", ".txt")
 ASK = "Ask companion"
 # How long a final edit may wait for the client after a cancel.
 FLUSH_TIMEOUT_S = 5.0
@@ -166,16 +165,17 @@ async def ask_in_document(ls: CompanionServer, uri: str) -> dict[str, Any]:
 
 
 def _looks_like_config(doc: TextDocument) -> bool:
-    """A Hugging Face model config (config.json, or JSON naming a model_type/architectures)."""
-    if not doc.uri.endswith(".json"):
-        return False
-    head = doc.source[:4096]
-    return doc.uri.endswith("/config.json") or '"model_type"' in head or '"architectures"' in head
+    """A model config, as the config provider recognises it (by content)."""
+    from companion.server.config_provider import PROVIDER
+
+    return PROVIDER.matches(doc)
 
 
 def _looks_like_log(doc: TextDocument) -> bool:
-    """A training log: a log-like file that mentions a loss near its start."""
-    return doc.uri.endswith(_LOG_SUFFIXES) and "loss" in doc.source[:8192].lower()
+    """A training log, as the evidence provider recognises it (by content)."""
+    from companion.server.evidence_provider import PROVIDER
+
+    return PROVIDER.matches(doc)
 
 
 def _wanted(params: lsp.CodeActionParams, kind: str) -> bool:

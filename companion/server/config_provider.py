@@ -23,7 +23,6 @@ _SEVERITY = {
     "information": lsp.DiagnosticSeverity.Information,
     "hint": lsp.DiagnosticSeverity.Hint,
 }
-_EXPLAIN = "companion.chat.explain"
 
 
 def _fs_path(uri: str) -> Path | None:
@@ -189,18 +188,7 @@ class ConfigProvider(Provider):
                 title = f"Compare with… {self._rel(ls, other)}"
                 out.append(show_action(title, "arch.diff", {"a": str(path), "b": other}, kind))
         out += self._audit_actions(ls, path, checkpoints)
-        if _EXPLAIN in ls.protocol.fm.commands:
-            out.append(
-                lsp.CodeAction(
-                    title="Explain this architecture",
-                    kind=kind,
-                    command=lsp.Command(
-                        title="Explain this architecture",
-                        command=_EXPLAIN,
-                        arguments=[{"uri": doc.uri, "kind": "architecture"}],
-                    ),
-                )
-            )
+        # "Explain this architecture" comes from the chat provider (chat_provider.py).
         return out
 
     def _audit_actions(

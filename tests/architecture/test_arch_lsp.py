@@ -166,6 +166,8 @@ async def test_code_actions_run_tools(client: LanguageClient, workspace: Path) -
         lsp.CodeActionParams(lsp.TextDocumentIdentifier(uri), whole, lsp.CodeActionContext([]))
     )
     by_title = {a.title: a for a in actions if isinstance(a, lsp.CodeAction)}
+    titles = [a.title for a in actions]
+    assert len(titles) == len(set(titles)), f"duplicate actions: {titles}"
     assert {"Count parameters", "Compare with known architectures"} <= by_title.keys()
     assert "Compare with… b/config.json" in by_title
     commands = client.commands  # type: ignore[attr-defined]

@@ -66,13 +66,25 @@ async function startEndpoint(log) {
   return line.trim();
 }
 
+// Run a command from the palette. A toast or a closing quick pick can swallow F1 on a busy
+// machine, so close whatever is open and try again (bounded).
 async function commandPalette(page, title) {
-  await page.keyboard.press('F1');
-  await page.locator('.quick-input-widget .quick-input-box input').first().waitFor({ state: 'visible' });
-  await page.keyboard.type(title);
-  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-  await row.waitFor({ state: 'visible', timeout: 20000 });
-  await row.click();
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('F1');
+      const input = page.locator('.quick-input-widget .quick-input-box input').first();
+      await input.waitFor({ state: 'visible', timeout: 5000 });
+      await input.fill(`>${title}`);
+      const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+      await row.waitFor({ state: 'visible', timeout: 15000 });
+      await row.click();
+      return;
+    } catch (err) {
+      if (attempt >= 4) throw err;
+      console.log(`[e2e] command palette retry ${attempt} for ${title}: ${err.message.split('\n')[0]}`);
+    }
+  }
 }
 
 async function main() {
