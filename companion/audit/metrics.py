@@ -174,7 +174,7 @@ def cosine(a: Array, b: Array) -> float | None:
 
 def ranks(x: Array) -> Array:
     """Ranks from 1, ties sharing their average rank (as scipy's rankdata 'average')."""
-    order = np.argsort(x, kind="stable")
+    order = np.argsort(x)  # ties get their average rank, so the sort need not be stable
     s = x[order]
     new = np.empty(s.size, dtype=bool)
     new[:1] = True
