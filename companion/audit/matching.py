@@ -35,6 +35,9 @@ class MatchTest:
     moved: float
 
 
+_BLOCK = 1024  # B rows per similarity block in nearest-neighbour matching
+
+
 def projection(cols: int, k: int, seed: int) -> Array:
     """A fixed Gaussian projection (identity when the rows are already short)."""
     if cols <= k:
@@ -53,12 +56,20 @@ def _unit_rows(f: Array) -> Array:
 
 def _matched(za: Array, zb: Array, max_units: int) -> tuple[float, Array]:
     """Mean similarity after matching each B row to an A row, and the chosen A rows."""
-    sim = zb @ za.T
-    if sim.shape[0] <= max_units:
+    if zb.shape[0] <= max_units:
+        sim = zb @ za.T
         rows, cols = linear_sum_assignment(-sim)
         return float(sim[rows, cols].mean()), cols[np.argsort(rows)]
-    best = sim.argmax(axis=1)
-    return float(sim[np.arange(sim.shape[0]), best].mean()), best
+    # Many units: nearest neighbour, in float32 row blocks so the n×n matrix never exists.
+    za32 = za.astype(np.float32)
+    best = np.empty(zb.shape[0], dtype=np.int64)
+    score = np.empty(zb.shape[0], dtype=np.float64)
+    for start in range(0, zb.shape[0], _BLOCK):
+        block = zb[start : start + _BLOCK].astype(np.float32) @ za32.T
+        idx = block.argmax(axis=1)
+        best[start : start + len(idx)] = idx
+        score[start : start + len(idx)] = block[np.arange(len(idx)), idx]
+    return float(score.mean()), best
 
 
 def _group(f: Array, size: int) -> Array:
