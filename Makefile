@@ -55,7 +55,8 @@ vscode:
 e2e-vscode: venv-test vscode
 	bash scripts/e2e_vscode.sh
 
-test: venv-test system-deps lint typecheck pytest vscode e2e-vscode
+# pytest runs last so that its summary is the closing line of the run.
+test: venv-test system-deps lint typecheck vscode e2e-vscode pytest
 
 # Benchmarks print ratios against baselines measured in the same run (not tests).
 bench: venv-test
