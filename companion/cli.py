@@ -91,8 +91,8 @@ def _tool_parsers(sub: Any) -> None:
         p.set_defaults(_tool=t.name, _no_store=False)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser."""
+def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; without tools for `serve`, whose start-up time editors feel."""
     parser = argparse.ArgumentParser(prog="companion", description=__doc__)
     parser.add_argument("--version", action="version", version=f"companion {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,10 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "folder", nargs="?", type=Path, help="where to build it (default: a temp dir)"
     )
-    _tool_parsers(sub)
-    from companion.extra_commands import add_extra_commands
+    if with_tools:
+        _tool_parsers(sub)
+        from companion.extra_commands import add_extra_commands
 
-    add_extra_commands(sub)
+        add_extra_commands(sub)
     return parser
 
 
@@ -174,7 +175,8 @@ def _console_progress() -> Any:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; CompanionError becomes a clean message and exit code 2."""
     try:
-        ns = build_parser().parse_args(argv)
+        args = sys.argv[1:] if argv is None else argv
+        ns = build_parser(with_tools=args[:1] != ["serve"]).parse_args(args)
         if ns.command == "serve":
             from companion.serve import serve
 

@@ -26,7 +26,9 @@ class ClientLogHandler(logging.Handler):
         self.server = server
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Send one record; never raise (the client may be gone)."""
+        """Send one record; never raise (the client may be gone or not connected yet)."""
+        if getattr(self.server.protocol, "writer", None) is None:
+            return  # before start-up completes there is no transport: stderr/file has it
         try:
             kind = _LEVELS.get(record.levelno, lsp.MessageType.Log)
             self.server.window_log_message(
