@@ -130,3 +130,36 @@ def from_editor(data: object) -> tuple[Settings, list[str]]:
         errors = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return Settings(), errors
     return settings, [f"unknown setting '{k}' ignored" for k in unknown]
+
+
+def settings_markdown() -> str:
+    """docs/settings.md: every setting with its editor key, env var, default and meaning."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `companion/settings.py`:",
+        "`python -m companion.settings > docs/settings.md`.",
+        "Editors send the camelCase key in `initializationOptions` or",
+        '`workspace/didChangeConfiguration` (flat, or nested as `{"llm": {"baseUrl": ...}}`).',
+        "",
+        "| setting | editor key | environment | default | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        camel = name.split("_")[0] + "".join(w.title() for w in name.split("_")[1:])
+        alias = field.validation_alias
+        envs = (
+            [a for a in alias.choices if isinstance(a, str) and a.isupper()]
+            if isinstance(alias, AliasChoices)
+            else [f"COMPANION_{name.upper()}"]
+        )
+        default = "—" if field.default is None else f"`{field.default}`"
+        lines.append(
+            f"| `{name}` | `{camel}` | {', '.join(f'`{e}`' for e in envs)} | {default} "
+            f"| {field.description or ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")

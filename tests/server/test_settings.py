@@ -40,3 +40,12 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     s = Settings()
     assert s.llm_base_url == "http://127.0.0.1:8/v1" and s.llm_model == "tiny"
     assert s.resolved_store_path() == tmp_path / "store.sqlite3"
+
+
+def test_docs_settings_md_is_generated_from_the_model() -> None:
+    from companion.settings import settings_markdown
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
+    assert docs.read_text(encoding="utf-8") == settings_markdown(), (
+        "docs/settings.md is stale: run `python -m companion.settings > docs/settings.md`"
+    )
