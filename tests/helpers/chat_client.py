@@ -7,14 +7,7 @@ from typing import Any
 from lsprotocol import types as lsp
 from pytest_lsp import LanguageClient
 
-
-def plain(value: Any) -> Any:
-    """pygls turns custom-method results into namedtuples; make them JSON values again."""
-    if hasattr(value, "_asdict"):
-        return {k: plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
+from companion.server.chat import plain  # the same namedtuple -> JSON conversion
 
 
 class ChatRecorder:
