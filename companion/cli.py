@@ -93,7 +93,12 @@ def _tool_parsers(sub: Any) -> None:
 
 def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
     """The argument parser; without tools for `serve`, whose start-up time editors feel."""
-    parser = argparse.ArgumentParser(prog="companion", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="companion",
+        description="Was model B derived from model A, or trained from scratch? Evidence from "
+        "training logs, weights and architectures, calibrated and reproducible; a language "
+        "server for editors; an LLM chat grounded in the recorded results.",
+    )
     parser.add_argument("--version", action="version", version=f"companion {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the language server (stdio by default)")
