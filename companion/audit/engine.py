@@ -19,12 +19,19 @@ from companion.audit.matching import projection
 from companion.audit.metrics import (
     PairAccumulator,
     StreamPlan,
-    pearson,
     positions_for,
     read_sample,
 )
 from companion.audit.models import AuditInput, AuditResult
-from companion.audit.pairing import Pair, Side, index_side, layer_scores, make_pairs
+from companion.audit.pairing import (
+    Pair,
+    Side,
+    index_side,
+    layer_score,
+    layer_scores,
+    make_pairs,
+    shared_sites,
+)
 from companion.audit.reader import Gate, Span
 from companion.audit.summarize import Streams, summarize
 from companion.manifest import Manifest
@@ -219,24 +226,9 @@ def _map(a: Side, b: Side, sampled: bool) -> dict[int, int]:
 
 
 def _map_scores(a: Side, b: Side, a_to_b: dict[int, int]) -> dict[int, float]:
-    """The score of each mapped B layer: mean sample Pearson over shared sites (as in
-    pairing.layer_scores, but only for the mapped cells instead of every pair of layers)."""
-    sites = {k.site() for k in a.by_key if k.layer is not None} & {
-        k.site() for k in b.by_key if k.layer is not None
-    }
-    out: dict[int, float] = {}
-    for layer_a, layer_b in a_to_b.items():
-        vals = []
-        for site in sites:
-            na, nb = a.at(site, layer_a), b.at(site, layer_b)
-            if na is None or nb is None or na not in a.samples or nb not in b.samples:
-                continue
-            if a.ref(na).info.shape != b.ref(nb).info.shape:
-                continue
-            if (r := pearson(a.samples[na], b.samples[nb])) is not None:
-                vals.append(r)
-        out[layer_b] = float(np.mean(vals)) if vals else 0.0
-    return out
+    """The score of each mapped B layer (only the mapped cells, not every pair of layers)."""
+    sites = shared_sites(a, b)
+    return {lb: layer_score(a, b, la, lb, sites) for la, lb in a_to_b.items()}
 
 
 def _pick_layers(layers: list[int], count: int) -> set[int]:

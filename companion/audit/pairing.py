@@ -67,25 +67,35 @@ def index_side(ckpt: Checkpoint, roles: set[str]) -> Side:
     return Side(ckpt, by_key, mtp)
 
 
+def shared_sites(a: Side, b: Side) -> set[Any]:
+    """Per-layer tensor sites (role within a layer) present in both models."""
+    return {k.site() for k in a.by_key if k.layer is not None} & {
+        k.site() for k in b.by_key if k.layer is not None
+    }
+
+
+def layer_score(a: Side, b: Side, layer_a: int, layer_b: int, sites: set[Any]) -> float:
+    """Mean sample Pearson of one A layer against one B layer over the shared sites."""
+    vals = []
+    for site in sites:
+        na, nb = a.at(site, layer_a), b.at(site, layer_b)
+        if na is None or nb is None or na not in a.samples or nb not in b.samples:
+            continue
+        if a.ref(na).info.shape != b.ref(nb).info.shape:
+            continue
+        if (r := pearson(a.samples[na], b.samples[nb])) is not None:
+            vals.append(r)
+    return float(np.mean(vals)) if vals else 0.0
+
+
 def layer_scores(a: Side, b: Side) -> tuple[list[int], list[int], Array]:
     """Similarity of every A layer with every B layer: mean sample Pearson over shared sites."""
     la, lb = a.layers(), b.layers()
-    sites = {k.site() for k in a.by_key if k.layer is not None} & {
-        k.site() for k in b.by_key if k.layer is not None
-    }
+    sites = shared_sites(a, b)
     score = np.zeros((len(la), len(lb)))
     for i, layer_a in enumerate(la):
         for j, layer_b in enumerate(lb):
-            vals = []
-            for site in sites:
-                na, nb = a.at(site, layer_a), b.at(site, layer_b)
-                if na is None or nb is None or na not in a.samples or nb not in b.samples:
-                    continue
-                if a.ref(na).info.shape != b.ref(nb).info.shape:
-                    continue
-                if (r := pearson(a.samples[na], b.samples[nb])) is not None:
-                    vals.append(r)
-            score[i, j] = float(np.mean(vals)) if vals else 0.0
+            score[i, j] = layer_score(a, b, layer_a, layer_b, sites)
     return la, lb, score
 
 
