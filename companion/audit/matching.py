@@ -10,29 +10,14 @@ distribution but breaks any correspondence; p is the share of null draws at leas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from companion.audit.models import UnitMatch
+
 Array = np.ndarray[Any, Any]
-
-
-@dataclass(frozen=True)
-class MatchTest:
-    """Observed matched similarity against its null, for one layer and one kind of unit."""
-
-    kind: str
-    units: int
-    method: str
-    observed: float
-    null_mean: float
-    null_sd: float
-    z: float
-    p: float
-    draws: int
-    moved: float
 
 
 _BLOCK = 1024  # B rows per similarity block in nearest-neighbour matching
@@ -78,8 +63,13 @@ def _group(f: Array, size: int) -> Array:
 
 
 def match_test(
-    fa: Array, fb: Array, kind: str, group: int, draws: int, max_units: int
-) -> MatchTest | None:
+    fa: Array,
+    fb: Array,
+    kind: Literal["mlp_units", "heads"],
+    group: int,
+    draws: int,
+    max_units: int,
+) -> UnitMatch | None:
     """Match rows (or groups of `group` rows) of A and B features and test against the null."""
     if fa.shape != fb.shape or fa.shape[0] % group or fa.shape[1] < 2:
         return None
@@ -97,7 +87,7 @@ def match_test(
         ]
     )
     mean, sd = float(null.mean()), float(null.std())
-    return MatchTest(
+    return UnitMatch(
         kind=kind,
         units=units,
         method="assignment" if units <= max_units else "nearest",

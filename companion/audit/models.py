@@ -120,12 +120,10 @@ class TensorResult(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-class MatchSummary(BaseModel):
-    """Permutation-robust matching test of one layer."""
+class UnitMatch(BaseModel):
+    """Observed matched similarity against its null, for one kind of unit."""
 
     kind: Literal["mlp_units", "heads"]
-    layer: int
-    layer_b: int
     units: int
     method: str
     observed: float
@@ -135,6 +133,13 @@ class MatchSummary(BaseModel):
     p: float
     draws: int
     moved: float = Field(description="Share of B units matched to a different index in A.")
+
+
+class MatchSummary(UnitMatch):
+    """Permutation-robust matching test of one layer."""
+
+    layer: int
+    layer_b: int
 
 
 class RoleSummary(BaseModel):

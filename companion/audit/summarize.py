@@ -174,20 +174,7 @@ def _match_tests(args: AuditInput, s: Streams) -> dict[str, list[MatchSummary]]:
         t = match_test(acc.features_a, acc.features_b, kind, size, draws, args.max_match_units)
         if t is not None:
             out[group].append(
-                MatchSummary(
-                    kind=kind,
-                    layer=pair.key.layer,
-                    layer_b=pair.layer_b or 0,
-                    units=t.units,
-                    method=t.method,
-                    observed=t.observed,
-                    null_mean=t.null_mean,
-                    null_sd=t.null_sd,
-                    z=t.z,
-                    p=t.p,
-                    draws=t.draws,
-                    moved=t.moved,
-                )
+                MatchSummary(**t.model_dump(), layer=pair.key.layer, layer_b=pair.layer_b or 0)
             )
     return out
 
