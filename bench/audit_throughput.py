@@ -5,15 +5,17 @@ Generates a bf16 pair (A, and B = A + noise; default ~2 x 1 GB, `--size-mb` to c
   1. baseline: safetensors safe_open(framework="pt") + torch cosine per tensor (torch
      installed for the bench only; without torch, a numpy per-tensor cosine is used and
      the output says so);
-  2. companion's full audit without baselines (manifest sha256 included);
+  2. companion's full audit without baselines, reading and hashing every input file for
+     the manifest ("audit"), and again with the sha256 digests reused from the digest cache
+     because the files are unchanged since an earlier run ("audit, cached sha");
   3. the full audit with baselines (shuffle null, cross-layer, random-init reference);
   4. the same plus the permutation-robust matching test;
-on cached data, then (2) again on cold data (pages evicted with posix_fadvise) against the
-O_DIRECT disk bandwidth measured with `dd iflag=direct` in the same run (medians of
-interleaved runs: shared virtual disks vary a lot). `--rss-sweep
-1024,4096` then runs (2) at each size to show that peak RSS stays flat. Prints ratios;
-asserts nothing. Wall times include interpreter start-up work inside the timed call
-(imports of torch or of companion); "engine s" is the audit's own reported time.
+on cached data (`--repeats` interleaved runs each, medians), then (2) both ways on cold data
+(pages evicted with posix_fadvise) against the O_DIRECT disk bandwidth measured with
+`dd iflag=direct` in the same run (medians of interleaved runs: shared virtual disks vary a
+lot). `--rss-sweep 1024,4096` then runs (2) at each size to show that peak RSS stays flat.
+Prints ratios; asserts nothing. Wall times include interpreter start-up work inside the timed
+call (imports of torch or of companion); "engine s" is the audit's own reported time.
 """
 
 from __future__ import annotations
@@ -112,12 +114,19 @@ def run_numpy(a: Path, b: Path) -> None:
         float(x @ y / np.sqrt((x @ x) * (y @ y)))
 
 
-def run_companion(a: Path, b: Path, baselines: bool, permutation: bool = False) -> float:
-    """companion's audit through the registry (no store); returns the engine's own seconds."""
+def run_companion(
+    a: Path, b: Path, baselines: bool, permutation: bool = False, digests: bool = True
+) -> float:
+    """companion's audit through the registry (no store); returns the engine's own seconds.
+
+    With `digests`, sha256 digests come from the digest cache when the files are unchanged
+    since an earlier run (COMPANION_HOME is the bench's own folder); without, every input
+    file is read and hashed."""
     from companion.settings import Settings
     from companion.tools import ToolContext, run_tool
 
-    ctx = ToolContext(settings=Settings(store_enabled=False, audit_workers=2))
+    settings = Settings(store_enabled=False, audit_workers=2, digest_cache=digests)
+    ctx = ToolContext(settings=settings)
     args = {"a": str(a), "b": str(b), "baselines": baselines, "permutation_test": permutation}
     result = run_tool("audit.compare", args, ctx)
     return float(getattr(result, "seconds", None) or 0.0)
@@ -138,7 +147,8 @@ def peak_rss_mb() -> float:
 
 
 def child(mode: str, a: Path, b: Path) -> dict[str, float]:
-    """Run one measurement in a subprocess; return seconds and peak RSS (MB)."""
+    """Run one measurement in a subprocess (COMPANION_HOME beside the pair); return seconds
+    and peak RSS (MB)."""
     code = (
         "import sys, time, json; sys.path.insert(0, %r);"
         "import bench.audit_throughput as m;"
@@ -149,14 +159,25 @@ def child(mode: str, a: Path, b: Path) -> dict[str, float]:
     call = {
         "torch": f"m.run_torch(m.Path({str(a)!r}), m.Path({str(b)!r}))",
         "numpy": f"m.run_numpy(m.Path({str(a)!r}), m.Path({str(b)!r}))",
-        "audit": f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), False)",
+        "audit": f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), False, False, False)",
+        "audit, cached sha": f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), False)",
         "audit+baselines": f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), True)",
         "audit+perm.test": (f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), True, True)"),
     }[mode]
+    env = dict(os.environ, COMPANION_HOME=str(a.parent.parent / "home"))
     out = subprocess.run(
-        [sys.executable, "-c", code % (str(REPO), call)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code % (str(REPO), call)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def median_row(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each measure over repeated runs."""
+    return {k: statistics.median(r[k] for r in runs) for k in ("seconds", "engine", "rss_mb")}
 
 
 def evict(*paths: Path) -> None:
@@ -234,6 +255,7 @@ def main() -> int:
     ap.add_argument("--rss-sweep", default="", help="sizes in MB, e.g. 1024,4096")
     ap.add_argument("--no-perm", action="store_true", help="skip the permutation-test run")
     ap.add_argument("--cold-runs", type=int, default=3, help="cold runs (median reported)")
+    ap.add_argument("--repeats", type=int, default=3, help="cached runs per mode (median)")
     ns = ap.parse_args()
     root = ns.dir or Path(tempfile.mkdtemp(prefix="audit-bench-"))
     try:
@@ -252,39 +274,45 @@ def main() -> int:
                 "NOTE: torch is not installed, so the baseline is a numpy per-tensor cosine,"
                 " not the safe_open(framework='pt') peer script (pip install torch==2.13.0)"
             )
-        rows: dict[str, dict[str, float]] = {}
-        modes = [base_mode, "audit", "audit+baselines"] + (
+        modes = [base_mode, "audit", "audit, cached sha", "audit+baselines"] + (
             [] if ns.no_perm else ["audit+perm.test"]
         )
-        for mode in modes:
-            warm(a, b)
-            rows[mode] = child(mode, a, b)
+        warm(a, b)
+        child("audit", a, b)  # fills the digest cache for the "cached sha" runs
+        runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+        for _ in range(ns.repeats):  # interleaved, so drifts in machine speed hit all alike
+            for mode in modes:
+                warm(a, b)
+                runs[mode].append(child(mode, a, b))
         # Cold reads vary a lot on shared (virtual) disks: take medians of interleaved runs.
         disk: list[float] = []
-        colds: list[dict[str, float]] = []
         for _ in range(ns.cold_runs):
             disk += [d for d in (direct_bandwidth(a), direct_bandwidth(b)) if d]
-            evict(a, b)
-            colds.append(child("audit", a, b))
-        rows["audit (cold)"] = {
-            k: statistics.median(c[k] for c in colds) for k in ("seconds", "engine", "rss_mb")
-        }
+            for mode in ("audit", "audit, cached sha"):
+                evict(a, b)
+                runs.setdefault(f"{mode} (cold)", []).append(child(mode, a, b))
+        rows = {m: median_row(r) for m, r in runs.items()}
         table(rows, mb, base_mode)
-        audit, base = rows["audit"], rows[base_mode]["seconds"]
-        print(
-            f"\ncached audit vs {base_mode} baseline: {base / audit['seconds']:.2f}x wall"
-            f" ({base / audit['engine']:.2f}x on engine time)"
-        )
+        base = rows[base_mode]["seconds"]
+        for mode in ("audit", "audit, cached sha"):
+            print(
+                f"\n{mode} vs {base_mode} baseline (cached data): "
+                f"{base / rows[mode]['seconds']:.2f}x wall"
+                f" ({base / rows[mode]['engine']:.2f}x on engine time)"
+            )
         if disk:
             bw = statistics.median(disk)
-            cold = rows["audit (cold)"]
-            runs = ", ".join(f"{mb / c['engine']:.0f}" for c in colds)
             print(
-                f"O_DIRECT disk bandwidth (dd, median of {len(disk)}): {bw:.0f} MB/s"
-                f" (range {min(disk):.0f}-{max(disk):.0f}); cold audit (median of {len(colds)},"
-                f" engine MB/s: {runs}) reaches {mb / cold['engine'] / bw:.0%} on engine time,"
-                f" {mb / cold['seconds'] / bw:.0%} on wall time"
+                f"\nO_DIRECT disk bandwidth (dd, median of {len(disk)}): {bw:.0f} MB/s"
+                f" (range {min(disk):.0f}-{max(disk):.0f})"
             )
+            for mode in ("audit (cold)", "audit, cached sha (cold)"):
+                cold = rows[mode]
+                each = ", ".join(f"{mb / c['engine']:.0f}" for c in runs[mode])
+                print(
+                    f"{mode}: engine MB/s {each}; median reaches {mb / cold['engine'] / bw:.0%}"
+                    f" of it on engine time, {mb / cold['seconds'] / bw:.0%} on wall time"
+                )
         print("targets: cached audit >= 4x baseline; cold >= 90% of disk; peak RSS <= 512 MB")
         if ns.rss_sweep:
             rss_sweep(root, [int(x) for x in ns.rss_sweep.split(",") if x.strip()])

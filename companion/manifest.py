@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -22,6 +22,10 @@ class InputFile(BaseModel):
     path: str
     size: int
     sha256: str
+    sha256_from: Literal["read", "cache"] = Field(
+        default="read",
+        description="'cache': reused from the digest cache (file unchanged since it was hashed).",
+    )
 
 
 class Manifest(BaseModel):

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="Stop a workspace scan after this many files.",
     )
+    digest_cache: bool = Field(
+        default=True,
+        description="Reuse the sha256 of an unchanged input file (same inode, size, mtime and "
+        "ctime) from <home>/digests.sqlite3 instead of re-reading it; manifests say which.",
+    )
     audit_workers: int = Field(
         default=2,
         ge=1,
@@ -92,6 +97,10 @@ class Settings(BaseSettings):
         from platformdirs import user_data_dir
 
         return Path(user_data_dir("companion", appauthor=False))
+
+    def digest_path(self) -> Path | None:
+        """The digest cache file, or None when the cache is off."""
+        return self.data_dir() / "digests.sqlite3" if self.digest_cache else None
 
     def resolved_store_path(self) -> Path:
         """The store file this configuration points at."""

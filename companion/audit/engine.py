@@ -34,6 +34,7 @@ from companion.audit.pairing import (
 )
 from companion.audit.reader import Gate, Span
 from companion.audit.summarize import Streams, summarize
+from companion.digests import Digests
 from companion.manifest import Manifest
 from companion.tools import ToolContext
 
@@ -278,7 +279,8 @@ def run_audit(
                 _pick_layers(sorted(a_to_b), args.match_layers) if args.permutation_test else set()
             )
             spans = _spans(a, b, pairs) + (_spans(a, third, third_pairs) if third else [])
-            gate = Gate(files, spans, lambda n: progress.tick(n // 4, "reading"))
+            digests = Digests(ctx.settings.digest_path())
+            gate = Gate(files, spans, lambda n: progress.tick(n // 4, "reading"), digests)
             try:
                 accs = _stream_all(pool, a, b, pairs, match_layers, args, progress, ctx, gate)
                 third_accs: list[PairAccumulator] = []

@@ -1,6 +1,9 @@
-"""The streamed pass over one tensor pair: few fused passes per chunk, float64 accumulators.
+"""The streamed pass over one tensor pair, chunk by chunk, with float64 accumulators.
 
-Each chunk is read with pread into per-thread buffers that are reused for the whole audit
+When the C kernel (`_fused.c`, built at install) is there and both sides are F32, BF16 or
+F16, each chunk is read with pread into reused per-thread buffers and reduced in one fused
+pass (every sum below in float64). Otherwise, and for chunks holding NaN or Inf, numpy does it:
+each chunk is read with pread into per-thread buffers that are reused for the whole audit
 (resident memory stays flat), converted once to float32 (bf16 by a 16-bit shift; float64 and
 wide integers stay float64), and reduced with BLAS dot products taken over 64K-element rows
 (`np.vecdot`), so every partial sum stays short and the totals are kept in float64. Cosine,
@@ -28,6 +31,13 @@ _WIDE = {"F64", "I32", "I64"}
 _BF16 = DTYPES["BF16"]
 _EMPTY = np.empty(0, dtype=np.uint8)
 _VECDOT: Callable[[Array, Array], Array] | None = getattr(np, "vecdot", None)
+_KINDS = {"F32": 0, "BF16": 1, "F16": 2}  # the stored dtypes the C kernel reads
+_PREFIX = 1 << 16  # elements of the first chunk that decide the shift on the fused path
+
+try:
+    from companion.audit import _fused
+except ImportError:  # no C compiler at install: the numpy path does everything
+    _fused = None  # type: ignore[assignment]
 
 
 class Workspace:
@@ -111,6 +121,8 @@ class _Pass:
             self.acc.features_b = np.zeros_like(self.acc.features_a)
         self.row = 0
         self.stored: list[Array] = [_EMPTY, _EMPTY]
+        kinds = (_KINDS.get(ra.info.dtype), _KINDS.get(rb.info.dtype))
+        self.kinds = kinds if _fused is not None and self.proj is None else (None, None)
 
     def use_dtype(self, dtype: np.dtype[Any]) -> None:
         """Set the work dtype (float32, or float64 for wide types and shifted gains)."""
@@ -126,16 +138,30 @@ class _Pass:
         """Switch to float64 work (only ever before the first chunk is accumulated)."""
         self.use_dtype(np.dtype(np.float64))
 
-    def load(self, side: int, start: int, count: int) -> Array:
-        """Read and convert one side's chunk into its work buffer."""
+    @property
+    def fused(self) -> bool:
+        """Whether the C kernel takes this pair."""
+        return None not in self.kinds
+
+    def read(self, side: int, start: int, count: int) -> Array:
+        """Read one side's chunk (stored dtype) into its raw buffer, once the reader has it."""
         ref = self.ra if side == 0 else self.rb
         itemsize = ref.info.np_dtype.itemsize
         raw = self.ws.get(f"raw{side}", self.chunk * itemsize, np.uint8)
         if self.plan.gate is not None:
             end = ref.file.header.data_start + ref.info.begin + (start + count) * itemsize
             self.plan.gate.wait(ref.file.path, end)
-        stored = ref.file.read_into(ref.info, start, count, raw)
-        self.stored[side] = stored
+        self.stored[side] = ref.file.read_into(ref.info, start, count, raw)
+        return self.stored[side]
+
+    def load(self, side: int, start: int, count: int) -> Array:
+        """Read and convert one side's chunk into its work buffer."""
+        self.read(side, start, count)
+        return self.convert(side, count)
+
+    def convert(self, side: int, count: int) -> Array:
+        """The stored chunk of one side in the work dtype (first `count` elements)."""
+        stored = self.stored[side][:count]
         out = self.ws.get(f"work{side}", self.chunk, self.dtype)[:count]
         if stored.dtype == _BF16 and self.dtype == np.float32:
             bits = out.view(np.uint32)
@@ -234,7 +260,7 @@ def _slow(p: _Pass, a32: Array, b32: Array) -> None:
     if p.cols:
         a2, b2 = a.reshape(-1, p.cols), b.reshape(-1, p.cols)
         if p.fold:
-            fa, fb = a2 * p.gain_a, b2 * p.gain_b
+            fa, fb = (a2 * p.gain_a).ravel(), (b2 * p.gain_b).ravel()
             acc.folded.add_sums(count, fa.sum(), fb.sum(), _dot(fa, fa), _dot(fb, fb), _dot(fa, fb))
         if p.proj is not None and acc.features_a is not None and acc.features_b is not None:
             r = a2.shape[0]
@@ -247,6 +273,54 @@ def _slow(p: _Pass, a32: Array, b32: Array) -> None:
     a = np.where(mask, a - ka, 0.0)
     b = np.where(mask, b - kb, 0.0)
     acc.moments.add_sums(count, a.sum(), b.sum(), _dot(a, a), _dot(b, b), _dot(a, b))
+
+
+def _numpy_chunk(p: _Pass, start: int, count: int) -> None:
+    """One chunk on the numpy path."""
+    a, b = p.load(0, start, count), p.load(1, start, count)
+    p.gather(0, start)
+    p.gather(1, start)
+    if p.shift is None:
+        p.shift = p.decide_shift(a, b)
+        p.acc.moments.ka, p.acc.moments.kb = p.shift
+        if p.shift != (0.0, 0.0) and p.dtype != np.float64:
+            # Gains near one: shifted sums in float64 keep Pearson exact to ~1e-12.
+            p.use_float64()
+            a, b = p.load(0, start, count), p.load(1, start, count)
+    ones = p.ws.ones(count, p.dtype)
+    sa, sb = _dot(a, ones), _dot(b, ones)
+    if isfinite(sa) and isfinite(sb):
+        _fast(p, a, b, sa, sb)
+    else:
+        _slow(p, a, b)
+
+
+def _fused_chunk(p: _Pass, start: int, count: int) -> None:
+    """One chunk through the C kernel (a chunk with NaN or Inf goes to `_slow`)."""
+    xa, xb = p.read(0, start, count), p.read(1, start, count)
+    p.gather(0, start)
+    p.gather(1, start)
+    if p.shift is None:
+        prefix = min(count, _PREFIX)
+        p.shift = p.decide_shift(p.convert(0, prefix), p.convert(1, prefix))
+        p.acc.moments.ka, p.acc.moments.kb = p.shift
+    ka, kb = p.shift
+    gains = (p.plan.gain_a, p.plan.gain_b) if p.fold else (None, None)
+    kind_a, kind_b = p.kinds
+    assert _fused is not None and kind_a is not None and kind_b is not None
+    sums = _fused.pair(xa, kind_a, xb, kind_b, count, p.cols if p.fold else 0, ka, kb, *gains)
+    sa, sb, saa, sbb, sab, sdd, max_abs, identical, agree, folded = sums
+    if not all(map(isfinite, (sa, sb, saa, sbb))):
+        _slow(p, p.convert(0, count), p.convert(1, count))
+        return
+    acc = p.acc
+    acc.moments.add_sums(count, sa, sb, saa, sbb, sab)
+    acc.sdd += sdd
+    acc.max_abs = max(acc.max_abs, max_abs)
+    acc.identical += identical
+    acc.sign_agree += agree
+    if p.fold:
+        acc.folded.add_sums(count, *folded)
 
 
 def stream_pair(
@@ -274,22 +348,10 @@ def stream_pair(
             ra.file.prefetch(ra.info, ahead, span)
             rb.file.prefetch(rb.info, ahead, span)
             ahead += span
-        a, b = p.load(0, start, count), p.load(1, start, count)
-        p.gather(0, start)
-        p.gather(1, start)
-        if p.shift is None:
-            p.shift = p.decide_shift(a, b)
-            p.acc.moments.ka, p.acc.moments.kb = p.shift
-            if p.shift != (0.0, 0.0) and p.dtype != np.float64:
-                # Gains near one: shifted sums in float64 keep Pearson exact to ~1e-12.
-                p.use_float64()
-                a, b = p.load(0, start, count), p.load(1, start, count)
-        ones = p.ws.ones(count, p.dtype)
-        sa, sb = _dot(a, ones), _dot(b, ones)
-        if isfinite(sa) and isfinite(sb):
-            _fast(p, a, b, sa, sb)
+        if p.fused:
+            _fused_chunk(p, start, count)
         else:
-            _slow(p, a, b)
+            _numpy_chunk(p, start, count)
         if plan.gate is not None:
             plan.gate.consume(count * itemsize)
         tick(count * itemsize)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from companion.audit.models import UnitMatch
 
@@ -43,6 +42,8 @@ def _matched(za: Array, zb: Array, max_units: int) -> tuple[float, Array]:
     """Mean similarity after matching each B row to an A row, and the chosen A rows."""
     if zb.shape[0] <= max_units:
         sim = zb @ za.T
+        from scipy.optimize import linear_sum_assignment  # 0.25 s to import: only when used
+
         rows, cols = linear_sum_assignment(-sim)
         return float(sim[rows, cols].mean()), cols[np.argsort(rows)]
     # Many units: nearest neighbour, in float32 row blocks so the n×n matrix never exists.

@@ -8,6 +8,10 @@ stay in the page cache, where the comparison workers pick them up. Workers wait 
 until the reader has passed the range they need, so they never start competing reads. The
 reader keeps at most `lead` bytes ahead of the workers, so the page cache is not flooded on
 checkpoints larger than memory. Resident memory is a fixed pool of blocks.
+
+A file whose sha256 the digest cache still vouches for (see companion/digests.py) is not
+hashed: the reader only asks the kernel to read its ranges ahead (posix_fadvise WILLNEED), in
+the same order, and copies nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import hashlib
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from companion.digests import Digests
 from companion.errors import Cancelled, InputError
 from companion.manifest import InputFile
 
@@ -41,7 +47,7 @@ class Span:
 class _File:
     """One input file: descriptor, read cursor and running hash."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, digests: Digests) -> None:
         self.path = path
         try:
             self.fd = os.open(path, os.O_RDONLY)
@@ -49,21 +55,29 @@ class _File:
             raise InputError(
                 f"Cannot open {path}: {exc.strerror or exc}.", hint="check the path."
             ) from None
-        self.size = os.fstat(self.fd).st_size
+        self.stat = os.fstat(self.fd)
+        self.size = self.stat.st_size
         self.cursor = 0
         self.hash = hashlib.sha256()
+        self.known = digests.known(path, self.stat)
 
 
 class Gate:
     """The reader thread plus the condition workers wait on."""
 
     def __init__(
-        self, files: list[Path], plan: list[tuple[Span, Span]], tick: Callable[[int], None]
+        self,
+        files: list[Path],
+        plan: list[tuple[Span, Span]],
+        tick: Callable[[int], None],
+        digests: Digests | None = None,
     ) -> None:
+        self.digests = digests or Digests(None)
+        self.started_ns = time.time_ns()
         self.files: dict[Path, _File] = {}
         try:
             for p in files:
-                self.files[p] = _File(p)
+                self.files[p] = _File(p, self.digests)
         except BaseException:
             for f in self.files.values():
                 os.close(f.fd)
@@ -116,10 +130,16 @@ class Gate:
             t.join()
         if self.error is not None:
             raise self.error
-        return [
-            InputFile(path=str(p), size=self.files[p].size, sha256=self.files[p].hash.hexdigest())
-            for p in self.order
-        ]
+        out = []
+        for p in self.order:
+            f = self.files[p]
+            digest = f.known
+            if digest is None:
+                digest = f.hash.hexdigest()
+                self.digests.remember(p, f.stat, digest, self.started_ns)
+            source = "read" if f.known is None else "cache"
+            out.append(InputFile(path=str(p), size=f.size, sha256=digest, sha256_from=source))
+        return out
 
     def close(self) -> None:
         """Stop the reader (if still running), wait for the threads and close the files."""
@@ -142,6 +162,14 @@ class Gate:
     def _read_to(self, f: _File, end: int) -> None:
         """Read (and hash) `f` sequentially up to byte `end`."""
         end = min(end, f.size)
+        if f.known is not None:  # nothing to hash: only keep the kernel reading in order
+            if f.cursor < end:
+                os.posix_fadvise(f.fd, f.cursor, end - f.cursor, os.POSIX_FADV_WILLNEED)
+                with self.cond:
+                    start, f.cursor = f.cursor, end
+                    self.cond.notify_all()
+                self.tick(end - start)
+            return
         q = self.queues[self.slot[f.path]]
         while f.cursor < end:
             if self.stop.is_set():
@@ -176,8 +204,9 @@ class Gate:
                     self._read_to(fa, min(sa.end, max(fa.cursor, sa.begin) + SLICE))
                     self._read_to(fb, min(sb.end, max(fb.cursor, sb.begin) + SLICE))
                 self.planned += (sa.end - sa.begin) + (sb.end - sb.begin)
-            for p in self.order:
-                self._read_to(self.files[p], self.files[p].size)
+            for p in self.order:  # the rest of every file still to be hashed
+                if self.files[p].known is None:
+                    self._read_to(self.files[p], self.files[p].size)
         except BaseException as exc:
             self.error = exc
         finally:

@@ -109,5 +109,9 @@ def render(r: AuditResult, max_tensors: int = 60) -> str:
         f"{r.seconds:.2f} s.",
         "",
     ]
-    lines += [f"- `{i.path}` ({i.size} bytes) sha256 `{i.sha256}`" for i in m.inputs]
+    lines += [
+        f"- `{i.path}` ({i.size} bytes) sha256 `{i.sha256}`"
+        + (" (digest cache: file unchanged since hashed)" if i.sha256_from == "cache" else "")
+        for i in m.inputs
+    ]
     return "\n".join(lines) + "\n"
