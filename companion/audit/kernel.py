@@ -148,9 +148,14 @@ class _Pass:
         ref = self.ra if side == 0 else self.rb
         itemsize = ref.info.np_dtype.itemsize
         raw = self.ws.get(f"raw{side}", self.chunk * itemsize, np.uint8)
-        if self.plan.gate is not None:
-            end = ref.file.header.data_start + ref.info.begin + (start + count) * itemsize
-            self.plan.gate.wait(ref.file.path, end)
+        gate = self.plan.gate
+        if gate is not None:
+            begin = ref.file.header.data_start + ref.info.begin + start * itemsize
+            gate.wait(ref.file.path, begin + count * itemsize)
+            view = raw[: count * itemsize]
+            if gate.copy(ref.file.path, begin, view.data):
+                self.stored[side] = view.view(ref.info.np_dtype)
+                return self.stored[side]
         self.stored[side] = ref.file.read_into(ref.info, start, count, raw)
         return self.stored[side]
 

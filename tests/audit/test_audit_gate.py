@@ -1,0 +1,107 @@
+"""The audit's reader: aligned blocks (O_DIRECT when cold), sha256, copies and the fallbacks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from companion.audit import reader
+from companion.audit.models import AuditResult
+from companion.audit.reader import Gate, Span, cached_pages
+from companion.tools import ToolContext, run_tool
+
+KB = 1024
+
+
+@pytest.fixture()
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """64 KB blocks and a pool of twelve, so that small files span many blocks and recycle."""
+    monkeypatch.setattr(reader, "BLOCK", 64 * KB)
+    monkeypatch.setattr(reader, "SLICE", 128 * KB)
+    monkeypatch.setattr(reader, "LEAD", 256 * KB)
+    monkeypatch.setattr(reader, "POOL", 12)
+
+
+def _evict(path: Path) -> None:
+    """Drop a file's pages from the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_cold_files_are_read_directly_hashed_and_served(tmp_path: Path) -> None:
+    """Workers get the right bytes, the digests are right, and cold data skips the page cache."""
+    paths, content = [], {}
+    for name, size in (("a", 1000 * KB + 123), ("b", 700 * KB + 5)):
+        p = tmp_path / name
+        content[p.resolve()] = os.urandom(size)
+        p.write_bytes(content[p.resolve()])
+        _evict(p)
+        paths.append(p.resolve())
+    a, b = paths
+    sa, sb = a.stat().st_size, b.stat().st_size
+    plan = [
+        (
+            Span(a, lo, min(lo + 100 * KB, sa)),
+            Span(b, lo * 7 // 10, min(min(lo + 100 * KB, sa) * 7 // 10, sb)),
+        )
+        for lo in range(8, sa, 100 * KB)
+    ]
+    gate = Gate(paths, plan, lambda n: None)
+    copied = fallback = 0
+    try:
+        for spans in plan:
+            for span in spans:
+                data = content[span.path]
+                for lo in range(span.begin, span.end, 30 * KB):
+                    hi = min(lo + 30 * KB, span.end)
+                    gate.wait(span.path, hi)
+                    out = bytearray(hi - lo)
+                    if gate.copy(span.path, lo, memoryview(out)):
+                        copied += 1
+                        assert out == data[lo:hi]
+                    else:
+                        fallback += 1
+                    gate.consume(hi - lo)
+        inputs = gate.result()
+    finally:
+        gate.close()
+    assert copied > 10 * fallback
+    for entry, p in zip(inputs, paths, strict=True):
+        assert entry.sha256 == hashlib.sha256(content[p]).hexdigest()
+        assert entry.sha256_from == "read"
+    fd = os.open(a, os.O_RDONLY)
+    try:
+        cached = cached_pages(fd, 0, sa)
+    finally:
+        os.close(fd)
+    if cached is not None:  # the kernel can say: the direct reads left the page cache alone
+        assert cached < (sa // 4096) // 4
+
+
+def _metrics(a: Path, b: Path, third: Path | None = None) -> list[object]:
+    """Per-tensor metrics of one audit."""
+    args = {"a": str(a), "b": str(b), "baselines": False}
+    if third is not None:
+        args["baseline"] = str(third)
+    r = run_tool("audit.compare", args, ToolContext())
+    assert isinstance(r, AuditResult)
+    return [(t.name_a, t.metrics) for t in r.per_tensor]
+
+
+def test_recycled_blocks_fall_back_to_pread(
+    fam: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool far too small (and a third model re-reading A) changes no figure."""
+    expected = _metrics(fam["base"], fam["finetune"], fam["independent"])
+    monkeypatch.setattr(reader, "BLOCK", 16 * KB)
+    monkeypatch.setattr(reader, "SLICE", 32 * KB)
+    monkeypatch.setattr(reader, "POOL", 2)
+    for p in (fam["base"], fam["finetune"], fam["independent"]):
+        _evict(p / "model.safetensors")
+    assert _metrics(fam["base"], fam["finetune"], fam["independent"]) == expected
