@@ -60,6 +60,7 @@ test: venv-test system-deps lint typecheck vscode e2e-vscode pytest
 
 # Benchmarks print ratios against baselines measured in the same run (not tests).
 bench: venv-test
+	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/python bench/lsp_latency.py
 	$(BIN)/python bench/evidence.py
 	$(BIN)/python bench/store.py

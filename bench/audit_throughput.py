@@ -217,12 +217,12 @@ def direct_bandwidth(path: Path) -> float | None:
 def table(rows: dict[str, dict[str, float]], mb: float, base_mode: str) -> None:
     """Print the measurements with ratios to the baseline."""
     base_tp = mb / rows[base_mode]["seconds"]
-    head = f"{'run':<18}{'wall s':>8}{'MB/s':>8}{'vs base':>9}{'engine s':>10}{'MB/s':>8}"
+    head = f"{'run':<26}{'wall s':>8}{'MB/s':>8}{'vs base':>9}{'engine s':>10}{'MB/s':>8}"
     print(f"\n{head}{'peak RSS MB':>13}")
     for mode, r in rows.items():
         tp, etp = mb / r["seconds"], mb / r["engine"]
         print(
-            f"{mode:<18}{r['seconds']:>8.2f}{tp:>8.0f}{tp / base_tp:>8.2f}x"
+            f"{mode:<26}{r['seconds']:>8.2f}{tp:>8.0f}{tp / base_tp:>8.2f}x"
             f"{r['engine']:>10.2f}{etp:>8.0f}{r['rss_mb']:>13.0f}"
         )
 
