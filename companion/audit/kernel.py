@@ -1,12 +1,13 @@
 """The streamed pass over one tensor pair, chunk by chunk, with float64 accumulators.
 
+Each chunk is copied from the audit reader's block pool (reader.py), or read with pread,
+into per-thread buffers that are reused for the whole audit (resident memory stays flat).
 When the C kernel (`_fused.c`, built at install) is there and both sides are F32, BF16 or
-F16, each chunk is read with pread into reused per-thread buffers and reduced in one fused
-pass (every sum below in float64). Otherwise, and for chunks holding NaN or Inf, numpy does it:
-each chunk is read with pread into per-thread buffers that are reused for the whole audit
-(resident memory stays flat), converted once to float32 (bf16 by a 16-bit shift; float64 and
-wide integers stay float64), and reduced with BLAS dot products taken over 64K-element rows
-(`np.vecdot`), so every partial sum stays short and the totals are kept in float64. Cosine,
+F16, the chunk is reduced in one fused pass (every sum below in float64). Otherwise, and for
+chunks holding NaN or Inf, numpy does it: the chunk is converted once to float32 (bf16 by a
+16-bit shift; float64 and wide integers stay float64), and reduced with BLAS dot products
+taken over 64K-element rows (`np.vecdot`), so every partial sum stays short and the totals
+are kept in float64. Cosine,
 Pearson, relative L2, norm ratio, mean and std all come from the same sums. A chunk holding
 NaN or Inf (detected from its sums) is redone in float64 with the bad positions masked.
 """
@@ -310,10 +311,15 @@ def _fused_chunk(p: _Pass, start: int, count: int) -> None:
         p.shift = p.decide_shift(p.convert(0, prefix), p.convert(1, prefix))
         p.acc.moments.ka, p.acc.moments.kb = p.shift
     ka, kb = p.shift
-    gains = (p.plan.gain_a, p.plan.gain_b) if p.fold else (None, None)
+    gain_a = gain_b = None
+    if p.fold:  # the kernel takes C-contiguous float64 gains
+        gain_a = np.ascontiguousarray(p.plan.gain_a, dtype=np.float64)
+        gain_b = np.ascontiguousarray(p.plan.gain_b, dtype=np.float64)
     kind_a, kind_b = p.kinds
     assert _fused is not None and kind_a is not None and kind_b is not None
-    sums = _fused.pair(xa, kind_a, xb, kind_b, count, p.cols if p.fold else 0, ka, kb, *gains)
+    sums = _fused.pair(
+        xa, kind_a, xb, kind_b, count, p.cols if p.fold else 0, ka, kb, gain_a, gain_b
+    )
     sa, sb, saa, sbb, sab, sdd, max_abs, identical, agree, folded = sums
     if not all(map(isfinite, (sa, sb, saa, sbb))):
         _slow(p, p.convert(0, count), p.convert(1, count))
