@@ -7,9 +7,9 @@ F16, the chunk is reduced in one fused pass (every sum below in float64). Otherw
 chunks holding NaN or Inf, numpy does it: the chunk is converted once to float32 (bf16 by a
 16-bit shift; float64 and wide integers stay float64), and reduced with BLAS dot products
 taken over 64K-element rows (`np.vecdot`), so every partial sum stays short and the totals
-are kept in float64. Cosine,
-Pearson, relative L2, norm ratio, mean and std all come from the same sums. A chunk holding
-NaN or Inf (detected from its sums) is redone in float64 with the bad positions masked.
+are kept in float64. Cosine, Pearson, relative L2, norm ratio, mean and std all come from the
+same sums. A chunk holding NaN or Inf (detected from its sums) is redone in float64 with the
+bad positions masked.
 """
 
 from __future__ import annotations
