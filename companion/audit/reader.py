@@ -114,29 +114,29 @@ class _File:
         self.hash = hashlib.sha256()
         self.known = digests.known(path, self.stat)
         self.blocks: dict[int, _Block] = {}
-        self.direct: int | None = None
+        self.direct_fd: int | None = None
         if self.known is None and cached_pages(self.fd, 0, _PAGE) is not None:
             try:
-                self.direct = os.open(path, os.O_RDONLY | _DIRECT)
+                self.direct_fd = os.open(path, os.O_RDONLY | _DIRECT)
             except OSError:  # e.g. tmpfs: buffered reads only
-                self.direct = None
+                self.direct_fd = None
+        self.direct = self.direct_fd  # None once direct reads fail (closed only in close())
 
     def close(self) -> None:
         """Close both descriptors."""
         os.close(self.fd)
-        if self.direct is not None:
-            os.close(self.direct)
+        if self.direct_fd is not None:
+            os.close(self.direct_fd)
 
     def fill(self, block: _Block, offset: int) -> int:
         """Read the block at `offset`: from the page cache if all there, else O_DIRECT."""
-        want = min(BLOCK, self.size - offset)
-        cached = cached_pages(self.fd, offset, want) if self.direct is not None else None
-        if self.direct is not None and cached is not None and cached < -(-want // _PAGE):
+        want, direct = min(BLOCK, self.size - offset), self.direct
+        cached = cached_pages(self.fd, offset, want) if direct is not None else None
+        if direct is not None and cached is not None and cached < -(-want // _PAGE):
             try:
                 aligned = min(BLOCK, -(-want // _ALIGN) * _ALIGN)
-                return min(os.preadv(self.direct, [block.view[:aligned]], offset), want)
+                return min(os.preadv(direct, [block.view[:aligned]], offset), want)
             except OSError:  # the file system refused direct reads after all
-                os.close(self.direct)
                 self.direct = None
         return os.preadv(self.fd, [block.view[:want]], offset)
 
