@@ -123,7 +123,8 @@ def run_companion(
     since an earlier run (COMPANION_HOME is the bench's own folder); without, every input
     file is read and hashed."""
     from companion.settings import Settings
-    from companion.tools import ToolContext, run_tool
+    from companion.toolbox import run_tool
+    from companion.tools import ToolContext
 
     settings = Settings(store_enabled=False, audit_workers=2, digest_cache=digests)
     ctx = ToolContext(settings=settings)

@@ -66,7 +66,8 @@ def main() -> None:
     """Generate, time, print ratios."""
     import pandas as pd
 
-    from companion.tools import ToolContext, run_tool
+    from companion.toolbox import run_tool
+    from companion.tools import ToolContext
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)

@@ -1,37 +1,67 @@
-"""The tool registry: each tool is declared once and reaches the CLI, LSP and LLM from here."""
+"""The tool contract: how a tool is declared, what it is given, and what every result offers.
+
+A tool is declared once, with `@tool`, as a function from a pydantic input model to a
+`ToolResult`. The assembled registry (`companion.toolbox`) and every front door (CLI, LSP,
+MCP, the LLM's function calling) are generated from these declarations; the store and the
+front doors read results only through the `ToolResult` contract below.
+"""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, Literal, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
-from companion.errors import Cancelled, CompanionError, InputError, NotRecordedError
+from companion.errors import InputError
+from companion.jobs import Job, Progress, no_progress
+from companion.manifest import Manifest
 from companion.settings import Settings
 
-# Modules that declare tools. Each engine adds its own line; importing one registers its tools.
-TOOL_MODULES: tuple[str, ...] = (
-    "companion.workspace",
-    "companion.store.tool",
-    "companion.architecture.tool",
-    "companion.audit.tool",
-    "companion.evidence.tool",
-)
-
 In = TypeVar("In", bound=BaseModel)
-Out = TypeVar("Out", bound=BaseModel)
-Progress = Callable[[str, float | None], None]
-Recorder = Callable[["Tool", BaseModel, BaseModel], "str | None"]
+Out = TypeVar("Out", bound="ToolResult")
+Recorder = Callable[["Tool", BaseModel, "ToolResult"], "str | None"]
+Runner = Callable[[str, object, "ToolContext"], "ToolResult"]
+Table = Literal["audit", "evidence", "tokenizer"]
+Show = Callable[[str, "ToolResult"], None]  # how a demo section hands a result to the demo
 
 
-def _no_progress(message: str, fraction: float | None) -> None:
-    """Discard progress reports."""
+@dataclass(frozen=True)
+class Facts:
+    """The typed facts of a result that the store and the front doors read (never guessed)."""
+
+    table: Table | None = None
+    verdict: str | None = None
+    reasons: tuple[Any, ...] = ()
+    specs: tuple[BaseModel | None, ...] = ()
+    rows: Iterable[Any] = ()
+
+
+class ToolResult(BaseModel):
+    """What every tool returns: a record id once stored, a manifest, markdown and facts."""
+
+    record_id: str | None = None
+    manifest: Manifest | None = None
+
+    def to_markdown(self) -> str:
+        """A rendering for people (by default the JSON in a code block)."""
+        return "```json\n" + self.model_dump_json(indent=2) + "\n```"
+
+    def facts(self) -> Facts:
+        """The verdict, reasons, per-side specs and per-tensor rows this result carries."""
+        return Facts()
+
+    def to_json(self) -> str:
+        """The machine rendering printed by `--json`."""
+        return self.model_dump_json(indent=2)
+
+    def to_text(self) -> str | None:
+        """A raw machine format (csv, table) printed as is, or None to render markdown."""
+        return None
 
 
 @dataclass
@@ -41,14 +71,24 @@ class ToolContext:
     settings: Settings = field(default_factory=Settings)
     roots: list[Path] = field(default_factory=list)
     confine: bool = False
-    progress: Progress = _no_progress
+    progress: Progress = no_progress
     cancel: threading.Event = field(default_factory=threading.Event)
     recorder: Recorder | None = None
+    runner: Runner | None = None
+
+    def job(self) -> Job:
+        """The job handle engines receive (progress and cancel, nothing else)."""
+        return Job(self.progress, self.cancel)
 
     def check_cancelled(self) -> None:
         """Raise `Cancelled` if the user cancelled this job."""
-        if self.cancel.is_set():
-            raise Cancelled()
+        self.job().check()
+
+    def run(self, name: str, raw: object, ctx: ToolContext | None = None) -> ToolResult:
+        """Run another registry tool (a tool that re-runs or queries others)."""
+        if self.runner is None:
+            raise RuntimeError("this ToolContext was built without a runner")
+        return self.runner(name, raw, ctx or self)
 
     def path(self, value: str | Path) -> Path:
         """Resolve a user path; when confined, refuse anything outside the workspace roots."""
@@ -80,9 +120,9 @@ class Tool:
     """A declared tool: pure function plus its pydantic input and output models."""
 
     name: str
-    func: Callable[[Any, ToolContext], BaseModel]
+    func: Callable[[Any, ToolContext], ToolResult]
     input_model: type[BaseModel]
-    output_model: type[BaseModel]
+    output_model: type[ToolResult]
     description: str
     read_only: bool
     cli: str
@@ -94,21 +134,29 @@ class Tool:
         """The LSP workspace/executeCommand name."""
         return f"companion.{self.name}"
 
+    @property
+    def wire_name(self) -> str:
+        """The name LLM function calling and MCP use (no dots)."""
+        return wire_name(self.name)
+
     def llm_schema(self) -> dict[str, Any]:
         """The OpenAI function-calling declaration for this tool."""
         return {
             "type": "function",
             "function": {
-                "name": self.name.replace(".", "_"),
+                "name": self.wire_name,
                 "description": self.description,
                 "parameters": self.input_model.model_json_schema(),
             },
         }
 
 
-REGISTRY: dict[str, Tool] = {}
-_loaded = False
-_lock = threading.Lock()
+def wire_name(name: str) -> str:
+    """A registry name as LLM and MCP tools spell it (`audit.compare` -> `audit_compare`)."""
+    return name.replace(".", "_")
+
+
+DECLARED: dict[str, Tool] = {}
 
 
 def tool(
@@ -126,10 +174,12 @@ def tool(
         hints = get_type_hints(func)
         params = list(inspect.signature(func).parameters)
         input_model, output_model = hints[params[0]], hints["return"]
+        if not issubclass(output_model, ToolResult):
+            raise TypeError(f"tool {name}: its result must be a ToolResult")
         for fld in positional:
             if fld not in input_model.model_fields:
                 raise TypeError(f"tool {name}: positional {fld!r} is not an input field")
-        REGISTRY[name] = Tool(
+        DECLARED[name] = Tool(
             name=name,
             func=func,
             input_model=input_model,
@@ -145,26 +195,16 @@ def tool(
     return register
 
 
-def load_tools() -> dict[str, Tool]:
-    """Import every tool module once and return the registry."""
-    global _loaded
-    with _lock:
-        if not _loaded:
-            for module in TOOL_MODULES:
-                importlib.import_module(module)
-            _loaded = True
-    return REGISTRY
-
-
 def get_tool(name: str) -> Tool:
     """Look a tool up by name (with or without the `companion.` prefix or `_` separators)."""
-    tools = load_tools()
     key = name.removeprefix("companion.")
-    if key not in tools:
-        key = next((n for n in tools if n.replace(".", "_") == key), key)
-    if key not in tools:
-        raise InputError(f"Unknown tool {name!r}.", hint=f"use one of: {', '.join(sorted(tools))}.")
-    return tools[key]
+    if key not in DECLARED:
+        key = next((n for n, t in DECLARED.items() if t.wire_name == key), key)
+    if key not in DECLARED:
+        raise InputError(
+            f"Unknown tool {name!r}.", hint=f"use one of: {', '.join(sorted(DECLARED))}."
+        )
+    return DECLARED[key]
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -190,34 +230,3 @@ def parse_input(t: Tool, raw: object) -> BaseModel:
             f"Invalid arguments for {t.name}: {validation_message(exc)}.",
             hint=f"see `companion {t.cli} --help`.",
         ) from None
-
-
-def run_tool(name: str, raw: object, ctx: ToolContext) -> BaseModel:
-    """Validate, run and (when the context has a recorder) record one tool call."""
-    t = get_tool(name)
-    args = parse_input(t, raw)
-    ctx.check_cancelled()
-    result = t.func(args, ctx)
-    if t.record and ctx.recorder is not None:
-        try:
-            record_id = ctx.recorder(t, args, result)
-        except CompanionError as exc:
-            # A long computation must not be lost because the store is locked or damaged:
-            # the error carries the result so that front doors can still show it.
-            raise NotRecordedError(exc, result) from None
-        if record_id is not None and "record_id" in type(result).model_fields:
-            result = result.model_copy(update={"record_id": record_id})
-    return result
-
-
-def llm_tools() -> list[dict[str, Any]]:
-    """Function-calling schemas of the read-only tools (the only ones an LLM may call)."""
-    return [t.llm_schema() for t in load_tools().values() if t.read_only]
-
-
-def render_markdown(result: BaseModel) -> str:
-    """A human rendering of a tool result: its own `to_markdown` if it has one, else JSON."""
-    to_md = getattr(result, "to_markdown", None)
-    if callable(to_md):
-        return str(to_md())
-    return "```json\n" + result.model_dump_json(indent=2) + "\n```"

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from companion.architecture.catalog import find
-from companion.demo import Show
-from companion.tools import ToolContext, run_tool
+from companion.tools import Show, ToolContext
 
 _MODELS = {"solar-open": "Solar-Open-100B", "glm-air": "GLM-4.5-Air", "qwen3-moe": "Qwen3-30B-A3B"}
 
@@ -44,13 +43,13 @@ def run(workspace: Path, ctx: ToolContext, show: Show) -> None:
     """Describe, count, diff, rank and compare tokenizers."""
     models = workspace / "models"
     solar, glm = str(models / "solar-open"), str(models / "glm-air")
-    show("arch.describe solar-open", run_tool("arch.describe", {"path": solar}, ctx))
-    show("arch.params glm-air", run_tool("arch.params", {"path": glm}, ctx))
-    show("arch.diff solar-open vs glm-air", run_tool("arch.diff", {"a": solar, "b": glm}, ctx))
+    show("arch.describe solar-open", ctx.run("arch.describe", {"path": solar}))
+    show("arch.params glm-air", ctx.run("arch.params", {"path": glm}))
+    show("arch.diff solar-open vs glm-air", ctx.run("arch.diff", {"a": solar, "b": glm}))
     show(
         "arch.nearest qwen3-moe",
-        run_tool("arch.nearest", {"path": str(models / "qwen3-moe"), "k": 3}, ctx),
+        ctx.run("arch.nearest", {"path": str(models / "qwen3-moe"), "k": 3}),
     )
     tok = workspace / "tokenizers"
     args = {"a": str(tok / "base.tokenizer.json"), "b": str(tok / "extended.tokenizer.json")}
-    show("tokenizer.compare base vs extended", run_tool("tokenizer.compare", args, ctx))
+    show("tokenizer.compare base vs extended", ctx.run("tokenizer.compare", args))

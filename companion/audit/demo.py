@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from companion.audit import synth
-from companion.demo import Show
-from companion.tools import ToolContext, run_tool
+from companion.tools import Show, ToolContext
 
 FOLDER = "checkpoints"
 
@@ -24,4 +23,4 @@ def run(workspace: Path, ctx: ToolContext, show: Show) -> None:
         ("independent", "audit.compare: base vs independent (expect independent, cosine trap)"),
     ):
         args = {"a": str(root / "base"), "b": str(root / other)}
-        show(title, run_tool("audit.compare", args, ctx))
+        show(title, ctx.run("audit.compare", args))

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +23,6 @@ from companion.audit.metrics import (
     positions_for,
     read_sample,
 )
-from companion.audit.models import AuditInput, AuditResult
 from companion.audit.pairing import (
     Pair,
     Side,
@@ -33,10 +33,11 @@ from companion.audit.pairing import (
     shared_sites,
 )
 from companion.audit.reader import Gate, Span
+from companion.audit.schemas import AuditInput, AuditResult
 from companion.audit.summarize import Streams, summarize
 from companion.digests import Digests
+from companion.jobs import Job
 from companion.manifest import Manifest
-from companion.tools import ToolContext
 
 T = TypeVar("T")
 Array = np.ndarray[Any, Any]
@@ -44,18 +45,27 @@ _PROJ_DIMS = 64
 _NONE = np.empty(0, dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class AuditSetup:
+    """How to run an audit: worker threads, the digest cache, the tool name for the manifest."""
+
+    workers: int
+    digest_path: Path | None
+    tool: str
+
+
 class Progress:
     """Thread-safe progress over phases, throttled, checking cancellation on every tick."""
 
-    def __init__(self, ctx: ToolContext, total: int) -> None:
-        self.ctx, self.total, self.done = ctx, max(total, 1), 0
+    def __init__(self, job: Job, total: int) -> None:
+        self.job, self.total, self.done = job, max(total, 1), 0
         self.lock = threading.Lock()
         self.last = 0.0
         self.message = "starting"
 
     def tick(self, amount: int, message: str | None = None) -> None:
         """Add work done; report at most every 0.1 s; raise Cancelled when cancelled."""
-        self.ctx.check_cancelled()
+        self.job.check()
         with self.lock:
             self.done += amount
             self.message = message or self.message
@@ -64,12 +74,10 @@ class Progress:
                 return
             self.last = now
             fraction = min(self.done / self.total, 1.0)
-        self.ctx.progress(self.message, fraction)
+        self.job.report(self.message, fraction)
 
 
-def run_parallel(
-    pool: ThreadPoolExecutor, jobs: Iterable[Callable[[], T]], ctx: ToolContext
-) -> list[T]:
+def run_parallel(pool: ThreadPoolExecutor, jobs: Iterable[Callable[[], T]]) -> list[T]:
     """Run jobs on the pool; the first failure (or a cancel) stops the rest."""
     futures: list[Future[T]] = [pool.submit(job) for job in jobs]
     try:
@@ -80,14 +88,18 @@ def run_parallel(
         raise
 
 
-def _sample_all(
-    pool: ThreadPoolExecutor,
-    sides: list[Side],
-    args: AuditInput,
-    progress: Progress,
-    ctx: ToolContext,
-) -> None:
+@dataclass
+class _Run:
+    """What every phase of one audit shares: the options, the worker pool and the progress."""
+
+    args: AuditInput
+    pool: ThreadPoolExecutor
+    progress: Progress
+
+
+def _sample_all(run: _Run, sides: list[Side]) -> None:
     """Read the deterministic sample of every selected tensor on every side."""
+    args, progress = run.args, run.progress
 
     def job(side: Side, name: str) -> Callable[[], tuple[Side, str, Array]]:
         def run() -> tuple[Side, str, Array]:
@@ -98,7 +110,7 @@ def _sample_all(
         return run
 
     jobs = [job(s, n) for s in sides for n in s.by_key.values() if n not in s.samples]
-    for side, name, sample in run_parallel(pool, jobs, ctx):
+    for side, name, sample in run_parallel(run.pool, jobs):
         side.samples[name] = sample
 
 
@@ -147,17 +159,10 @@ def _plan(
 
 
 def _stream_all(
-    pool: ThreadPoolExecutor,
-    a: Side,
-    b: Side,
-    pairs: list[Pair],
-    match_layers: set[int],
-    args: AuditInput,
-    progress: Progress,
-    ctx: ToolContext,
-    gate: Gate,
+    run: _Run, a: Side, b: Side, pairs: list[Pair], match_layers: set[int], gate: Gate
 ) -> list[PairAccumulator]:
     """Stream every pair on the pool (in A's on-disk order, the order the reader follows)."""
+    args, progress = run.args, run.progress
 
     def positions(side: Side, name: str) -> Array:
         if name in side.samples:
@@ -165,7 +170,7 @@ def _stream_all(
         return positions_for(side.ref(name).info.numel, args.sample_size, args.seed)
 
     def job(pair: Pair) -> Callable[[], PairAccumulator]:
-        def run() -> PairAccumulator:
+        def compare() -> PairAccumulator:
             ra, rb = a.ref(pair.name_a), b.ref(pair.name_b)
             pos = (positions(a, pair.name_a), positions(b, pair.name_b))
             acc, sa, sb = stream_pair(
@@ -181,10 +186,10 @@ def _stream_all(
                 b.samples.setdefault(pair.name_b, sb)
             return acc
 
-        return run
+        return compare
 
     order = _disk_order(a, pairs)
-    done = run_parallel(pool, [job(pairs[i]) for i in order], ctx)
+    done = run_parallel(run.pool, [job(pairs[i]) for i in order])
     out: list[PairAccumulator | None] = [None] * len(pairs)
     for i, acc in zip(order, done, strict=True):
         out[i] = acc
@@ -241,7 +246,10 @@ def _pick_layers(layers: list[int], count: int) -> set[int]:
 
 
 def run_audit(
-    args: AuditInput, paths: tuple[Path, Path, Path | None], ctx: ToolContext
+    args: AuditInput,
+    paths: tuple[Path, Path, Path | None],
+    job: Job,
+    setup: AuditSetup,
 ) -> AuditResult:
     """Run a full audit of B against A (and optionally C against A)."""
     started = time.monotonic()
@@ -258,17 +266,17 @@ def run_audit(
         n_samples = sum(len(s.by_key) for s in sides)
         stream_bytes = sum(c.nbytes for c in ckpts[1:]) * 2
         hash_bytes = sum(f.stat().st_size for f in files)
-        progress = Progress(ctx, n_samples + stream_bytes + hash_bytes // 4)
-        workers = ctx.settings.audit_workers
+        progress = Progress(job, n_samples + stream_bytes + hash_bytes // 4)
         with (
             threadpool_limits(limits=1, user_api="blas"),
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit") as pool,
+            ThreadPoolExecutor(max_workers=setup.workers, thread_name_prefix="audit") as pool,
         ):
+            run = _Run(args, pool, progress)
             # Samples come free with the stream; read them first only when a layer map
             # needs them (depths differ).
             sampled = len({len(s.layers()) for s in sides}) > 1
             if sampled:
-                _sample_all(pool, sides, args, progress, ctx)
+                _sample_all(run, sides)
             a_to_b = _map(a, b, sampled)
             pairs, unmatched = make_pairs(a, b, a_to_b)
             third_pairs: list[Pair] = []
@@ -279,28 +287,26 @@ def run_audit(
                 _pick_layers(sorted(a_to_b), args.match_layers) if args.permutation_test else set()
             )
             spans = _spans(a, b, pairs) + (_spans(a, third, third_pairs) if third else [])
-            digests = Digests(ctx.settings.digest_path())
+            digests = Digests(setup.digest_path)
             gate = Gate(files, spans, lambda n: progress.tick(n // 4, "reading"), digests)
             try:
-                accs = _stream_all(pool, a, b, pairs, match_layers, args, progress, ctx, gate)
+                accs = _stream_all(run, a, b, pairs, match_layers, gate)
                 third_accs: list[PairAccumulator] = []
                 if third is not None:
-                    third_accs = _stream_all(
-                        pool, a, third, third_pairs, set(), args, progress, ctx, gate
-                    )
+                    third_accs = _stream_all(run, a, third, third_pairs, set(), gate)
                 inputs = gate.result()
             finally:
                 gate.close()
-            _sample_all(pool, sides, args, progress, ctx)  # only what the stream missed
+            _sample_all(run, sides)  # only what the stream missed
             map_scores = _map_scores(a, b, a_to_b)
-            ctx.progress("summarizing", 0.99)
+            job.report("summarizing", 0.99)
             streams = Streams(
                 a, b, third, pairs, accs, third_pairs, third_accs, a_to_b, map_scores, unmatched
             )
             manifest = Manifest(
-                tool="audit.compare", parameters=args.model_dump(mode="json"), inputs=inputs
+                tool=setup.tool, parameters=args.model_dump(mode="json"), inputs=inputs
             )
-            result = summarize(args, streams, manifest, ctx)
+            result = summarize(args, streams, manifest, job)
         bytes_read = sum(
             ra.info.end - ra.info.begin for p in pairs for ra in (a.ref(p.name_a), b.ref(p.name_b))
         )

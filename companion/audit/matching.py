@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from companion.audit.models import UnitMatch
+from companion.audit.schemas import UnitMatch
 
 Array = np.ndarray[Any, Any]
 

@@ -16,7 +16,8 @@ from companion.audit.alignment import ROLE_GROUP
 from companion.audit.baselines import cross_layer, random_init_reference, shuffle_null
 from companion.audit.matching import match_test
 from companion.audit.metrics import PairAccumulator, absdiff_quantiles, spearman
-from companion.audit.models import (
+from companion.audit.pairing import Pair, Side, cross_samples
+from companion.audit.schemas import (
     AuditInput,
     AuditResult,
     Fingerprint,
@@ -29,10 +30,9 @@ from companion.audit.models import (
     TensorResult,
     Unmatched,
 )
-from companion.audit.pairing import Pair, Side, cross_samples
 from companion.audit.verdict import decide
+from companion.jobs import Job
 from companion.manifest import Manifest
-from companion.tools import ToolContext
 
 TRAP_COSINE = 0.9
 SIGNIFICANT_Z = 5.0
@@ -259,12 +259,12 @@ def fingerprint(rows: list[TensorResult]) -> Fingerprint | None:
     return Fingerprint(pearson=f(float(np.corrcoef(xa, xb)[0, 1])), layers=len(layers))
 
 
-def summarize(args: AuditInput, s: Streams, manifest: Manifest, ctx: ToolContext) -> AuditResult:
+def summarize(args: AuditInput, s: Streams, manifest: Manifest, job: Job) -> AuditResult:
     """Build the full result, verdict included."""
     third_by_a = dict(zip((p.name_a for p in s.third_pairs), s.third_accs, strict=True))
     rows = []
     for pair, acc in zip(s.pairs, s.accs, strict=True):
-        ctx.check_cancelled()
+        job.check()
         rows.append(tensor_row(args, s, pair, acc, third_by_a.get(pair.name_a)))
     tests = _match_tests(args, s) if args.permutation_test else {}
     groups: dict[str, list[TensorResult]] = defaultdict(list)

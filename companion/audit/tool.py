@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from companion.audit.models import AuditInput, AuditResult
+from companion.audit.schemas import AuditInput, AuditResult
 from companion.errors import InputError
 from companion.tools import ToolContext, tool
 
@@ -20,8 +20,11 @@ def _resolve(ctx: ToolContext, value: str, what: str) -> Path:
         ) from None
 
 
+NAME = "audit.compare"
+
+
 @tool(
-    "audit.compare",
+    NAME,
     description="Audit whether checkpoint B was derived from checkpoint A from the weights "
     "(safetensors, streamed): per-role Pearson/cosine/Spearman with shuffle, cross-layer, "
     "random-init and optional third-model baselines, permutation-robust matching and a "
@@ -33,13 +36,14 @@ def _resolve(ctx: ToolContext, value: str, what: str) -> Path:
 )
 def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
     """Tool entry point for `audit.compare`."""
-    from companion.audit.engine import run_audit  # lazy: numpy/scipy stay out of start-up
+    from companion.audit.engine import AuditSetup, run_audit  # lazy: numpy stays out of start-up
 
     a = _resolve(ctx, args.a, "A")
     b = _resolve(ctx, args.b, "B")
     c = _resolve(ctx, args.baseline, "Baseline") if args.baseline else None
     report = _resolve(ctx, args.report, "Report") if args.report else None
-    result = run_audit(args, (a, b, c), ctx)
+    setup = AuditSetup(ctx.settings.audit_workers, ctx.settings.digest_path(), NAME)
+    result = run_audit(args, (a, b, c), ctx.job(), setup)
     if report is not None:
         try:
             report.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from statistics import median
 
-from companion.audit.models import (
+from companion.audit.schemas import (
     AuditInput,
     Fingerprint,
     Reason,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from companion.evidence.model import Finding
+from companion.evidence.schemas import Finding
 from companion.evidence.series import ParsedLog
 
 AT_LN_V = 0.15  # a first loss within this of ln V (or above) is a random-init signature

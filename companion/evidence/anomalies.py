@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from companion.evidence.model import Finding
+from companion.evidence.schemas import Finding
 from companion.evidence.series import ParsedLog
 
 SPIKE_NATS = 0.5

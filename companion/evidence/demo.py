@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from companion.demo import Show
 from companion.evidence import writers
 from companion.evidence.trainer import Model, markov_corpus, train
-from companion.tools import ToolContext, run_tool
+from companion.tools import Show, ToolContext
 
 VOCAB = 256
 
@@ -38,4 +37,4 @@ def run(workspace: Path, ctx: ToolContext, show: Show) -> None:
     base = workspace / "evidence"
     for name, log in (("scratch-run", "train.log"), ("finetune-run", "trainer_state.json")):
         args = {"paths": [str(base / name / log)], "plot": str(base / name / "loss.png")}
-        show(f"evidence.summarize: {name}", run_tool("evidence.summarize", args, ctx))
+        show(f"evidence.summarize: {name}", ctx.run("evidence.summarize", args))

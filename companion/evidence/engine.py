@@ -12,10 +12,11 @@ import numpy as np
 from companion.errors import InputError
 from companion.evidence import analysis, anomalies
 from companion.evidence.detect import read_log
-from companion.evidence.model import EvidenceSummary, Finding, ParseReport
+from companion.evidence.schemas import EvidenceSummary, Finding, ParseReport
 from companion.evidence.series import ParsedLog
 from companion.evidence.verdict import decide
 from companion.evidence.vocab import Vocab, find_beside, vocab_from_file
+from companion.jobs import Job
 from companion.manifest import Manifest
 
 CONFIG_NAMES = {"config.json", "tokenizer.json"}
@@ -66,19 +67,16 @@ def resolve_vocab(req: Request, log: ParsedLog) -> Vocab | None:
 
 
 def summarize(
-    req: Request,
-    manifest: Callable[[list[Path]], Manifest],
-    check: Callable[[], None],
-    progress: Callable[[str, float | None], None],
+    req: Request, job: Job, manifest: Callable[[list[Path]], Manifest]
 ) -> EvidenceSummary:
     """The whole pipeline; `manifest` hashes the inputs once parsing is done."""
     logs = []
     for i, p in enumerate(req.paths):
-        progress(f"reading {p.name}", i / max(1, len(req.paths)))
-        logs.append(read_log(p, check))
+        job.report(f"reading {p.name}", i / max(1, len(req.paths)))
+        logs.append(read_log(p, job.check))
     log = merge(logs)
-    check()
-    progress("analysing", None)
+    job.check()
+    job.report("analysing")
     vocab = resolve_vocab(req, log)
     ln_v = math.log(vocab.size) if vocab is not None else None
     findings, first = _findings(log, ln_v, req.claimed_tokens)
@@ -114,7 +112,7 @@ def summarize(
     if req.plot is not None:
         from companion.evidence.plot import plot_summary
 
-        progress("plotting", None)
+        job.report("plotting")
         png, svg = plot_summary(log, summary, req.plot)
         summary.plot_png, summary.plot_svg = str(png), str(svg)
     return summary

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from companion.errors import InputError
-from companion.evidence.model import EvidenceSummary
+from companion.evidence.schemas import EvidenceSummary
 from companion.evidence.series import ParsedLog
 
 MAX_POINTS = 20000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from companion.evidence.model import EvidenceSummary
+from companion.evidence.schemas import EvidenceSummary
 
 _TITLE = {
     "from_scratch": "trained from scratch",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from companion.evidence.model import STRENGTH_SCORE, Finding, Reason, Verdict
+from companion.evidence.schemas import STRENGTH_SCORE, Finding, Reason, Verdict
 
 
 def _reason(f: Finding) -> Reason:

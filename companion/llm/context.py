@@ -14,7 +14,8 @@ from typing import Any
 
 from companion.errors import CompanionError, InputError
 from companion.llm.budget import TokenBudget
-from companion.tools import ToolContext, load_tools, render_markdown, run_tool
+from companion.store.views import QueryResult
+from companion.tools import ToolContext
 
 log = logging.getLogger("companion.llm")
 # Shares of the prompt budget the quoted document and the stored results may take at most.
@@ -139,8 +140,6 @@ def document_text(doc: DocumentContext, ctx: ToolContext) -> tuple[str, str]:
 
 def stored_results(ctx: ToolContext, doc: DocumentContext | None) -> tuple[str, str | None]:
     """Markdown of recent relevant store records, or ("", note) when none can be read."""
-    if "audit.query" not in load_tools():
-        return "", "The audit store's query tool is not available; no stored results included."
     if not ctx.settings.store_enabled:
         return "", None
     base: dict[str, Any] = {"limit": STORED_RECORDS, "tensor_limit": 5, "format": "md"}
@@ -154,13 +153,13 @@ def stored_results(ctx: ToolContext, doc: DocumentContext | None) -> tuple[str, 
     attempts.append(base)
     for args in attempts:
         try:
-            result = run_tool(
+            result = ctx.run(
                 "audit.query", args, ToolContext(settings=ctx.settings, roots=ctx.roots)
             )
         except CompanionError as exc:
             return "", f"Stored results were not included: {exc.message}"
-        if getattr(result, "records", None):
-            return render_markdown(result), None
+        if isinstance(result, QueryResult) and result.records:
+            return result.to_markdown(), None
     return "", None
 
 

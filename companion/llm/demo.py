@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import Field
 
-from companion.demo import Show
 from companion.errors import CompanionError, NotConfiguredError
-from companion.tools import ToolContext
+from companion.tools import Show, ToolContext, ToolResult
 
 QUESTION = (
     "Was checkpoints/finetune derived from checkpoints/base, and was "
@@ -21,12 +20,12 @@ QUESTION = (
 )
 
 
-class ChatDemo(BaseModel):
+class ChatDemo(ToolResult):
     """One demo chat turn, or why it could not run."""
 
     question: str
     answer: str = ""
-    tool_calls: list[str] = []
+    tool_calls: list[str] = Field(default_factory=list)
     problem: str = ""
 
     def to_markdown(self) -> str:

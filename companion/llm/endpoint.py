@@ -87,8 +87,15 @@ def resolve_endpoint(settings: Settings, env: dict[str, str] | None = None) -> E
     return endpoint
 
 
-# Per process: (base_url, model) -> what the endpoint reported (None: it reports nothing).
-_discovered: dict[tuple[str, str], tuple[int, str] | None] = {}
+class DiscoveryCache(dict[tuple[str, str], "tuple[int, str] | None"]):
+    """Per process: (base_url, model) -> what the endpoint reported (None: it reports nothing)."""
+
+    def reset(self) -> None:
+        """Forget every discovered context length."""
+        self.clear()
+
+
+DISCOVERED = DiscoveryCache()
 
 
 def _from_models(data: Any, model: str) -> int | None:
@@ -123,8 +130,8 @@ def _from_ollama(data: Any) -> int | None:
 async def discover_context_length(endpoint: Endpoint, fallback: int) -> tuple[int, str]:
     """(context length, where it came from); probes are short and failures fall back quietly."""
     cache_key = (endpoint.base_url, endpoint.model)
-    if cache_key in _discovered:
-        cached = _discovered[cache_key]
+    if cache_key in DISCOVERED:
+        cached = DISCOVERED[cache_key]
         return cached if cached is not None else (fallback, "settings llm_context_length")
     import httpx
 
@@ -152,5 +159,5 @@ async def discover_context_length(endpoint: Endpoint, fallback: int) -> tuple[in
             if value:
                 found = (value, source)
                 break
-    _discovered[cache_key] = found
+    DISCOVERED[cache_key] = found
     return found if found is not None else (fallback, "settings llm_context_length")

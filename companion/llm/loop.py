@@ -25,7 +25,8 @@ from companion.llm.context import DocumentContext, build_system_prompt
 from companion.llm.endpoint import Endpoint, discover_context_length, resolve_endpoint
 from companion.llm.models import ChatResult, ToolCallRecord, Usage
 from companion.settings import Settings
-from companion.tools import Tool, ToolContext, llm_tools, load_tools, run_tool
+from companion.toolbox import LLM_SCHEMAS, load_tools, run_tool
+from companion.tools import Tool, ToolContext, wire_name
 
 log = logging.getLogger("companion.llm")
 MAX_CONVERSATIONS = 64
@@ -143,7 +144,9 @@ class ChatService:
         )
         budget = TokenBudget(endpoint.model, context_length, settings.llm_max_output_tokens)
         cancel = threading.Event()
-        ctx = ToolContext(settings=settings, roots=roots, confine=True, cancel=cancel)
+        ctx = ToolContext(
+            settings=settings, roots=roots, confine=True, cancel=cancel, runner=run_tool
+        )
         system = await asyncio.to_thread(build_system_prompt, budget, ctx, request.context)
         notes = list(system.notes)
         user_text = request.message if not request.seed else f"{request.seed}\n\n{request.message}"
@@ -220,7 +223,7 @@ class _Turn:
     async def loop(self, prefix: list[dict[str, Any]], turn: list[dict[str, Any]]) -> str:
         """Request, run tools, repeat (bounded); returns the text the user saw."""
         settings = self.ctx.settings
-        schemas = _tool_schemas() if settings.chat_max_tool_rounds > 0 else []
+        schemas = LLM_SCHEMAS.get() if settings.chat_max_tool_rounds > 0 else []
         if schemas and self.budget.count_tools(schemas) > self.budget.prompt_limit // 2:
             # Small contexts (e.g. Ollama's default) cannot hold every tool declaration.
             need, window = self.budget.count_tools(schemas), self.budget.context_length
@@ -230,7 +233,7 @@ class _Turn:
                 "tool-grounded answers."
             )
             schemas = []
-        tools = {t.name.replace(".", "_"): t for t in load_tools().values() if t.read_only}
+        tools = {t.wire_name: t for t in load_tools().values() if t.read_only}
         for round_no in range(settings.chat_max_tool_rounds + 1):
             offer = schemas if round_no < settings.chat_max_tool_rounds and schemas else None
             fitted = self.budget.fit([*prefix, *turn], offer)
@@ -275,7 +278,7 @@ class _Turn:
     async def _run(self, call: RawToolCall, tools: dict[str, Tool]) -> tuple[ToolCallRecord, str]:
         """Run one requested tool; problems go back to the model as an error it can read."""
         record = ToolCallRecord(name=call.name, arguments=call.arguments)
-        tool = tools.get(call.name) or tools.get(call.name.replace(".", "_"))
+        tool = tools.get(call.name) or tools.get(wire_name(call.name))
         limit = self.ctx.settings.chat_tool_output_chars
         if tool is None:
             known = ", ".join(sorted(tools)) or "none"
@@ -298,18 +301,6 @@ class _Turn:
             result.model_dump(mode="json") if len(text) <= limit else cap_text(text, limit)
         )
         return record, cap_text(text, limit)
-
-
-_schema_cache: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-
-
-def _tool_schemas() -> list[dict[str, Any]]:
-    """The registry's read-only tool schemas, built once per set of registered tools."""
-    key = tuple(sorted(load_tools()))
-    if key not in _schema_cache:
-        _schema_cache.clear()
-        _schema_cache[key] = llm_tools()
-    return _schema_cache[key]
 
 
 def _json_or_empty(text: str) -> str:

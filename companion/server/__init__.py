@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-
+from companion.server import chat, chat_file, commands, documents, lifecycle
 from companion.server.core import CompanionServer
 
-# Each module exposes `register(server)`. Engines add their feature modules here.
-FEATURES: tuple[str, ...] = (
-    "companion.server.lifecycle",
-    "companion.server.commands",
-    "companion.server.documents",
-    "companion.server.chat",
-)
+# Each feature module exposes `register(server)`.
+FEATURES = (lifecycle, commands, documents, chat, chat_file)
 
 
 def build_server() -> CompanionServer:
     """Create a server with every feature registered."""
     server = CompanionServer()
-    for name in FEATURES:
-        importlib.import_module(name).register(server)
+    for feature in FEATURES:
+        feature.register(server)
     return server

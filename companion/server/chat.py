@@ -1,5 +1,5 @@
-"""`companion/chat` (streamed over `$/progress`), `companion.chat.explain` and
-`companion.chat.ask` (chat-in-file). The engine is companion.llm; this module only adapts it.
+"""`companion/chat` (streamed over `$/progress`) and `companion.chat.explain`; chat-in-file is
+in `chat_file`. The engine is companion.llm; this module only adapts it.
 See docs/protocol.md for the wire format.
 """
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,13 @@ from companion.server.core import CompanionServer, handles_errors
 log = logging.getLogger("companion.server.chat")
 METHOD = "companion/chat"
 EXPLAIN_KINDS = {"architecture": "explain_architecture", "evidence": "explain_evidence"}
-_services: dict[int, ChatService] = {}
-_pending: set[asyncio.Future[Any]] = set()
 
 
 def service(ls: CompanionServer) -> ChatService:
     """The chat service (conversations, SDK clients) of this server."""
-    return _services.setdefault(id(ls), ChatService())
+    if ls.chat_service is None:
+        ls.chat_service = ChatService()
+    return ls.chat_service
 
 
 def plain(value: Any) -> Any:
@@ -110,15 +109,7 @@ async def run_chat(
 
 async def server_stream(ls: CompanionServer) -> Stream:
     """A Stream on a server-created token when the client supports work-done progress."""
-    caps = ls.client_capabilities.window
-    if caps is None or not caps.work_done_progress:
-        return Stream(ls, None)
-    token = str(uuid.uuid4())
-    try:
-        await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
-    except Exception:  # the client refused or timed out: chat still works without progress
-        return Stream(ls, None)
-    return Stream(ls, token)
+    return Stream(ls, await ls.progress_token())
 
 
 def chat_markdown(question: str, answer: str, notes: list[str]) -> str:
@@ -128,22 +119,6 @@ def chat_markdown(question: str, answer: str, notes: list[str]) -> str:
     head = template("chat_file").split("\n## You", 1)[0].rstrip()
     note_text = "".join(f"\n> Note: {n}\n" for n in notes)
     return f"{head}\n\n## You\n\n{question}\n\n## companion\n\n{answer}\n{note_text}\n## You\n\n"
-
-
-def open_chat_document(ls: CompanionServer, title: str, markdown: str) -> str:
-    """Write a `*.chat.md` result and ask the client to show it; returns its URI."""
-    base = ls.results_dir or (ls.settings.data_dir() / "results")
-    base.mkdir(parents=True, exist_ok=True)
-    slug = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")[:60]
-    path = base / f"{slug}-{uuid.uuid4().hex[:8]}.chat.md"
-    path.write_text(markdown, encoding="utf-8")
-    uri = path.as_uri()
-    caps = ls.client_capabilities.window
-    if caps is not None and caps.show_document is not None:
-        request = ls.window_show_document_async(lsp.ShowDocumentParams(uri=uri, take_focus=True))
-        _pending.add(task := asyncio.ensure_future(request))
-        task.add_done_callback(_pending.discard)
-    return uri
 
 
 def register(server: CompanionServer) -> None:
@@ -177,17 +152,5 @@ def register(server: CompanionServer) -> None:
         result = await run_chat(ls, request, await server_stream(ls), f"companion: {question}")
         name = Path(uri).name or kind
         md = chat_markdown(f"{question} ({name})", result["text"], result["notes"])
-        result["uri"] = open_chat_document(ls, f"explain {kind} {name}", md)
+        result["uri"] = ls.open_result(f"explain {kind} {name}", md, ".chat.md", fresh=True)
         return result
-
-    @server.command("companion.chat.ask")
-    @handles_errors
-    async def ask(ls: CompanionServer, *args: Any) -> dict[str, Any]:
-        """Answer the last question of a `*.chat.md` document, streaming into the document."""
-        from companion.server.chat_provider import ask_in_document
-
-        spec = plain(args[0]) if len(args) == 1 else None
-        uri = spec.get("uri") if isinstance(spec, dict) else None
-        if not isinstance(uri, str):
-            raise InputError("companion.chat.ask takes [{uri}].", hint="pass the chat file URI.")
-        return await ask_in_document(ls, uri)

@@ -6,7 +6,8 @@ from typing import Any
 
 from companion.errors import InputError
 from companion.server.core import CompanionServer, handles_errors
-from companion.tools import Tool, load_tools, render_markdown
+from companion.toolbox import load_tools
+from companion.tools import Tool
 
 
 def _single_argument(name: str, args: tuple[Any, ...]) -> object:
@@ -46,5 +47,5 @@ def register(server: CompanionServer) -> None:
             )
         result = await ls.run_tool(spec["tool"], spec.get("args") or {})
         title = str(spec.get("title") or spec["tool"])
-        uri = ls.open_markdown(title, render_markdown(result))
+        uri = ls.open_result(title, result.to_markdown())
         return {"uri": uri, "result": result.model_dump(mode="json")}

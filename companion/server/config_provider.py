@@ -14,7 +14,7 @@ from companion.architecture.analysis import Analysis, Problem, analyse
 from companion.architecture.params import human
 from companion.errors import CompanionError
 from companion.server.core import CompanionServer
-from companion.server.providers import Provider, show_action
+from companion.server.providers import Provider, show_action, wants
 
 _MAX_BYTES = 16 * 1024 * 1024
 _SEVERITY = {
@@ -141,11 +141,10 @@ class ConfigProvider(Provider):
     ) -> list[lsp.CodeAction]:
         """Quick fixes for problems in range, then the config's source actions."""
         a = self.analysis(doc)
-        only = params.context.only
         out: list[lsp.CodeAction] = []
-        if not only or any(lsp.CodeActionKind.QuickFix.startswith(k) for k in only):
+        if wants(params, lsp.CodeActionKind.QuickFix):
             out += self._fixes(a, doc, params.range)
-        if a.spec is None or (only and not any(k.startswith("source") for k in only)):
+        if a.spec is None or not wants(params, lsp.CodeActionKind.Source):
             return out
         return out + self._sources(ls, doc)
 
@@ -194,21 +193,16 @@ class ConfigProvider(Provider):
     def _audit_actions(
         self, ls: CompanionServer, path: Path, checkpoints: list[str]
     ) -> list[lsp.CodeAction]:
-        """'Audit weights against…' other checkpoints, when the audit tool is registered."""
-        from companion.tools import load_tools
-
-        audit = load_tools().get("audit.compare")
+        """'Audit weights against…' the workspace's other checkpoints."""
         folder = path.parent
-        mine = [c for c in checkpoints if Path(c).parent == folder]
-        if audit is None or not mine or len(audit.positional) < 2:
+        if not any(Path(c).parent == folder for c in checkpoints):
             return []
-        first, second = audit.positional[:2]
         others = sorted({str(Path(c).parent) for c in checkpoints if Path(c).parent != folder})
         return [
             show_action(
                 f"Audit weights against… {self._rel(ls, o)}",
                 "audit.compare",
-                {first: o, second: str(folder)},  # A = reference, B = this model
+                {"a": o, "b": str(folder)},  # A = reference, B = this model
                 lsp.CodeActionKind.Source,
             )
             for o in others[:8]
@@ -225,7 +219,7 @@ class ConfigProvider(Provider):
 
     def _workspace_artifacts(self, ls: CompanionServer) -> tuple[list[str], list[str]]:
         """Configs and checkpoints in the workspace (bounded scan, cached for 5 s)."""
-        from companion.workspace import scan
+        from companion.workspace.engine import scan
 
         stamp, found = self._scan
         if time.monotonic() - stamp > 5.0:

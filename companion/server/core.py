@@ -10,10 +10,9 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from lsprotocol import types as lsp
-from pydantic import BaseModel
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
@@ -22,7 +21,10 @@ from pygls.uris import to_fs_path
 from companion import __version__
 from companion.errors import Cancelled, CompanionError, NotRecordedError
 from companion.settings import Settings
-from companion.tools import ToolContext, get_tool, run_tool
+from companion.tools import ToolContext, ToolResult, get_tool
+
+if TYPE_CHECKING:
+    from companion.llm import ChatService
 
 log = logging.getLogger("companion.server")
 P = ParamSpec("P")
@@ -90,6 +92,7 @@ class CompanionServer(LanguageServer):
         )
         self.settings = Settings()
         self.results_dir: Path | None = None
+        self.chat_service: ChatService | None = None  # created by the chat feature on first use
         self._background: set[asyncio.Future[Any]] = set()
 
     def roots(self) -> list[Path]:
@@ -104,32 +107,30 @@ class CompanionServer(LanguageServer):
         self, cancel: threading.Event | None = None, progress: Any = None, confine: bool = False
     ) -> ToolContext:
         """A ToolContext bound to this server's settings and workspace."""
-        from companion.store import recorder_for
+        from companion.toolbox import context
 
-        ctx = ToolContext(
-            settings=self.settings,
-            roots=self.roots(),
-            confine=confine,
-            cancel=cancel or threading.Event(),
-            recorder=recorder_for(self.settings),
+        ctx = context(
+            self.settings, self.roots(), confine=confine, cancel=cancel or threading.Event()
         )
         if progress is not None:
             ctx.progress = progress
         return ctx
 
-    async def run_tool(self, name: str, args: object, title: str | None = None) -> BaseModel:
+    async def run_tool(self, name: str, args: object, title: str | None = None) -> ToolResult:
         """Run a tool in a worker thread with work-done progress; cancellation stops it."""
+        from companion.toolbox import run_tool
+
         tool = get_tool(name)
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
-        reporter = await self._progress(title or f"companion: {tool.name}", cancel, loop)
+        reporter = await self._progress(title or f"companion: {tool.name}", cancel)
         ctx = self.tool_context(cancel, reporter.report if reporter else None)
         future = loop.run_in_executor(None, run_tool, tool.name, args, ctx)
         try:
             return await asyncio.shield(future)
         except NotRecordedError as exc:
             self.notify_user(f"companion: {exc.text}")
-            if isinstance(exc.result, BaseModel):
+            if isinstance(exc.result, ToolResult):
                 return exc.result
             raise
         except asyncio.CancelledError:
@@ -139,17 +140,22 @@ class CompanionServer(LanguageServer):
             if reporter is not None:
                 reporter.end("cancelled" if cancel.is_set() else "done")
 
-    async def _progress(
-        self, title: str, cancel: threading.Event, loop: asyncio.AbstractEventLoop
-    ) -> _Reporter | None:
-        """Create a server-initiated work-done progress if the client supports it."""
+    async def progress_token(self) -> str | None:
+        """A server-created work-done progress token, or None if the client has no progress."""
         caps = self.client_capabilities.window
         if caps is None or not caps.work_done_progress:
             return None
         token = str(uuid.uuid4())
         try:
             await asyncio.wait_for(self.work_done_progress.create_async(token), 5)
-        except (TimeoutError, Exception):
+        except Exception:  # the client refused or timed out: the work goes on without progress
+            return None
+        return token
+
+    async def _progress(self, title: str, cancel: threading.Event) -> _Reporter | None:
+        """Begin a cancellable work-done progress for a tool run, if the client supports it."""
+        token = await self.progress_token()
+        if token is None:
             return None
         fut = self.work_done_progress.tokens.get(token)
         if fut is not None:
@@ -157,25 +163,32 @@ class CompanionServer(LanguageServer):
         self.work_done_progress.begin(
             token, lsp.WorkDoneProgressBegin(title=title, cancellable=True, percentage=0)
         )
-        return _Reporter(self, token, loop)
+        return _Reporter(self, token, asyncio.get_running_loop())
 
-    def open_markdown(self, title: str, markdown: str) -> str:
-        """Write a result as a markdown file and ask the client to show it; returns its URI."""
+    def open_result(self, title: str, text: str, suffix: str = ".md", fresh: bool = False) -> str:
+        """Write a result file and ask the client to show it; returns its URI.
+
+        The name comes from the title and the content's digest, so showing the same result
+        twice reuses one file; `fresh` names it uniquely (a chat file the user goes on editing).
+        """
         base = self.results_dir or (self.settings.data_dir() / "results")
         base.mkdir(parents=True, exist_ok=True)
         slug = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")[:60]
-        digest = hashlib.sha256(markdown.encode()).hexdigest()[:8]
-        path = base / f"{slug}-{digest}.md"
-        path.write_text(markdown, encoding="utf-8")
+        tag = uuid.uuid4().hex[:8] if fresh else hashlib.sha256(text.encode()).hexdigest()[:8]
+        path = base / f"{slug}-{tag}{suffix}"
+        path.write_text(text, encoding="utf-8")
         uri = path.as_uri()
         caps = self.client_capabilities.window
         if caps is not None and caps.show_document is not None:
-            request = self.window_show_document_async(
-                lsp.ShowDocumentParams(uri=uri, take_focus=True)
+            self.spawn(
+                self.window_show_document_async(lsp.ShowDocumentParams(uri=uri, take_focus=True))
             )
-            self._background.add(task := asyncio.ensure_future(request))
-            task.add_done_callback(self._background.discard)
         return uri
+
+    def spawn(self, awaitable: Awaitable[Any]) -> None:
+        """Run a request to the client in the background, keeping a reference until it ends."""
+        self._background.add(task := asyncio.ensure_future(awaitable))
+        task.add_done_callback(self._background.discard)
 
     def notify_user(self, message: str, kind: lsp.MessageType = lsp.MessageType.Warning) -> None:
         """Show a message to the user (window/showMessage)."""

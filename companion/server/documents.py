@@ -10,9 +10,18 @@ from pygls.workspace import TextDocument
 
 from companion.errors import CompanionError
 from companion.server.core import CompanionServer
-from companion.server.providers import Provider, providers
+from companion.server.providers import Provider
 
 log = logging.getLogger("companion.server.documents")
+
+
+def providers() -> tuple[Provider, ...]:
+    """The document providers; imported on first use because they load the engines."""
+    from companion.server import chat_provider, config_provider, evidence_provider
+
+    return (chat_provider.PROVIDER, config_provider.PROVIDER, evidence_provider.PROVIDER)
+
+
 _pending: dict[str, asyncio.Task[None]] = {}
 
 

@@ -1,24 +1,16 @@
 """Document providers: per-kind editor intelligence (config.json, training logs, *.chat.md).
 
 A provider answers for the documents it `matches`; `documents.py` fans each LSP request out
-to the matching providers. Engines add their provider module to PROVIDER_MODULES; each module
-exposes `PROVIDER`. Provider methods are synchronous, fast and must only raise CompanionError.
+to the matching providers (its PROVIDERS list). Provider methods are synchronous, fast and must
+only raise CompanionError.
 """
 
 from __future__ import annotations
-
-import importlib
 
 from lsprotocol import types as lsp
 from pygls.workspace import TextDocument
 
 from companion.server.core import CompanionServer
-
-PROVIDER_MODULES: tuple[str, ...] = (
-    "companion.server.chat_provider",
-    "companion.server.config_provider",
-    "companion.server.evidence_provider",
-)
 
 
 class Provider:
@@ -49,15 +41,10 @@ class Provider:
         return []
 
 
-_providers: list[Provider] | None = None
-
-
-def providers() -> list[Provider]:
-    """All providers, imported once."""
-    global _providers
-    if _providers is None:
-        _providers = [importlib.import_module(m).PROVIDER for m in PROVIDER_MODULES]
-    return _providers
+def wants(params: lsp.CodeActionParams, kind: str) -> bool:
+    """Whether the client's `only` filter admits actions of `kind` (a kind or a sub-kind of it)."""
+    only = params.context.only
+    return not only or any(kind == k or kind.startswith(f"{k}.") for k in only)
 
 
 def show_action(title: str, tool: str, args: dict[str, object], kind: str) -> lsp.CodeAction:

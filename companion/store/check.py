@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from companion.errors import StoreError
 from companion.store.db import check_owner
 from companion.store.migrations import MIGRATIONS, applied
+from companion.tools import ToolResult
 
 Status = Literal["ok", "missing", "foreign", "corrupt", "newer"]
 _TABLES = (
@@ -31,7 +32,7 @@ class CheckInput(BaseModel):
     path: str | None = Field(default=None, description="Store file; default: the configured one.")
 
 
-class CheckResult(BaseModel):
+class CheckResult(ToolResult):
     """The state of a store file and the next step."""
 
     path: str

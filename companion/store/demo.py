@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from companion.demo import Show
 from companion.store.views import QueryResult
-from companion.tools import ToolContext, run_tool
+from companion.tools import Show, ToolContext
 
 # Preferred record to re-verify: an audit first, then anything else that carries a manifest.
 _PREFERENCE = ("audit.compare", "evidence.summarize", "arch.describe", "tokenizer.compare")
@@ -27,7 +26,7 @@ def _pick(records: QueryResult) -> str | None:
 
 def _query(ctx: ToolContext) -> QueryResult:
     """The newest records."""
-    result = run_tool("audit.query", {"limit": 20}, ctx)
+    result = ctx.run("audit.query", {"limit": 20})
     assert isinstance(result, QueryResult)
     return result
 
@@ -38,18 +37,18 @@ def run(workspace: Path, ctx: ToolContext, show: Show) -> None:
     record_id = _pick(listed)
     if record_id is None and ctx.recorder is not None:
         # No earlier section recorded anything: fingerprint a file so there is a record.
-        registered = run_tool("store.register", {"paths": [str(workspace / "README.txt")]}, ctx)
-        record_id = getattr(registered, "record_id", None)
+        registered = ctx.run("store.register", {"paths": [str(workspace / "README.txt")]})
+        record_id = registered.record_id
         listed = _query(ctx)
     show("audit.query: every run recorded in the demo store (newest first)", listed)
     if any(r.kind == "audit.compare" for r in listed.records):
         args = {"kind": "audit.compare", "tensor": "*norm*", "where": ["pearson>0.5"]}
         show(
             "audit.query: audits where a norm tensor has pearson > 0.5",
-            run_tool("audit.query", {**args, "tensor_limit": 5}, ctx),
+            ctx.run("audit.query", {**args, "tensor_limit": 5}),
         )
     if record_id is not None:
         show(
             f"store.verify {record_id}: re-hash the inputs and re-run",
-            run_tool("store.verify", {"target": record_id}, ctx),
+            ctx.run("store.verify", {"target": record_id}),
         )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from companion import __version__
 from companion.store.record import now_iso
+from companion.tools import ToolResult, get_tool
 
 BUNDLE_FORMAT = "companion-evidence-bundle/1"
 
@@ -22,7 +23,7 @@ class ExportInput(BaseModel):
     output: str | None = Field(default=None, description="Also write the bundle to this file.")
 
 
-class ExportResult(BaseModel):
+class ExportResult(ToolResult):
     """An evidence bundle a third party can read and `companion verify`."""
 
     id: str
@@ -94,13 +95,11 @@ def build_bundle(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
 
 def _tool_markdown(kind: str, result: dict[str, Any]) -> str | None:
     """The recording tool's own markdown rendering of the result, if it can still read it."""
-    from companion.tools import get_tool, render_markdown
-
     try:
         model = get_tool(kind).output_model.model_validate(result)
     except (ValidationError, Exception):  # an old or foreign result: fall back to JSON
         return None
-    return render_markdown(model) if callable(getattr(model, "to_markdown", None)) else None
+    return model.to_markdown()
 
 
 def _reason_text(reason: Any) -> str:

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from companion.store.db import open_store, write_transaction
 from companion.store.migrations import METRIC_COLUMNS
-from companion.tools import Tool
+from companion.tools import Facts, Tool, ToolResult
 
 # File stems that say nothing about which model they belong to: name the model after the folder.
 _GENERIC_STEMS = ("model", "pytorch_model", "config", "tokenizer", "consolidated", "adapter")
@@ -220,37 +220,21 @@ def _upsert_artifact(conn: sqlite3.Connection, f: dict[str, Any]) -> int:
     return int(row[0])
 
 
-_VERDICT_FIELDS = ("verdict", "relation")
-_SPEC_FIELDS = (("spec", "arch_spec", "arch", "spec_a", "arch_a"), ("spec_b", "arch_b"))
-
-
-def _spec_for(result: BaseModel, side_index: int) -> str | None:
-    """The ArchSpec a result describes for its n-th model, if it carries one."""
-    for name in _SPEC_FIELDS[side_index] if side_index < len(_SPEC_FIELDS) else ():
-        value = getattr(result, name, None)
-        if isinstance(value, BaseModel):
-            return value.model_dump_json()
-    return None
-
-
 def write_record(
     conn: sqlite3.Connection,
     kind: str,
     args: dict[str, Any],
-    result: BaseModel,
+    result: ToolResult,
     per_tensor: Iterable[Any] | None = None,
 ) -> str:
     """Insert one run (record, models, artifacts, kind tables, per-tensor rows) atomically."""
     uid, created = new_uid(), now_iso()
+    facts = result.facts()
     data = json.loads(result.model_dump_json())  # NaN/inf become null, as in any JSON export
-    if "record_id" in data:
-        data["record_id"] = uid  # the stored result reads as the caller will see it
-    # A tokenizer comparison's verdict is its relation (same / extended / unrelated).
-    verdict = _plain(next((v for f in _VERDICT_FIELDS if (v := getattr(result, f, None))), None))
-    reasons = [_plain(r) for r in (getattr(result, "reasons", None) or [])]
+    data["record_id"] = uid  # the stored result reads as the caller will see it
+    verdict = None if facts.verdict is None else str(facts.verdict)
     manifest = data.get("manifest") if isinstance(data.get("manifest"), dict) else None
     inputs = list(manifest.get("inputs") or []) if manifest else []
-    rows = per_tensor if per_tensor is not None else getattr(result, "per_tensor", None)
     with write_transaction(conn):
         record_id = int(
             conn.execute(
@@ -260,8 +244,8 @@ def write_record(
                     uid,
                     kind,
                     created,
-                    None if verdict is None else str(verdict),
-                    json.dumps(reasons, default=str),
+                    verdict,
+                    json.dumps([_plain(r) for r in facts.reasons], default=str),
                     json.dumps(args, default=str),
                     json.dumps(data, separators=(",", ":")),
                     None if manifest is None else json.dumps(manifest),
@@ -269,37 +253,50 @@ def write_record(
                 ),
             ).fetchone()[0]
         )
-        model_ids = _write_models(conn, record_id, args, inputs, result, created)
-        a = model_ids[0] if model_ids else None
-        b = model_ids[1] if len(model_ids) > 1 else None
-        verdict_text = None if verdict is None else str(verdict)
-        if rows is not None and kind.startswith("audit."):
-            n = conn.executemany(
-                "INSERT INTO per_tensor(record_id, name_a, name_b, role, layer, "
-                + ", ".join(METRIC_COLUMNS)
-                + ", extra) VALUES ("
-                + ", ".join("?" * (6 + len(METRIC_COLUMNS)))
-                + ")",
-                tensor_rows(record_id, rows),
-            ).rowcount
-            conn.execute(
-                "INSERT INTO audits(record_id, model_a, model_b, verdict, n_tensors) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (record_id, a, b, verdict_text, max(n, 0)),
-            )
-        elif kind.startswith("evidence."):
-            conn.execute(
-                "INSERT INTO evidence_summaries(record_id, model_id, verdict, headline) "
-                "VALUES (?, ?, ?, ?)",
-                (record_id, a, verdict_text, _headline(data)),
-            )
-        elif "tokenizer" in kind:
-            conn.execute(
-                "INSERT INTO tokenizer_comparisons(record_id, model_a, model_b, verdict, "
-                "headline) VALUES (?, ?, ?, ?, ?)",
-                (record_id, a, b, verdict_text, _headline(data)),
-            )
+        model_ids = _write_models(conn, record_id, args, inputs, facts, created)
+        rows = facts.rows if per_tensor is None else per_tensor
+        _write_table(conn, facts, record_id, model_ids, verdict, data, rows)
     return uid
+
+
+def _write_table(
+    conn: sqlite3.Connection,
+    facts: Facts,
+    record_id: int,
+    model_ids: list[int],
+    verdict: str | None,
+    data: dict[str, Any],
+    rows: Iterable[Any],
+) -> None:
+    """The row of the result's own table (audits, evidence, tokenizer comparisons)."""
+    a = model_ids[0] if model_ids else None
+    b = model_ids[1] if len(model_ids) > 1 else None
+    if facts.table == "audit":
+        n = conn.executemany(
+            "INSERT INTO per_tensor(record_id, name_a, name_b, role, layer, "
+            + ", ".join(METRIC_COLUMNS)
+            + ", extra) VALUES ("
+            + ", ".join("?" * (6 + len(METRIC_COLUMNS)))
+            + ")",
+            tensor_rows(record_id, rows),
+        ).rowcount
+        conn.execute(
+            "INSERT INTO audits(record_id, model_a, model_b, verdict, n_tensors) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (record_id, a, b, verdict, max(n, 0)),
+        )
+    elif facts.table == "evidence":
+        conn.execute(
+            "INSERT INTO evidence_summaries(record_id, model_id, verdict, headline) "
+            "VALUES (?, ?, ?, ?)",
+            (record_id, a, verdict, _headline(data)),
+        )
+    elif facts.table == "tokenizer":
+        conn.execute(
+            "INSERT INTO tokenizer_comparisons(record_id, model_a, model_b, verdict, "
+            "headline) VALUES (?, ?, ?, ?, ?)",
+            (record_id, a, b, verdict, _headline(data)),
+        )
 
 
 def _write_models(
@@ -307,13 +304,16 @@ def _write_models(
     record_id: int,
     args: dict[str, Any],
     inputs: list[dict[str, Any]],
-    result: BaseModel,
+    facts: Facts,
     created: str,
 ) -> list[int]:
     """Models and artifacts of one record, linked to it; returns model ids in argument order."""
     ids: list[int] = []
     for index, group in enumerate(model_groups(args, inputs)):
-        model_id = _upsert_model(conn, group, _spec_for(result, index), created)
+        spec = facts.specs[index] if index < len(facts.specs) else None
+        model_id = _upsert_model(
+            conn, group, None if spec is None else spec.model_dump_json(), created
+        )
         ids.append(model_id)
         conn.execute(
             "INSERT OR IGNORE INTO record_models(record_id, model_id, side) VALUES (?, ?, ?)",
@@ -334,7 +334,7 @@ class StoreRecorder:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def __call__(self, tool: Tool, args: BaseModel, result: BaseModel) -> str:
+    def __call__(self, tool: Tool, args: BaseModel, result: ToolResult) -> str:
         """Write one record and return its id."""
         with open_store(self.path) as conn:
             return write_record(conn, tool.name, args.model_dump(mode="json"), result)

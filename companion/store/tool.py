@@ -14,7 +14,7 @@ from companion.store.export import ExportInput, ExportResult, build_bundle, bund
 from companion.store.query import QueryInput, find_record, run_query
 from companion.store.verify import VerifyInput, VerifyResult, verify
 from companion.store.views import QueryResult
-from companion.tools import ToolContext, tool
+from companion.tools import ToolContext, ToolResult, tool
 
 
 @tool(
@@ -98,7 +98,7 @@ class RegisterInput(BaseModel):
         return [value] if isinstance(value, str) else value
 
 
-class RegisterResult(BaseModel):
+class RegisterResult(ToolResult):
     """The recorded fingerprint (sha256 and size of every file) of one or more models."""
 
     files: int

@@ -15,7 +15,7 @@ from companion.manifest import sha256_file
 from companion.store.db import settings_store
 from companion.store.query import find_record
 from companion.store.record import arg_paths
-from companion.tools import ToolContext, get_tool, run_tool
+from companion.tools import ToolContext, ToolResult, get_tool
 
 # Keys whose values legitimately change between runs (timestamps, timings, our own ids).
 VOLATILE_KEYS = frozenset(
@@ -57,7 +57,7 @@ class Difference(BaseModel):
     actual: Any = None
 
 
-class VerifyResult(BaseModel):
+class VerifyResult(ToolResult):
     """`reproduced`, or `mismatch` with exactly which files and numbers differ."""
 
     target: str
@@ -272,13 +272,14 @@ def verify(args: VerifyInput, ctx: ToolContext) -> VerifyResult:
         progress=ctx.progress,
         cancel=ctx.cancel,
         recorder=None,
+        runner=ctx.runner,
     )
     comparer = _Comparer(args.rtol, args.atol)
     error = None
     try:
         parameters = dict(manifest.get("parameters") or {})
         parameters.update({k: None for k in SIDE_EFFECT_PARAMETERS if k in parameters})
-        actual = run_tool(tool.name, parameters, rerun_ctx)
+        actual = ctx.run(tool.name, parameters, rerun_ctx)
         comparer.walk("", expected, json.loads(actual.model_dump_json()))
     except Cancelled:
         raise

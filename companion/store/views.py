@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from companion.store.migrations import METRIC_COLUMNS
+from companion.tools import ToolResult
 
 Format = Literal["table", "json", "csv", "md"]
 
@@ -77,7 +78,7 @@ class RecordSummary(BaseModel):
         return self.created[:16].replace("T", " ")
 
 
-class QueryResult(BaseModel):
+class QueryResult(ToolResult):
     """A page of records, newest first unless sorted otherwise."""
 
     records: list[RecordSummary]

@@ -16,7 +16,8 @@ from companion.architecture.params import count_params
 from companion.architecture.spec import MAX_CONFIG_BYTES, build_spec, spec_from_path
 from companion.architecture.tokenizer import load_vocab
 from companion.errors import CompanionError, InputError
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 
 @pytest.mark.parametrize("text", ["[1, 2]", '"x"', "42", "null", "", "{", '{"a": }', "\x00\xff"])

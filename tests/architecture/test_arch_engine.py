@@ -14,7 +14,8 @@ from companion.architecture.jsonc import parse, to_python
 from companion.architecture.nearest import nearest
 from companion.architecture.spec import build_spec
 from companion.architecture.tokenizer import compare_vocabs, load_vocab
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 
 def test_jsonc_comments_trailing_commas_positions() -> None:

@@ -13,7 +13,7 @@ from helpers.lsp import fix_code_action_decoding, server_config
 from lsprotocol import types as lsp
 from pytest_lsp import LanguageClient, client_capabilities
 
-from companion.tools import load_tools
+from companion.toolbox import load_tools
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

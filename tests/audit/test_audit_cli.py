@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from companion.audit import demo as audit_demo
+from companion.toolbox import run_tool
 from companion.tools import ToolContext
 
 
@@ -61,6 +62,8 @@ def test_demo_section(tmp_path: Path) -> None:
     audit_demo.build(tmp_path)
     shown: list[tuple[str, str]] = []
     audit_demo.run(
-        tmp_path, ToolContext(roots=[tmp_path]), lambda t, r: shown.append((t, r.verdict))
+        tmp_path,
+        ToolContext(roots=[tmp_path], runner=run_tool),
+        lambda t, r: shown.append((t, r.verdict)),
     )  # type: ignore[attr-defined]
     assert [v for _, v in shown] == ["derived", "independent"]

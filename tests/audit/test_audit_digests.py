@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from companion import digests
-from companion.audit.models import AuditResult
+from companion.audit.schemas import AuditResult
 from companion.manifest import sha256_file
 from companion.settings import Settings
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 
 def _audit(a: Path, b: Path, settings: Settings | None = None) -> dict[str, tuple[str, str]]:

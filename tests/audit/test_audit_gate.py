@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from companion.audit import reader
-from companion.audit.models import AuditResult
 from companion.audit.reader import Gate, Span, cached_pages
-from companion.tools import ToolContext, run_tool
+from companion.audit.schemas import AuditResult
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 KB = 1024
 

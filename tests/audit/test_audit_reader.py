@@ -19,7 +19,8 @@ from companion.audit.kernel import stream_pair
 from companion.audit.metrics import Moments, StreamPlan
 from companion.audit.safetensors import SafetensorsFile, decode, write_safetensors
 from companion.errors import InputError
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 
 def audit(a: Path, b: Path, **kw: Any) -> Any:

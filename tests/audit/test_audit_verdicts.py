@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from companion.audit.models import AuditResult
+from companion.audit.schemas import AuditResult
 from companion.manifest import sha256_file
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 
 def audit(a: Path, b: Path, **kw: Any) -> AuditResult:

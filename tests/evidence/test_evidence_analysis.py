@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from companion.evidence.model import EvidenceSummary
-from companion.tools import ToolContext, run_tool
+from companion.evidence.schemas import EvidenceSummary
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 V = 196_608
 LN_V = math.log(V)

@@ -15,7 +15,8 @@ from companion.errors import CompanionError, InputError
 from companion.evidence import writers
 from companion.evidence.detect import read_log
 from companion.evidence.textlogs import parse_text
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 
 def megatron_text(tmp_path: Path) -> str:

@@ -12,6 +12,7 @@ from helpers.evidence_runs import scratch_run
 from pydantic import BaseModel
 
 from companion.evidence import demo, writers
+from companion.toolbox import run_tool
 from companion.tools import ToolContext
 
 
@@ -70,7 +71,11 @@ def test_cli_errors_exit_2_with_next_step(tmp_path: Path) -> None:
 def test_demo_section_trains_and_summarizes(tmp_path: Path) -> None:
     demo.build(tmp_path)
     shown: dict[str, BaseModel] = {}
-    demo.run(tmp_path, ToolContext(roots=[tmp_path]), lambda title, r: shown.__setitem__(title, r))
+    demo.run(
+        tmp_path,
+        ToolContext(roots=[tmp_path], runner=run_tool),
+        lambda title, r: shown.__setitem__(title, r),
+    )
     verdicts = {t.split(": ")[1]: r.model_dump()["verdict"] for t, r in shown.items()}
     assert verdicts == {"scratch-run": "from_scratch", "finetune-run": "warm_start"}
     assert (tmp_path / "evidence" / "scratch-run" / "loss.png").is_file()

@@ -15,7 +15,8 @@ from companion.errors import InputError
 from companion.evidence import writers
 from companion.evidence.detect import read_log
 from companion.evidence.trainer import Run
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 SCRIPT = """import os
 import torch

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from companion.errors import InputError
 from companion.manifest import Manifest, build_manifest
-from companion.tools import ToolContext, tool
+from companion.tools import Facts, ToolContext, ToolResult, tool
 
 Verdict = Literal["derived", "independent", "inconclusive"]
 
@@ -47,14 +47,19 @@ class TensorResult(BaseModel):
     p: float
 
 
-class PairResult(BaseModel):
+class PairResult(ToolResult):
     """A test audit result shaped like the real one."""
 
     verdict: Verdict
     reasons: list[str]
     per_tensor: list[TensorResult]
     manifest: Manifest
-    record_id: str | None = None
+
+    def facts(self) -> Facts:
+        """An audit."""
+        return Facts(
+            table="audit", verdict=self.verdict, reasons=tuple(self.reasons), rows=self.per_tensor
+        )
 
 
 def _values(path: Path) -> np.ndarray:
@@ -130,7 +135,7 @@ class LogInput(BaseModel):
     path: str
 
 
-class LogSummary(BaseModel):
+class LogSummary(ToolResult):
     """A test evidence summary."""
 
     verdict: Verdict
@@ -138,7 +143,10 @@ class LogSummary(BaseModel):
     first_loss: float
     steps: int
     manifest: Manifest
-    record_id: str | None = None
+
+    def facts(self) -> Facts:
+        """An evidence summary."""
+        return Facts(table="evidence", verdict=self.verdict, reasons=tuple(self.reasons))
 
 
 @tool(
@@ -170,13 +178,16 @@ class TokInput(BaseModel):
     b: str
 
 
-class TokResult(BaseModel):
+class TokResult(ToolResult):
     """A test tokenizer comparison."""
 
     overlap: float
     verdict: Verdict
     manifest: Manifest
-    record_id: str | None = None
+
+    def facts(self) -> Facts:
+        """A tokenizer comparison."""
+        return Facts(table="tokenizer", verdict=self.verdict)
 
 
 @tool(

@@ -22,7 +22,8 @@ import companion.store.record as record
 import helpers.store_tools  # noqa: F401  (registers the test tools)
 from companion.settings import Settings
 from companion.store import recorder_for
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 from helpers.store_tools import make_pair
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from helpers.rawlsp import run_cli
 
-from companion.server.chat_provider import _units, parse_chat
+from companion.server.chat_file import _units, parse_chat
 
 
 def test_parse_chat_finds_history_and_the_pending_question() -> None:

@@ -15,7 +15,8 @@ from companion.errors import EndpointError, InputError, NotConfiguredError
 from companion.llm import ChatRequest, ChatService, DocumentContext
 from companion.llm import endpoint as endpoint_mod
 from companion.settings import Settings
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 KEY = "sk-test-key-0123456789"
 
@@ -37,7 +38,7 @@ def settings_for(srv: OpenAIServer, **more: Any) -> Settings:
 @pytest.fixture(autouse=True)
 def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COMPANION_TEST_KEY", KEY)
-    endpoint_mod._discovered.clear()
+    endpoint_mod.DISCOVERED.reset()
 
 
 async def ask(

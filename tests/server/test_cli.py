@@ -46,7 +46,8 @@ def test_user_errors_exit_2_with_next_step(tmp_path: Path) -> None:
 
 
 def test_tools_share_one_declaration() -> None:
-    from companion.tools import get_tool, llm_tools
+    from companion.toolbox import llm_tools
+    from companion.tools import get_tool
 
     t = get_tool("companion.workspace.scan")
     schemas = {s["function"]["name"]: s for s in llm_tools()}

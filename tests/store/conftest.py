@@ -8,7 +8,7 @@ import helpers.store_tools  # noqa: F401  (registers the test-only recordable to
 import pytest
 
 from companion.settings import Settings
-from companion.store import recorder_for
+from companion.toolbox import context
 from companion.tools import ToolContext
 
 
@@ -21,4 +21,4 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def ctx(settings: Settings, tmp_path: Path) -> ToolContext:
     """A context that records into the test store, rooted at the temp dir."""
-    return ToolContext(settings=settings, roots=[tmp_path], recorder=recorder_for(settings))
+    return context(settings, [tmp_path])

@@ -13,7 +13,8 @@ from companion.audit import synth
 from companion.audit.safetensors import write_safetensors
 from companion.settings import Settings
 from companion.store.views import QueryResult
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 FAST = {"null_draws": 50, "sample_size": 1024, "match_layers": 1}
 
@@ -107,11 +108,9 @@ def test_arch_describe_fills_the_models_arch_spec(
 def test_every_engines_demo_run_is_recorded_and_reproduces(
     ctx: ToolContext, settings: Settings, tmp_path: Path
 ) -> None:
-    import importlib
+    from companion.cli.demo import DEMO_SECTIONS
 
-    from companion.demo import DEMO_SECTIONS
-
-    sections = [importlib.import_module(n) for n in DEMO_SECTIONS if n != "companion.store.demo"]
+    sections = [s for s in DEMO_SECTIONS if s.__name__ != "companion.store.demo"]
     for section in sections:
         section.build(tmp_path)
     shown: list[str] = []

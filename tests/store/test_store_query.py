@@ -14,7 +14,8 @@ from helpers.store_tools import make_pair
 from companion.errors import InputError
 from companion.settings import Settings
 from companion.store.views import QueryResult
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from companion.settings import Settings
 from companion.store import load_conversation, recorder_for, save_conversation
 from companion.store.db import open_store
 from companion.store.record import model_groups, tensor_row
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 REPO = Path(__file__).resolve().parents[2]
 

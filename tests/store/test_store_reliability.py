@@ -17,7 +17,8 @@ from companion.errors import StoreError
 from companion.settings import Settings
 from companion.store.check import check_store
 from companion.store.db import open_store
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,8 @@ from companion.errors import InputError
 from companion.settings import Settings
 from companion.store.export import ExportResult
 from companion.store.verify import VerifyResult
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = (

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from companion.demo import Show
-from companion.tools import ToolContext, run_tool
+from companion.tools import Show, ToolContext
 
 
 def build(workspace: Path) -> None:
@@ -17,4 +16,4 @@ def build(workspace: Path) -> None:
 
 def run(workspace: Path, ctx: ToolContext, show: Show) -> None:
     """Scan the workspace."""
-    show("workspace.scan", run_tool("workspace.scan", {"paths": [str(workspace)]}, ctx))
+    show("workspace.scan", ctx.run("workspace.scan", {"paths": [str(workspace)]}))

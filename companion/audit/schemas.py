@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from companion.audit.alignment import GROUPS, ROLES
 from companion.manifest import Manifest
+from companion.tools import Facts, ToolResult
 
 Verdict = Literal["derived", "independent", "inconclusive"]
 
@@ -221,7 +222,7 @@ class Unmatched(BaseModel):
     reason: str
 
 
-class AuditResult(BaseModel):
+class AuditResult(ToolResult):
     """Result of `audit.compare`: verdict with reasons, summaries, per-tensor rows, manifest."""
 
     a: str
@@ -244,6 +245,12 @@ class AuditResult(BaseModel):
 
     def to_markdown(self) -> str:
         """The human report."""
-        from companion.audit.report import render
+        from companion.audit.render import render
 
         return render(self)
+
+    def facts(self) -> Facts:
+        """An audit: its verdict, reasons and per-tensor rows."""
+        return Facts(
+            table="audit", verdict=self.verdict, reasons=tuple(self.reasons), rows=self.per_tensor
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from companion.audit.models import AuditResult
+    from companion.audit.schemas import AuditResult
 
 _ICON = {"derived": "DERIVED", "independent": "INDEPENDENT", "inconclusive": "INCONCLUSIVE"}
 

@@ -7,12 +7,15 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from companion import __version__
 from companion.errors import CompanionError, NotRecordedError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from companion.tools import ToolResult
 
 EXIT_USER_ERROR = 2
 
@@ -66,7 +69,7 @@ def add_model_arguments(
 
 def _tool_parsers(sub: Any) -> None:
     """Create subcommands (nested for names like `arch describe`) for every tool."""
-    from companion.tools import load_tools
+    from companion.toolbox import load_tools
 
     groups: dict[str, Any] = {}
     for t in sorted(load_tools().values(), key=lambda t: t.cli):
@@ -112,48 +115,43 @@ def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
     )
     if with_tools:
         _tool_parsers(sub)
-        from companion.extra_commands import add_extra_commands
+        from companion.cli import chat
 
-        add_extra_commands(sub)
+        chat.add_parser(sub)
     return parser
 
 
-def _print_result(result: BaseModel, as_json: bool) -> None:
-    """Print a tool result as JSON or rendered markdown."""
+def _print_result(result: ToolResult, as_json: bool) -> None:
+    """Print a tool result as JSON, as its raw machine format, or as rendered markdown."""
     if as_json:
-        to_json = getattr(result, "to_json", None)
-        print(to_json() if callable(to_json) else result.model_dump_json(indent=2))
+        print(result.to_json())
         return
-    to_text = getattr(result, "to_text", None)
-    text = to_text() if callable(to_text) else None
+    text = result.to_text()
     if text is not None:  # machine formats (csv, table) go out raw, ready to redirect
         print(text, end="" if text.endswith("\n") else "\n")
         return
     from rich.console import Console
     from rich.markdown import Markdown
 
-    from companion.tools import render_markdown
-
-    Console().print(Markdown(render_markdown(result)))
+    Console().print(Markdown(result.to_markdown()))
 
 
 def run_cli_tool(ns: argparse.Namespace) -> int:
     """Run the tool a parsed command line names."""
     from companion.settings import Settings
-    from companion.store import recorder_for
-    from companion.tools import ToolContext, get_tool, run_tool
+    from companion.toolbox import context, run_tool
+    from companion.tools import ToolResult, get_tool
 
     t = get_tool(ns._tool)
     raw = {k: v for k, v in vars(ns).items() if k in t.input_model.model_fields and v is not None}
     settings = Settings()
     if ns._no_store:
         settings = settings.model_copy(update={"store_enabled": False})
-    ctx = ToolContext(settings=settings, roots=[Path.cwd()], recorder=recorder_for(settings))
-    ctx.progress = _console_progress()
+    ctx = context(settings, [Path.cwd()], progress=_console_progress())
     try:
         result = run_tool(t.name, raw, ctx)
     except NotRecordedError as exc:
-        if isinstance(exc.result, BaseModel):
+        if isinstance(exc.result, ToolResult):
             _print_result(exc.result, ns._json)  # show the answer, then the store problem
         raise
     _print_result(result, ns._json)
@@ -183,11 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         args = sys.argv[1:] if argv is None else argv
         ns = build_parser(with_tools=args[:1] != ["serve"]).parse_args(args)
         if ns.command == "serve":
-            from companion.serve import serve
+            from companion.cli.serve import serve
 
             return serve(tcp=ns.tcp, port=ns.port, log_file=ns.log_file)
         if ns.command == "demo":
-            from companion.demo import run_demo
+            from companion.cli.demo import run_demo
 
             return run_demo(ns.folder)
         if getattr(ns, "_extra", None) is not None:

@@ -1,4 +1,4 @@
-"""The `workspace.scan` tool: list model artifacts (checkpoints, configs, tokenizers, logs)."""
+"""Find model artifacts (checkpoints, configs, tokenizers, logs) under folders."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, Field
 
 from companion.errors import InputError
-from companion.tools import ToolContext, tool
-
-Kind = Literal[
-    "checkpoint", "safetensors_index", "config", "tokenizer", "training_log", "chat", "lfs_pointer"
-]
+from companion.jobs import Job
+from companion.workspace.schemas import Artifact, Kind, ScanProblem, ScanResult
 
 _LOG_NAMES = re.compile(
     r"(trainer_state\.json|trainer_log\.jsonl|wandb-summary\.json|output\.log|main\.log"
@@ -40,70 +34,6 @@ _SKIP_DIRS = {
     ".ruff_cache",
 }
 _LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"
-
-
-class ScanInput(BaseModel):
-    """Arguments of `workspace.scan`."""
-
-    paths: list[str] = Field(
-        default_factory=list,
-        description="Folders to scan; default: the workspace folders (or the current directory).",
-    )
-    max_files: int | None = Field(default=None, ge=1, description="Stop after this many files.")
-
-
-class Artifact(BaseModel):
-    """One model artifact found on disk."""
-
-    path: str
-    kind: Kind
-    size: int
-
-
-class ScanProblem(BaseModel):
-    """A path that could not be read, with the reason."""
-
-    path: str
-    reason: str
-
-
-class ScanResult(BaseModel):
-    """What `workspace.scan` found, grouped by kind, with unreadable paths listed."""
-
-    roots: list[str]
-    artifacts: list[Artifact]
-    counts: dict[str, int]
-    total_bytes: int
-    files_seen: int
-    truncated: bool = False
-    problems: list[ScanProblem] = Field(default_factory=list)
-
-    def to_markdown(self) -> str:
-        """Render as a markdown table."""
-        lines = [f"# Workspace scan: {', '.join(self.roots)}", ""]
-        if not self.artifacts:
-            lines.append("No model artifacts found.")
-        else:
-            lines += ["| kind | path | size |", "|---|---|---|"]
-            lines += [f"| {a.kind} | {a.path} | {_human(a.size)} |" for a in self.artifacts]
-        counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items())) or "none"
-        lines += ["", f"{self.files_seen} files seen; {counts}; {_human(self.total_bytes)} total."]
-        if self.truncated:
-            lines.append("Scan stopped at the file limit (setting scan_max_files).")
-        if self.problems:
-            lines.append(f"{len(self.problems)} unreadable paths skipped:")
-            lines += [f"- {p.path}: {p.reason}" for p in self.problems[:20]]
-        return "\n".join(lines)
-
-
-def _human(n: int) -> str:
-    """Bytes as a short human string."""
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def _is_lfs_pointer(path: Path, size: int) -> bool:
@@ -154,7 +84,7 @@ def _walk(root: Path, on_error: Callable[[str, str], None]) -> Iterator[Path]:
             yield Path(dirpath) / f
 
 
-def scan(paths: list[Path], max_files: int, ctx: ToolContext | None = None) -> ScanResult:
+def scan(paths: list[Path], max_files: int, job: Job | None = None) -> ScanResult:
     """Scan folders for model artifacts; unreadable paths are listed, never fatal."""
     problems: list[ScanProblem] = []
     artifacts: list[Artifact] = []
@@ -173,8 +103,8 @@ def scan(paths: list[Path], max_files: int, ctx: ToolContext | None = None) -> S
                 truncated = True
                 break
             seen += 1
-            if ctx is not None and seen % 512 == 0:
-                ctx.check_cancelled()
+            if job is not None and seen % 512 == 0:
+                job.check()
             try:
                 if path.is_symlink() and not path.exists():
                     on_error(str(path), "broken or looping symlink")
@@ -198,17 +128,3 @@ def scan(paths: list[Path], max_files: int, ctx: ToolContext | None = None) -> S
         truncated=truncated,
         problems=problems,
     )
-
-
-@tool(
-    "workspace.scan",
-    description="List model artifacts (checkpoints, configs, tokenizers, training logs) "
-    "under the workspace folders, by kind, with sizes.",
-    read_only=True,
-    cli="scan",
-    positional=("paths",),
-)
-def scan_tool(args: ScanInput, ctx: ToolContext) -> ScanResult:
-    """Tool entry point for `workspace.scan`."""
-    roots = [ctx.path(p) for p in args.paths] or ctx.roots or [Path.cwd()]
-    return scan(roots, args.max_files or ctx.settings.scan_max_files, ctx)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from companion.manifest import Manifest
+from companion.tools import Facts, ToolResult
 
 Verdict = Literal["from_scratch", "warm_start", "inconclusive"]
 Direction = Literal["from_scratch", "warm_start", "neutral"]
@@ -48,7 +50,7 @@ class ParseReport(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-class EvidenceSummary(BaseModel):
+class EvidenceSummary(ToolResult):
     """Was this run trained from scratch? The verdict, its reasons and every figure used."""
 
     verdict: Verdict
@@ -81,3 +83,57 @@ class EvidenceSummary(BaseModel):
         from companion.evidence.render import render_markdown
 
         return render_markdown(self)
+
+    def facts(self) -> Facts:
+        """An evidence summary: its verdict and reasons."""
+        return Facts(table="evidence", verdict=self.verdict, reasons=tuple(self.reasons))
+
+
+_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+
+
+class SummarizeInput(BaseModel):
+    """Arguments of `evidence.summarize`."""
+
+    paths: list[str] = Field(
+        min_length=1,
+        description="Training logs (any supported format) or run folders; several files of "
+        "one run are read in order. A config.json/tokenizer.json among them sets V.",
+    )
+    vocab_size: int | None = Field(
+        default=None, ge=2, le=1 << 31, description="Vocabulary size V (for ln V)."
+    )
+    config: str | None = Field(
+        default=None, description="config.json or tokenizer.json giving V (instead of N)."
+    )
+    plot: str | None = Field(
+        default=None, description="Write the loss-curve picture here (PNG, plus an .svg beside)."
+    )
+    claimed_tokens: float | None = Field(
+        default=None, gt=0, description="Claimed training budget in tokens (e.g. 19.7T, 2e12)."
+    )
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        """Accept one comma-separated string too."""
+        if isinstance(value, str):
+            return [p for p in (s.strip() for s in value.split(",")) if p]
+        return value
+
+    @field_validator("claimed_tokens", mode="before")
+    @classmethod
+    def _suffix(cls, value: object) -> object:
+        """Accept 15T / 300B / 2.5e12."""
+        if isinstance(value, str) and (
+            m := re.fullmatch(r"\s*([\d.]+)\s*([kmbgtKMBGT])\s*", value)
+        ):
+            return float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+        return value
+
+    @model_validator(mode="after")
+    def _exclusive(self) -> SummarizeInput:
+        """--vocab-size and --config are alternatives."""
+        if self.vocab_size is not None and self.config is not None:
+            raise ValueError("give either vocab_size or config, not both")
+        return self

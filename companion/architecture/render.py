@@ -1,0 +1,126 @@
+"""Markdown renderings of the architecture tools' results."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from companion.architecture.params import human
+
+if TYPE_CHECKING:
+    from companion.architecture.schemas import (
+        DescribeResult,
+        DiffResult,
+        NearestResult,
+        ParamsResult,
+        TokenizerResult,
+    )
+
+
+def describe_markdown(r: DescribeResult) -> str:
+    """Render describe for people."""
+    s, p = r.spec, r.params
+    lines = [f"# Architecture: {s.summary()}", ""]
+    if s.source:
+        lines.append(f"Source: `{s.source}`")
+    lines += ["", "| field | value |", "|---|---|"]
+    for k, v in s.model_dump(exclude={"notes", "missing", "unknown_fields", "source"}).items():
+        if v not in (None, [], {}, 0, False) or k in ("tie_word_embeddings",):
+            lines.append(f"| {k} | {v} |")
+    lines += [
+        "",
+        f"**Parameters:** ≈ {human(p.total)} total, {human(p.active)} active "
+        f"({human(p.active_excluding_input_embedding)} without the input embedding)"
+        + (f"; MTP {human(p.mtp)} separate" if p.mtp else "")
+        + ".",
+    ]
+    if r.nearest:
+        n = r.nearest[0]
+        lines.append(f"**Nearest known:** {n.name} (distance {n.distance:.3f}).")
+    if s.notes:
+        lines += ["", "## Notes", *[f"- {x}" for x in s.notes]]
+    if s.missing:
+        lines.append(f"\nMissing: {', '.join(s.missing)} (counts are partial).")
+    if s.unknown_fields:
+        lines.append(f"\nFields not understood: {', '.join(s.unknown_fields)}.")
+    return "\n".join(lines)
+
+
+def params_markdown(r: ParamsResult) -> str:
+    """Render params for people."""
+    b = r.breakdown
+    rows = [
+        ("total", r.total),
+        ("active", r.active),
+        ("total excluding input embedding", r.total_excluding_input_embedding),
+        ("active excluding input embedding", r.active_excluding_input_embedding),
+    ]
+    if r.mtp:
+        rows += [("MTP layers (separate)", r.mtp), ("total with MTP", r.total_with_mtp)]
+    lines = [f"# Parameters: {r.family} ({r.path})", "", "| figure | count | |"]
+    lines += ["|---|---:|---|"]
+    lines += [f"| {k} | {v:,} | ≈ {human(v)} |" for k, v in rows]
+    lines += ["", "| component | count |", "|---|---:|"]
+    lines += [f"| {k} | {v:,} |" for k, v in b.model_dump().items() if v]
+    lines += ["", f"Conventions: {r.conventions}"]
+    if r.published:
+        lines.append(f"\n{r.published}")
+    lines += [f"\n- {n}" for n in r.notes]
+    return "\n".join(lines)
+
+
+def diff_markdown(r: DiffResult) -> str:
+    """Render diff for people."""
+    lines = [f"# Architecture diff: A = {r.a}, B = {r.b}", ""]
+    lines.append(f"Distance {r.distance:.3f} (0 = same hyperparameters, 1 = unrelated).")
+    if r.shapes_compatible:
+        lines.append("Tensor shapes are compatible: weights could be shared one-to-one.")
+    else:
+        lines.append(
+            "Tensor shapes differ (" + ", ".join(r.shape_blockers) + "): B cannot be a "
+            "copy of A's weights without reshaping."
+        )
+    if r.differences:
+        lines += ["", "| field | A | B | meaning |", "|---|---|---|---|"]
+        for d in r.differences:
+            lines.append(f"| {d.field} | {d.a} | {d.b} | {d.meaning} |")
+    else:
+        lines.append("\nNo differences in the compared fields.")
+    return "\n".join(lines)
+
+
+def nearest_markdown(r: NearestResult) -> str:
+    """Render nearest for people."""
+    lines = [f"# Nearest known architectures to {r.path}", "", r.summary, ""]
+    lines += ["| model | distance | published | main differences | source |"]
+    lines += ["|---|---:|---|---|---|"]
+    for n in r.neighbours:
+        pub = n.published_total + (f" / {n.published_active} active" if n.published_active else "")
+        diffs = "; ".join(d.rstrip(".") for d in n.differences[:3]) or "same hyperparameters"
+        lines.append(f"| {n.name} | {n.distance:.3f} | {pub} | {diffs} | {n.source} |")
+    return "\n".join(lines)
+
+
+def tokenizer_markdown(r: TokenizerResult) -> str:
+    """Render tokenizer for people."""
+    mj = "n/a" if r.merges_jaccard is None else f"{r.merges_jaccard:.4f}"
+    return "\n".join(
+        [
+            f"# Tokenizer comparison: **{r.relation}**",
+            "",
+            r.hint,
+            "",
+            "| | A | B |",
+            "|---|---|---|",
+            f"| file | {r.a} | {r.b} |",
+            f"| kind | {r.kind_a} | {r.kind_b} |",
+            f"| size (max id + 1) | {r.size_a:,} | {r.size_b:,} |",
+            f"| token strings | {r.tokens_a:,} | {r.tokens_b:,} |",
+            f"| merges | {r.merges_a:,} | {r.merges_b:,} |",
+            "",
+            f"- shared token strings: {r.shared:,} (Jaccard {r.jaccard:.4f})",
+            f"- same ID among shared: {r.same_id_fraction:.4f}",
+            f"- dominant ID shift (B − A): {r.dominant_shift:+d} "
+            f"for {r.dominant_shift_fraction:.4f} of shared tokens",
+            f"- merges overlap (Jaccard): {mj}",
+        ]
+    )

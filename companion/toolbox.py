@@ -1,0 +1,84 @@
+"""The assembled registry: every engine's tools, run the one way all front doors share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from companion.architecture import tool as _architecture_tools
+from companion.audit import tool as _audit_tools
+from companion.errors import CompanionError, NotRecordedError
+from companion.evidence import tool as _evidence_tools
+from companion.settings import Settings
+from companion.store import recorder_for
+from companion.store import tool as _store_tools
+from companion.tools import DECLARED, Tool, ToolContext, ToolResult, get_tool, parse_input
+from companion.workspace import tool as _workspace_tools
+
+# Importing an engine's tool module declares its tools; naming them keeps the imports explicit.
+ENGINE_TOOL_MODULES = (
+    _workspace_tools,
+    _store_tools,
+    _architecture_tools,
+    _audit_tools,
+    _evidence_tools,
+)
+
+
+def load_tools() -> dict[str, Tool]:
+    """Every declared tool, by registry name."""
+    return DECLARED
+
+
+def run_tool(name: str, raw: object, ctx: ToolContext) -> ToolResult:
+    """Validate, run and (when the context has a recorder) record one tool call."""
+    t = get_tool(name)
+    args = parse_input(t, raw)
+    if ctx.runner is None:
+        ctx.runner = run_tool  # tools that re-run others (verify, chat context) go through here
+    ctx.check_cancelled()
+    result = t.func(args, ctx)
+    if t.record and ctx.recorder is not None:
+        try:
+            record_id = ctx.recorder(t, args, result)
+        except CompanionError as exc:
+            # A long computation must not be lost because the store is locked or damaged:
+            # the error carries the result so that front doors can still show it.
+            raise NotRecordedError(exc, result) from None
+        if record_id is not None:
+            result = result.model_copy(update={"record_id": record_id})
+    return result
+
+
+def context(settings: Settings, roots: list[Path], **kw: Any) -> ToolContext:
+    """The context a front door runs tools in: its settings, roots and the store recorder."""
+    return ToolContext(
+        settings=settings, roots=roots, recorder=recorder_for(settings), runner=run_tool, **kw
+    )
+
+
+def llm_tools() -> list[dict[str, Any]]:
+    """Function-calling schemas of the read-only tools (the only ones an LLM may call)."""
+    return [t.llm_schema() for t in DECLARED.values() if t.read_only]
+
+
+class SchemaCache:
+    """The LLM tool schemas, built once per set of declared tools (JSON schemas are slow)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, ...] = ()
+        self._schemas: list[dict[str, Any]] | None = None
+
+    def get(self) -> list[dict[str, Any]]:
+        """The schemas of the read-only tools declared now."""
+        key = tuple(sorted(DECLARED))
+        if self._schemas is None or key != self._key:
+            self._key, self._schemas = key, llm_tools()
+        return self._schemas
+
+    def reset(self) -> None:
+        """Forget the built schemas."""
+        self._schemas = None
+
+
+LLM_SCHEMAS = SchemaCache()

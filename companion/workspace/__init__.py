@@ -1,0 +1,1 @@
+"""The workspace engine: finding model artifacts under the workspace folders."""
