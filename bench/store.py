@@ -28,8 +28,9 @@ from pydantic import BaseModel
 
 from companion.manifest import Manifest
 from companion.store.db import connect
-from companion.store.query import QueryInput, run_query
+from companion.store.query import run_query
 from companion.store.record import write_record
+from companion.store.schemas import QueryInput
 
 ROLES = ("embed", "attn_norm", "attn_q", "attn_k", "attn_v", "attn_o", "mlp_norm", "mlp")
 VERDICTS = ("derived", "independent", "inconclusive")

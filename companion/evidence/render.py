@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from companion.evidence.schemas import EvidenceSummary
+if TYPE_CHECKING:
+    from companion.evidence.schemas import EvidenceSummary
 
 _TITLE = {
     "from_scratch": "trained from scratch",

@@ -1,4 +1,4 @@
-"""Prompt assembly: templates from companion/prompts, the open document quoted as data, and
+"""Prompt assembly: templates from prompts/, the open document quoted as data, and
 the relevant results recorded in the audit store."""
 
 from __future__ import annotations
@@ -8,13 +8,14 @@ import logging
 import re
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from string import Template
 from typing import Any
 
 from companion.errors import CompanionError, InputError
 from companion.llm.budget import TokenBudget
-from companion.store.views import QueryResult
+from companion.store.schemas import QueryResult
 from companion.tools import ToolContext
 
 log = logging.getLogger("companion.llm")
@@ -25,12 +26,19 @@ STORED_RECORDS = 5
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 
 
+def prompts_dir() -> Traversable:
+    """The prompt templates: package data when installed, else the checkout's top-level prompts/."""
+    try:
+        return resources.files("companion.prompts")
+    except ModuleNotFoundError:  # running from a source tree that was never installed
+        return Path(__file__).resolve().parents[2] / "prompts"
+
+
 @functools.lru_cache(maxsize=32)
 def template(name: str) -> str:
-    """The text of companion/prompts/<name>.md (package data)."""
+    """The text of prompts/<name>.md."""
     try:
-        path = resources.files("companion").joinpath(f"prompts/{name}.md")
-        return str(path.read_text("utf-8"))
+        return prompts_dir().joinpath(f"{name}.md").read_text("utf-8")
     except (FileNotFoundError, OSError):
         raise InputError(
             f"The prompt template {name!r} is missing from the companion package.",

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, Field
 
 from companion.errors import StoreError
 from companion.store.db import check_owner
 from companion.store.migrations import MIGRATIONS, applied
-from companion.tools import ToolResult
+from companion.store.schemas import CheckResult
 
-Status = Literal["ok", "missing", "foreign", "corrupt", "newer"]
 _TABLES = (
     "records",
     "models",
@@ -24,40 +20,6 @@ _TABLES = (
     "tokenizer_comparisons",
     "chat_transcripts",
 )
-
-
-class CheckInput(BaseModel):
-    """Arguments of `store.check`."""
-
-    path: str | None = Field(default=None, description="Store file; default: the configured one.")
-
-
-class CheckResult(ToolResult):
-    """The state of a store file and the next step."""
-
-    path: str
-    status: Status
-    problems: list[str] = Field(default_factory=list)
-    migrations: list[str] = Field(default_factory=list)
-    pending_migrations: list[str] = Field(default_factory=list)
-    counts: dict[str, int] = Field(default_factory=dict)
-    size_bytes: int = 0
-    wal_bytes: int = 0
-    advice: str = ""
-
-    def to_markdown(self) -> str:
-        """Status, problems, counts and advice."""
-        lines = [f"# Store check: {self.status}", "", f"File: `{self.path}` ({self.size_bytes} B"]
-        lines[-1] += f", WAL {self.wal_bytes} B)"
-        if self.problems:
-            lines += ["", "Problems:", *(f"- {p}" for p in self.problems[:20])]
-        if self.counts:
-            lines += ["", "| table | rows |", "|---|---|"]
-            lines += [f"| {k} | {v} |" for k, v in self.counts.items()]
-        if self.migrations:
-            lines += ["", f"Schema: {', '.join(self.migrations)}"]
-        lines += ["", f"**Next step:** {self.advice}"]
-        return "\n".join(lines)
 
 
 def _recover_advice(path: Path) -> str:

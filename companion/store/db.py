@@ -9,9 +9,9 @@ from pathlib import Path
 
 from companion.errors import StoreError
 from companion.settings import Settings
+from companion.store.migrations import APPLICATION_ID, migrate
 
 # Written into the database header by the first migration; tells our files from anyone else's.
-APPLICATION_ID = 0x434D504E  # "CMPN"
 # Writers wait this long for each other instead of failing with "database is locked".
 BUSY_TIMEOUT_S = 30.0
 
@@ -88,8 +88,6 @@ def check_owner(conn: sqlite3.Connection, path: Path) -> None:
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if absent) and migrate the store at `path`; errors name a fix."""
-    from companion.store.migrations import migrate
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from companion.store.views import QueryResult
+from companion.store.schemas import QueryResult
 from companion.tools import Show, ToolContext
 
 # Preferred record to re-verify: an audit first, then anything else that carries a manifest.

@@ -4,43 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field, ValidationError
+from typing import Any
 
 from companion import __version__
 from companion.store.record import now_iso
-from companion.tools import ToolResult, get_tool
 
 BUNDLE_FORMAT = "companion-evidence-bundle/1"
-
-
-class ExportInput(BaseModel):
-    """Arguments of `store.export`."""
-
-    id: str = Field(description="Record id (from `companion query`), or a unique prefix of it.")
-    format: Literal["json", "md"] = Field(default="md", description="Bundle format: json or md.")
-    output: str | None = Field(default=None, description="Also write the bundle to this file.")
-
-
-class ExportResult(ToolResult):
-    """An evidence bundle a third party can read and `companion verify`."""
-
-    id: str
-    format: Literal["json", "md"]
-    bundle: dict[str, Any]
-    written: str | None = None
-
-    def to_json(self) -> str:
-        """The bundle itself (what `companion verify BUNDLE.json` accepts)."""
-        return json.dumps(self.bundle, indent=2)
-
-    def to_markdown(self) -> str:
-        """The bundle as markdown (or its JSON in a code block)."""
-        note = f"\n\nWritten to `{self.written}`." if self.written else ""
-        if self.format == "json":
-            return "```json\n" + self.to_json() + "\n```" + note
-        return bundle_markdown(self.bundle) + note
 
 
 def _models(conn: sqlite3.Connection, record_id: int) -> list[dict[str, Any]]:
@@ -91,53 +60,3 @@ def build_bundle(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "exported": now_iso(),
         "exported_by": f"companion {__version__}",
     }
-
-
-def _tool_markdown(kind: str, result: dict[str, Any]) -> str | None:
-    """The recording tool's own markdown rendering of the result, if it can still read it."""
-    try:
-        model = get_tool(kind).output_model.model_validate(result)
-    except (ValidationError, Exception):  # an old or foreign result: fall back to JSON
-        return None
-    return model.to_markdown()
-
-
-def _reason_text(reason: Any) -> str:
-    """A reason as one line: its statement when it has one."""
-    if isinstance(reason, dict) and isinstance(reason.get("statement"), str):
-        return str(reason["statement"])
-    return reason if isinstance(reason, str) else json.dumps(reason)
-
-
-def bundle_markdown(bundle: dict[str, Any]) -> str:
-    """A readable evidence bundle: outcome, inputs with hashes, parameters, full results."""
-    lines = [f"# Evidence bundle {bundle['id']}: {bundle['kind']}", ""]
-    lines += [
-        f"- Verdict: **{bundle['verdict'] or 'n/a'}**",
-        f"- Recorded: {bundle['created']} by companion {bundle['tool']['version'] or '?'}",
-        f"- Exported: {bundle['exported']} by {bundle['exported_by']}",
-        "",
-    ]
-    if bundle["reasons"]:
-        lines += ["## Reasons", ""]
-        lines += [f"- {_reason_text(r)}" for r in bundle["reasons"]]
-        lines.append("")
-    manifest = bundle.get("manifest") or {}
-    if manifest.get("inputs"):
-        lines += ["## Inputs", "", "| file | size | sha256 |", "|---|---|---|"]
-        lines += [f"| {f['path']} | {f['size']} | `{f['sha256']}` |" for f in manifest["inputs"]]
-        lines.append("")
-    if bundle["models"]:
-        lines += ["## Models", "", "| side | name | content sha256 |", "|---|---|---|"]
-        lines += [
-            f"| {m['side']} | {m['name']} | `{m['content_sha256']}` |" for m in bundle["models"]
-        ]
-        lines.append("")
-    lines += ["## Parameters", "", "```json", json.dumps(bundle["arguments"], indent=2), "```", ""]
-    rendered = _tool_markdown(bundle["kind"], bundle["result"])
-    if rendered:
-        demoted = ("##" + ln if ln.startswith("#") else ln for ln in rendered.splitlines())
-        lines += ["## Result", "", *demoted, ""]
-    lines += ["## How to verify", "", bundle["how_to_verify"], ""]
-    lines += ["## Full result (JSON)", "", "```json", json.dumps(bundle["result"], indent=2), "```"]
-    return "\n".join(lines)

@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from companion.errors import StoreError
-from companion.store.db import APPLICATION_ID
 
 Migration = Callable[[sqlite3.Connection], None]
 
 # Numeric per-tensor metrics that get their own (indexable) column; the rest go to `extra`.
 METRIC_COLUMNS: tuple[str, ...] = ("cosine", "pearson", "spearman", "rel_l2", "z", "p")
+
+APPLICATION_ID = 0x434D504E  # "CMPN": marks an SQLite file as a companion store
 
 
 def _run(conn: sqlite3.Connection, script: str) -> None:

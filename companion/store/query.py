@@ -7,13 +7,11 @@ import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field, field_validator
+from typing import Any
 
 from companion.errors import InputError
 from companion.store.migrations import METRIC_COLUMNS
-from companion.store.views import Format, ModelRef, QueryResult, RecordSummary, TensorHit
+from companion.store.schemas import ModelRef, QueryInput, QueryResult, RecordSummary, TensorHit
 
 TOTAL_CAP = 10_000
 _OPS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "=", "==": "=", "!=": "!="}
@@ -29,74 +27,6 @@ _ORDER = {
     "kind": "r.kind ASC, r.created DESC, r.id DESC",
     "verdict": "r.verdict ASC, r.created DESC, r.id DESC",
 }
-
-
-def _split(value: Any) -> Any:
-    """Accept `a,b` strings as lists (the CLI passes strings)."""
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, list | tuple):
-        return [p.strip() for v in value for p in str(v).split(",") if p.strip()]
-    return value
-
-
-class QueryInput(BaseModel):
-    """Arguments of `audit.query`."""
-
-    model: list[str] = Field(
-        default_factory=list,
-        description="Model name, path, or sha256 prefix (>= 6 hex digits); any listed matches.",
-    )
-    pair: list[str] = Field(
-        default_factory=list, description="Two models (name, path or sha): runs involving both."
-    )
-    verdict: list[str] = Field(
-        default_factory=list,
-        description="Verdicts to keep: derived, independent, inconclusive (audits), "
-        "from_scratch, warm_start (evidence), same, extended, unrelated (tokenizers).",
-    )
-    kind: list[str] = Field(
-        default_factory=list,
-        description="Tool names to keep, globs allowed (audit.compare, evidence.*, arch.*).",
-    )
-    tensor: str | None = Field(default=None, description="Tensor name glob, e.g. '*.norm.weight'.")
-    role: list[str] = Field(
-        default_factory=list,
-        description="Tensor roles (norm, q, k, v, o, up, gate, down, embedding...) or audit "
-        "groups (attn, mlp) that stand for their roles.",
-    )
-    where: list[str] = Field(
-        default_factory=list,
-        description="Per-tensor metric thresholds such as 'pearson>0.5' or 'z<=-3'. Indexed "
-        f"metrics: {', '.join(METRIC_COLUMNS)}; other names are looked up in the row's extras.",
-    )
-    since: str | None = Field(
-        default=None, description="Recorded at or after: ISO date/time, or 7d / 12h / 30m ago."
-    )
-    until: str | None = Field(
-        default=None, description="Recorded before: ISO date/time (a date includes that day)."
-    )
-    sort: Literal["newest", "oldest", "kind", "verdict"] = Field(
-        default="newest", description="Order of the records."
-    )
-    limit: int = Field(default=50, ge=1, le=1000, description="Records per page.")
-    offset: int = Field(default=0, ge=0, description="Records to skip (pagination).")
-    tensor_limit: int = Field(
-        default=20, ge=0, le=1000, description="Matching tensors listed per record."
-    )
-    format: Format = Field(default="md", description="Rendering: table, json, csv or md.")
-
-    _lists = field_validator("model", "pair", "verdict", "kind", "role", "where", mode="before")(
-        _split
-    )
-
-    @field_validator("pair")
-    @classmethod
-    def _two(cls, value: list[str]) -> list[str]:
-        """A pair is exactly two models."""
-        if value and len(value) != 2:
-            raise ValueError("give exactly two models, e.g. --pair base-7b,finetune-7b")
-        return value
 
 
 def parse_threshold(text: str) -> tuple[str, str, float, bool]:

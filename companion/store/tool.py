@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import BaseModel, Field, field_validator
-
 from companion.errors import InputError
-from companion.manifest import Manifest, build_manifest
-from companion.store.check import CheckInput, CheckResult, check_store
+from companion.manifest import build_manifest
+from companion.store.check import check_store
 from companion.store.db import settings_store
-from companion.store.export import ExportInput, ExportResult, build_bundle, bundle_markdown
-from companion.store.query import QueryInput, find_record, run_query
-from companion.store.verify import VerifyInput, VerifyResult, verify
-from companion.store.views import QueryResult
-from companion.tools import ToolContext, ToolResult, tool
+from companion.store.engine import register
+from companion.store.export import build_bundle
+from companion.store.query import find_record, run_query
+from companion.store.render import bundle_markdown
+from companion.store.schemas import (
+    CheckInput,
+    CheckResult,
+    ExportInput,
+    ExportResult,
+    QueryInput,
+    QueryResult,
+    RegisterInput,
+    RegisterResult,
+    VerifyInput,
+    VerifyResult,
+)
+from companion.store.verify import verify
+from companion.tools import ToolContext, tool
 
 
 @tool(
@@ -86,53 +95,6 @@ def check_tool(args: CheckInput, ctx: ToolContext) -> CheckResult:
     return check_store(path)
 
 
-class RegisterInput(BaseModel):
-    """Arguments of `store.register`."""
-
-    paths: list[str] = Field(description="Model files or folders to fingerprint.")
-
-    @field_validator("paths", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        """Accept a single path string."""
-        return [value] if isinstance(value, str) else value
-
-
-class RegisterResult(ToolResult):
-    """The recorded fingerprint (sha256 and size of every file) of one or more models."""
-
-    files: int
-    total_bytes: int
-    manifest: Manifest
-    record_id: str | None = None
-
-    def to_markdown(self) -> str:
-        """A table of hashed files."""
-        lines = [f"# Registered {self.files} files ({self.total_bytes} bytes)", ""]
-        lines += ["| file | size | sha256 |", "|---|---|---|"]
-        lines += [f"| {f.path} | {f.size} | `{f.sha256}` |" for f in self.manifest.inputs]
-        if self.record_id:
-            lines += ["", f"Record `{self.record_id}`: `companion verify {self.record_id}`."]
-        return "\n".join(lines)
-
-
-_MODEL_SUFFIXES = (".safetensors", ".json", ".bin", ".model", ".txt", ".gguf", ".pt")
-
-
-def _files_of(path: Path, ctx: ToolContext) -> list[Path]:
-    """A file, or the model files directly inside a folder."""
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in _MODEL_SUFFIXES)
-        if found:
-            return found
-    raise InputError(
-        f"{path} is not a file or a folder with model files.",
-        hint="pass a checkpoint file or a model folder (safetensors, config.json...).",
-    )
-
-
 @tool(
     "store.register",
     description="Fingerprint model files (sha256 and size) and record them in the audit store, "
@@ -144,13 +106,9 @@ def _files_of(path: Path, ctx: ToolContext) -> list[Path]:
 )
 def register_tool(args: RegisterInput, ctx: ToolContext) -> RegisterResult:
     """Hash the files and return a manifest."""
-    files: list[Path] = []
-    for p in args.paths:
-        ctx.check_cancelled()
-        files += _files_of(ctx.path(p), ctx)
-    manifest = build_manifest("store.register", args.model_dump(mode="json"), files)
-    return RegisterResult(
-        files=len(manifest.inputs),
-        total_bytes=sum(f.size for f in manifest.inputs),
-        manifest=manifest,
+    paths = [ctx.path(p) for p in args.paths]
+    return register(
+        paths,
+        ctx.job(),
+        lambda fs: build_manifest("store.register", args.model_dump(mode="json"), fs),
     )

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
-
-from companion import __version__
 from companion.errors import Cancelled, CompanionError, InputError
 from companion.manifest import sha256_file
 from companion.store.db import settings_store
 from companion.store.query import find_record
 from companion.store.record import arg_paths
-from companion.tools import ToolContext, ToolResult, get_tool
+from companion.store.schemas import Difference, FileCheck, VerifyInput, VerifyResult
+from companion.tools import ToolContext, get_tool
 
 # Keys whose values legitimately change between runs (timestamps, timings, our own ids).
 VOLATILE_KEYS = frozenset(
@@ -25,83 +23,6 @@ VOLATILE_KEYS = frozenset(
 # Parameters that make a tool write files: the re-run must not overwrite the user's files.
 SIDE_EFFECT_PARAMETERS = ("report", "plot", "output")
 MAX_LISTED = 100
-
-
-class VerifyInput(BaseModel):
-    """Arguments of `store.verify`."""
-
-    target: str = Field(
-        description="Record id, or a JSON file: an exported bundle, a saved result (--json), "
-        "or a bare manifest (matched to its recorded result in the store)."
-    )
-    rtol: float = Field(default=1e-6, ge=0, le=1, description="Relative float tolerance.")
-    atol: float = Field(default=1e-9, ge=0, le=1, description="Absolute float tolerance.")
-
-
-class FileCheck(BaseModel):
-    """One recorded input file, re-hashed."""
-
-    path: str
-    status: Literal["ok", "changed", "missing"]
-    expected_sha256: str
-    actual_sha256: str | None = None
-    expected_size: int
-    actual_size: int | None = None
-
-
-class Difference(BaseModel):
-    """One value that differs between the recorded and the re-computed result."""
-
-    where: str
-    expected: Any = None
-    actual: Any = None
-
-
-class VerifyResult(ToolResult):
-    """`reproduced`, or `mismatch` with exactly which files and numbers differ."""
-
-    target: str
-    record_id: str | None = None
-    tool: str
-    status: Literal["reproduced", "mismatch"]
-    tolerance: str
-    recorded_version: str | None = None
-    current_version: str = __version__
-    files: list[FileCheck] = Field(default_factory=list)
-    values_compared: int = 0
-    n_differences: int = 0
-    differences: list[Difference] = Field(default_factory=list)
-    rerun_error: str | None = None
-
-    def to_markdown(self) -> str:
-        """A short report: outcome, file checks, differing values."""
-        icon = "✅" if self.status == "reproduced" else "❌"
-        lines = [f"# Verify {self.record_id or self.target}: {icon} {self.status}", ""]
-        lines.append(
-            f"Re-ran `{self.tool}` (recorded with companion {self.recorded_version or '?'}, "
-            f"now {self.current_version}); compared {self.values_compared} values with "
-            f"tolerance {self.tolerance}."
-        )
-        if self.rerun_error:
-            lines += ["", f"The re-run failed: {self.rerun_error}"]
-        lines += ["", "| file | status | recorded sha256 | now |", "|---|---|---|---|"]
-        for f in self.files:
-            now = f.actual_sha256[:16] if f.actual_sha256 else "-"
-            lines.append(f"| {f.path} | {f.status} | `{f.expected_sha256[:16]}` | `{now}` |")
-        if self.differences:
-            lines += ["", f"## {self.n_differences} differing values", ""]
-            lines += ["| where | recorded | re-computed |", "|---|---|---|"]
-            for d in self.differences:
-                lines.append(f"| `{d.where}` | {_short(d.expected)} | {_short(d.actual)} |")
-            if self.n_differences > len(self.differences):
-                lines.append(f"\n… and {self.n_differences - len(self.differences)} more.")
-        return "\n".join(lines)
-
-
-def _short(value: Any) -> str:
-    """A compact rendering of a JSON value for a table cell."""
-    text = json.dumps(value)
-    return (text if len(text) <= 60 else text[:57] + "...").replace("|", "\\|")
 
 
 class _Comparer:

@@ -12,7 +12,7 @@ import pytest
 from companion.audit import synth
 from companion.audit.safetensors import write_safetensors
 from companion.settings import Settings
-from companion.store.views import QueryResult
+from companion.store.schemas import QueryResult
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
 

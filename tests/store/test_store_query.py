@@ -13,7 +13,7 @@ from helpers.store_tools import make_pair
 
 from companion.errors import InputError
 from companion.settings import Settings
-from companion.store.views import QueryResult
+from companion.store.schemas import QueryResult
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
 

@@ -14,8 +14,7 @@ from helpers.store_tools import make_pair
 
 from companion.errors import InputError
 from companion.settings import Settings
-from companion.store.export import ExportResult
-from companion.store.verify import VerifyResult
+from companion.store.schemas import ExportResult, VerifyResult
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
 

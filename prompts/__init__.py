@@ -1,0 +1,1 @@
+"""Prompt templates (markdown data), shipped in the wheel as companion.prompts."""
