@@ -8,14 +8,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
 from companion.errors import InputError
-from companion.llm import ChatRequest, ChatService, DocumentContext
-from companion.llm.context import render
 from companion.server.core import CompanionServer, handles_errors
+
+if TYPE_CHECKING:  # the chat engine loads on the first chat, not at server start
+    from companion.llm import ChatRequest, ChatService
 
 log = logging.getLogger("companion.server.chat")
 METHOD = "companion/chat"
@@ -25,6 +26,8 @@ EXPLAIN_KINDS = {"architecture": "explain_architecture", "evidence": "explain_ev
 def service(ls: CompanionServer) -> ChatService:
     """The chat service (conversations, SDK clients) of this server."""
     if ls.chat_service is None:
+        from companion.llm import ChatService
+
         ls.chat_service = ChatService()
     return ls.chat_service
 
@@ -67,6 +70,8 @@ class Stream:
 
 def parse_request(params: Any) -> tuple[ChatRequest, str | int | None]:
     """Validate `companion/chat` params into a ChatRequest plus the workDoneToken."""
+    from companion.llm import ChatRequest, DocumentContext
+
     p = plain(params)
     if not isinstance(p, dict):
         raise InputError(
@@ -142,6 +147,9 @@ def register(server: CompanionServer) -> None:
                 "companion.chat.explain takes [{uri, kind: 'architecture' | 'evidence'}].",
                 hint="pass the document URI and what to explain.",
             )
+        from companion.llm import ChatRequest, DocumentContext
+        from companion.llm.context import render
+
         question = f"Explain this {kind}."
         seed = render(EXPLAIN_KINDS[kind], uri=uri).strip()
         opened = ls.workspace.text_documents.get(uri)

@@ -17,7 +17,6 @@ from lsprotocol import types as lsp
 from pygls.workspace import TextDocument
 
 from companion.errors import CompanionError, InputError
-from companion.llm import ChatRequest
 from companion.server.chat import Stream, plain, run_chat, server_stream
 from companion.server.core import CompanionServer, handles_errors
 
@@ -118,6 +117,8 @@ class DocumentWriter:
 
 async def ask_in_document(ls: CompanionServer, uri: str) -> dict[str, Any]:
     """Answer the pending question of a chat file, streaming the answer into it."""
+    from companion.llm import ChatRequest
+
     if uri not in ls.workspace.text_documents:
         raise InputError(f"{uri} is not open in the editor.", hint="open the chat file first.")
     doc = ls.workspace.get_text_document(uri)
