@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := neovim emacs-nox elpa-eglot
 
-.PHONY: run test venv venv-test system-deps lint typecheck pytest vscode e2e-vscode bench clean
+.PHONY: run test venv venv-test system-deps lint typecheck pytest vscode e2e-vscode bench clean \
+	test-mcp-clients bench-mcp
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +58,12 @@ e2e-vscode: venv-test vscode
 
 # pytest runs last so that its summary is the closing line of the run.
 test: venv-test system-deps lint typecheck vscode e2e-vscode pytest
+
+# Real MCP clients drive `companion mcp`: the MCP Inspector CLI 0.15.0 and a headless Cline CLI
+# 3.0.65 (npm, cached in .cache/mcp-clients). Slow, so not part of `make test`; .ci/run calls it.
+test-mcp-clients: venv-test
+	bash scripts/install_mcp_clients.sh
+	COMPANION_MCP_CLIENTS=$(CURDIR)/.cache/mcp-clients $(BIN)/pytest -q tests/mcp_clients
 
 # Benchmarks print ratios against baselines measured in the same run (not tests).
 bench: venv-test

@@ -76,7 +76,7 @@ def success_result(result: BaseModel) -> types.CallToolResult:
     text = render_markdown(result)
     record_id = getattr(result, "record_id", None)
     if isinstance(record_id, str) and f"companion://record/{record_id}" not in text:
-        text += f"\n\nRecorded as `companion://record/{record_id}`."
+        text += f"\n\nResource: `companion://record/{record_id}`."
     return text_result(text, data=json.loads(result.model_dump_json()))
 
 
