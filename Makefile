@@ -73,6 +73,11 @@ bench: venv-test
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/chat_latency.py
 	$(BIN)/python bench/audit_throughput.py
+	$(BIN)/python bench/mcp_latency.py
+
+# MCP round trips (tools/list, tools/call) against a bare echo server, and start-up time.
+bench-mcp: venv-test
+	$(BIN)/python bench/mcp_latency.py
 
 clean:
 	rm -rf $(VENV) demo-workspace test-artifacts .cache editors/vscode/node_modules

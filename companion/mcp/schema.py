@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import mcp_types as types
@@ -87,6 +88,7 @@ def declaration(t: Tool) -> types.Tool:
     )
 
 
+@functools.cache
 def declarations(allow_writes: bool) -> list[types.Tool]:
-    """Every offered tool's declaration, sorted by name."""
+    """Every offered tool's declaration, sorted by name (built once: the registry is fixed)."""
     return [declaration(t) for _, t in sorted(exposed_tools(allow_writes).items())]
