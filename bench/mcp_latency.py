@@ -96,9 +96,10 @@ async def _start(kind: str, root: Path, runs: int) -> float:
 
 def _in_process(root: Path, n: int) -> list[float]:
     """Seconds per call of the cheap tool itself, in-process (no protocol at all)."""
-    from companion.tools import ToolContext, run_tool
+    from companion.settings import Settings
+    from companion.toolbox import context, run_tool
 
-    ctx = ToolContext(roots=[root], confine=True)
+    ctx = context(Settings(), [root], confine=True)
     name, args = _call("companion")
     times = []
     for _ in range(n):

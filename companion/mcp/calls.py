@@ -18,18 +18,18 @@ from pydantic import BaseModel
 from companion.errors import CompanionError, InputError, NotRecordedError
 from companion.mcp.schema import exposed_tools
 from companion.settings import Settings
-from companion.tools import Recorder, Tool, ToolContext, parse_input, render_markdown, run_tool
+from companion.toolbox import context, run_tool
+from companion.tools import Recorder, Tool, ToolContext, ToolResult, parse_input
 
 log = logging.getLogger("companion.mcp")
 
 
 @dataclass
 class CallOptions:
-    """What every call shares: settings, whether write tools are on, the recorder."""
+    """What every call shares: settings and whether write tools are on."""
 
     settings: Settings = field(default_factory=Settings)
     allow_writes: bool = False
-    recorder: Recorder | None = None
 
 
 def text_result(text: str, *, error: bool = False, data: Any = None) -> types.CallToolResult:
@@ -71,11 +71,11 @@ def check_arguments(t: Tool, name: str, raw: object) -> None:
         ) from None
 
 
-def success_result(result: BaseModel) -> types.CallToolResult:
+def success_result(result: ToolResult) -> types.CallToolResult:
     """Markdown for the model (verdict and reasons first) plus the typed result."""
-    text = render_markdown(result)
-    record_id = getattr(result, "record_id", None)
-    if isinstance(record_id, str) and f"companion://record/{record_id}" not in text:
+    text = result.to_markdown()
+    record_id = result.record_id
+    if record_id and f"companion://record/{record_id}" not in text:
         text += f"\n\nResource: `companion://record/{record_id}`."
     return text_result(text, data=json.loads(result.model_dump_json()))
 
@@ -110,13 +110,13 @@ def _guarded(recorder: Recorder | None, cancel: threading.Event) -> Recorder | N
     if recorder is None:
         return None
 
-    def record(t: Tool, args: BaseModel, result: BaseModel) -> str | None:
+    def record(t: Tool, args: BaseModel, result: ToolResult) -> str | None:
         return None if cancel.is_set() else recorder(t, args, result)
 
     return record
 
 
-async def _run_in_thread(t: Tool, raw: object, ctx: ToolContext) -> BaseModel:
+async def _run_in_thread(t: Tool, raw: object, ctx: ToolContext) -> ToolResult:
     """Run the tool off the event loop; a cancel (or disconnect) sets ctx.cancel at once."""
     try:
         return await anyio.to_thread.run_sync(run_tool, t.name, raw, ctx, abandon_on_cancel=True)
@@ -134,8 +134,8 @@ async def call_tool(
         check_arguments(t, name, raw)
         cancel = threading.Event()
         pump = ProgressPump(session)
-        ctx = ToolContext(options.settings, roots, True, pump.report, cancel)
-        ctx.recorder = _guarded(options.recorder, cancel)
+        ctx = context(options.settings, roots, confine=True, progress=pump.report, cancel=cancel)
+        ctx.recorder = _guarded(ctx.recorder, cancel)
         sender = asyncio.ensure_future(pump.run())
         try:
             result = await _run_in_thread(t, raw, ctx)
@@ -143,7 +143,7 @@ async def call_tool(
             sender.cancel()
         return success_result(result)
     except NotRecordedError as exc:
-        if not isinstance(exc.result, BaseModel):
+        if not isinstance(exc.result, ToolResult):
             return error_result(exc)
         shown = success_result(exc.result)
         shown.content.append(types.TextContent(type="text", text=f"companion: {exc.text}"))

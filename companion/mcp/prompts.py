@@ -1,10 +1,11 @@
-"""The prompt templates (prompts/*.md, package data) as MCP prompts; $names become arguments."""
+"""The prompt templates (top-level prompts/*.md) as MCP prompts; $names become arguments."""
 
 from __future__ import annotations
 
 import functools
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from string import Template
 
 import mcp_types as types
@@ -15,8 +16,11 @@ MISSING = "(not given)"
 
 
 def prompt_dir() -> Traversable:
-    """Where the templates ship: the one place to change if they move."""
-    return resources.files("companion").joinpath("prompts")
+    """The templates: package data `companion.prompts` when installed, else the checkout's."""
+    try:
+        return resources.files("companion.prompts")
+    except ModuleNotFoundError:  # a source tree that was never installed
+        return Path(__file__).resolve().parents[2] / "prompts"
 
 
 @functools.cache

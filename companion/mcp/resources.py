@@ -15,8 +15,8 @@ from mcp_types.jsonrpc import INVALID_PARAMS
 
 from companion.errors import CompanionError
 from companion.settings import Settings
-from companion.store.views import QueryResult, RecordSummary
-from companion.tools import ToolContext, render_markdown, run_tool
+from companion.store.schemas import QueryResult, RecordSummary
+from companion.toolbox import context, run_tool
 
 SCHEME = "companion://record/"
 PAGE = 100
@@ -47,9 +47,9 @@ def _resource(r: RecordSummary) -> types.Resource:
 
 def _page(settings: Settings, offset: int) -> QueryResult:
     """One page of records, newest first."""
-    ctx = ToolContext(settings=settings)
-    result = run_tool("audit.query", {"limit": PAGE, "offset": offset}, ctx)
-    assert isinstance(result, QueryResult)
+    result = run_tool("audit.query", {"limit": PAGE, "offset": offset}, context(settings, []))
+    if not isinstance(result, QueryResult):
+        raise TypeError(f"audit.query returned {type(result).__name__}")
     return result
 
 
@@ -69,8 +69,8 @@ async def list_records(settings: Settings, cursor: str | None) -> types.ListReso
 
 def _bundle(settings: Settings, record_id: str) -> str:
     """The record's evidence bundle as markdown."""
-    result = run_tool("store.export", {"id": record_id, "format": "md"}, ToolContext(settings))
-    return render_markdown(result)
+    result = run_tool("store.export", {"id": record_id, "format": "md"}, context(settings, []))
+    return result.to_markdown()
 
 
 async def read_record(settings: Settings, uri: str) -> types.ReadResourceResult:

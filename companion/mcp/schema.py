@@ -8,7 +8,8 @@ from typing import Any
 import mcp_types as types
 from pydantic import BaseModel
 
-from companion.tools import Tool, load_tools
+from companion.toolbox import load_tools
+from companion.tools import Tool
 
 # Generic guidance appended to every registry description; it depends only on what the
 # registry declares about a tool, never on which tool it is.
@@ -26,8 +27,8 @@ _PATHS = "Paths are absolute or relative to the first workspace root and must li
 
 
 def mcp_name(t: Tool) -> str:
-    """The MCP tool name: dots become underscores (OpenAI-style function names allow no dots)."""
-    return t.name.replace(".", "_")
+    """The MCP tool name: the registry's wire name (OpenAI-style function names allow no dots)."""
+    return t.wire_name
 
 
 def exposed_tools(allow_writes: bool) -> dict[str, Tool]:

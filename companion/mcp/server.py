@@ -33,9 +33,7 @@ INSTRUCTIONS = (
 
 def build_server(roots: list[Path], allow_writes: bool, settings: Settings) -> Server[Any]:
     """A low-level MCP server whose tools, resources and prompts come from the registry."""
-    from companion.store import recorder_for
-
-    options = CallOptions(settings, allow_writes, recorder_for(settings))
+    options = CallOptions(settings, allow_writes)
     workspace = Roots(roots)
 
     async def list_tools(ctx: Ctx, params: types.PaginatedRequestParams | None) -> Any:

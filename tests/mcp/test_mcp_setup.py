@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from companion.cli import build_parser
+from companion.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 _SNIPPET = re.compile(r"<!-- snippet: ([\w-]+) -->\n```json\n(.*?)\n```", re.S)

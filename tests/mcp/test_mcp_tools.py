@@ -10,7 +10,7 @@ import pytest
 from helpers.mcp_client import session, store_records, structured, text
 
 from companion.mcp.schema import mcp_name
-from companion.tools import load_tools
+from companion.toolbox import load_tools
 
 pytestmark = pytest.mark.timeout(240)
 
