@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := neovim emacs-nox elpa-eglot
 
-.PHONY: run test venv venv-test system-deps lint typecheck pytest vscode e2e-vscode bench clean
+.PHONY: run test venv venv-test system-deps lint typecheck pytest vscode e2e-vscode bench clean \
+	test-mcp-clients bench-mcp
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,12 @@ e2e-vscode: venv-test vscode
 # pytest runs last so that its summary is the closing line of the run.
 test: venv-test system-deps lint typecheck vscode e2e-vscode pytest
 
+# Real MCP clients drive `companion mcp`: the MCP Inspector CLI 0.15.0 and a headless Cline CLI
+# 3.0.65 (npm, cached in .cache/mcp-clients). Slow, so not part of `make test`; .ci/run calls it.
+test-mcp-clients: venv-test
+	bash scripts/install_mcp_clients.sh
+	COMPANION_MCP_CLIENTS=$(CURDIR)/.cache/mcp-clients $(BIN)/pytest -q tests/mcp_clients
+
 # Benchmarks print ratios against baselines measured in the same run (not tests).
 bench: venv-test
 	$(BIN)/pip install --quiet torch==2.13.0
@@ -66,6 +73,11 @@ bench: venv-test
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/chat_latency.py
 	$(BIN)/python bench/audit_throughput.py
+	$(BIN)/python bench/mcp_latency.py
+
+# MCP round trips (tools/list, tools/call) against a bare echo server, and start-up time.
+bench-mcp: venv-test
+	$(BIN)/python bench/mcp_latency.py
 
 clean:
 	rm -rf $(VENV) demo-workspace test-artifacts .cache editors/vscode/node_modules

@@ -95,7 +95,7 @@ def _tool_parsers(sub: Any) -> None:
 
 
 def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
-    """The argument parser; without tools for `serve`, whose start-up time editors feel."""
+    """The argument parser; without tools for `serve` and `mcp`, whose start-up clients feel."""
     parser = argparse.ArgumentParser(
         prog="companion",
         description="Was model B derived from model A, or trained from scratch? Evidence from "
@@ -109,6 +109,18 @@ def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=2087, help="TCP port (with --tcp)")
     serve.add_argument("--log-file", type=Path, help="write logs to this file")
     serve.add_argument("--stdio", action="store_true", help="accepted for editor compatibility")
+    mcp = sub.add_parser("mcp", help="run the MCP server over stdio (for Cline, Claude Code...)")
+    mcp.add_argument(
+        "--root",
+        dest="roots",
+        action="append",
+        type=Path,
+        default=[],
+        help="a folder tools may read (repeatable); default: the client's roots, else the cwd",
+    )
+    mcp.add_argument(
+        "--allow-writes", action="store_true", help="also offer tools that write files"
+    )
     demo = sub.add_parser("demo", help="build an example workspace and run every tool on it")
     demo.add_argument(
         "folder", nargs="?", type=Path, help="where to build it (default: a temp dir)"
@@ -179,11 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; CompanionError becomes a clean message and exit code 2."""
     try:
         args = sys.argv[1:] if argv is None else argv
-        ns = build_parser(with_tools=args[:1] != ["serve"]).parse_args(args)
+        ns = build_parser(with_tools=args[:1] not in (["serve"], ["mcp"])).parse_args(args)
         if ns.command == "serve":
             from companion.cli.serve import serve
 
             return serve(tcp=ns.tcp, port=ns.port, log_file=ns.log_file)
+        if ns.command == "mcp":
+            from companion.mcp.server import serve as serve_mcp
+
+            return serve_mcp(ns.roots, allow_writes=ns.allow_writes)
         if ns.command == "demo":
             from companion.cli.demo import run_demo
 
