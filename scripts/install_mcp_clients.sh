@@ -13,7 +13,7 @@ STAMP="$DEST/.installed-inspector-$INSPECTOR-cline-$CLINE"
 # The Cline test checks every connection with `strace -f -e connect`.
 if ! command -v strace >/dev/null; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq strace
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends strace
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
