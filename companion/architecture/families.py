@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
 
+from companion.architecture.archspec import ArchSpec
 from companion.architecture.reader import Reader
-
-if TYPE_CHECKING:
-    from companion.architecture.spec import ArchSpec
 
 FAMILIES: dict[str, str] = {
     "llama": "Llama (GQA, SwiGLU, RMSNorm, RoPE)",

@@ -1,16 +1,22 @@
-"""Hover text for config keys: the key's meaning and its value in context."""
+"""Hover text for config keys: the key's meaning and its value in context.
+
+The context comes from `HOVER_RULES`, a table of named rules tried in order; the first
+rule that answers for the key gives the derived facts.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from companion.architecture.archspec import ArchSpec
+from companion.architecture.document import ConfigDocument
 from companion.architecture.families import FAMILIES
 from companion.architecture.keydocs import DEPRECATED, KEY_DOCS
-from companion.architecture.params import human
-
-if TYPE_CHECKING:
-    from companion.architecture.analysis import Analysis
+from companion.architecture.params import ParamCount, human
+from companion.architecture.tokenizer import sibling_tokenizer_size
 
 _ROPE_KEYS = {
     "factor": "Context extension factor.",
@@ -26,108 +32,226 @@ _ROPE_KEYS = {
 }
 
 
-def _context(key: str, a: Analysis) -> list[str]:
-    """Derived facts for a key, from the whole spec."""
-    s, p = a.spec, a.params
-    if s is None or p is None:
-        return []
-    out: list[str] = []
-    hd, heads, kv = s.head_dim, s.num_heads, s.num_kv_heads
-    layers = s.num_layers or 0
-    moe_layers = s.moe_layer_count()
-    if key in ("hidden_size", "n_embd", "d_model"):
-        if s.head_dim_derived and hd and s.attention != "mla":
-            out.append(f"head_dim = hidden_size / num_attention_heads = {hd} (derived).")
-        out.append(f"Model ≈ {human(p.total)} parameters ({human(p.active)} active).")
-    elif key in ("num_attention_heads", "n_head") and heads:
-        if hd:
-            out.append(f"head_dim {hd}" + (" (derived)" if s.head_dim_derived else "") + ".")
-        if kv and kv != heads:
-            out.append(
-                f"{heads // kv if heads % kv == 0 else heads / kv:g} query heads per KV head."
-            )
-    elif key == "num_key_value_heads" and heads and kv:
-        kind = {"mha": "multi-head (no sharing)", "mqa": "multi-query", "gqa": "grouped-query"}
-        out.append(
-            f"{kind.get(s.attention, s.attention)} attention: {heads} query / {kv} KV heads."
-        )
-        if hd and s.attention != "mla":
-            out.append(f"KV cache: {2 * kv * hd:,} values per token per layer.")
-    elif key == "head_dim" and hd and heads and s.hidden_size:
-        out.append(f"Query width {heads} × {hd} = {heads * hd:,} vs hidden_size {s.hidden_size:,}.")
-    elif (
-        key
-        in (
-            "num_experts_per_tok",
-            "experts_per_token",
-            "num_local_experts",
-            "num_experts",
-            "n_routed_experts",
-            "moe_topk",
-        )
-        and s.is_moe
-    ):
-        frac = s.experts_per_token / s.num_experts
-        shared = f" + {s.num_shared_experts} shared" if s.num_shared_experts else ""
-        out.append(
-            f"{s.experts_per_token} of {s.num_experts} routed experts active per token "
-            f"({frac:.1%}){shared}."
-        )
-        out.append(f"Each expert: {human(p.per_expert)} parameters; {moe_layers} MoE layers.")
-    elif key == "moe_intermediate_size" and s.is_moe:
-        out.append(f"Each expert: {human(p.per_expert)} parameters.")
-    elif key == "intermediate_size" and s.is_moe and s.moe_intermediate_size == s.intermediate_size:
-        out.append("Here it is the hidden width of each expert.")
-    elif key == "first_k_dense_replace":
-        k = s.first_k_dense
-        out.append(
-            f"Layers 0–{k - 1} dense, {k}–{layers - 1} MoE."
-            if k
-            else "No dense first layers: every layer is MoE."
-        )
-    elif key in ("num_hidden_layers", "n_layer"):
-        parts = [f"{layers} layers"]
-        if s.is_moe:
-            parts.append(f"{moe_layers} MoE, {layers - moe_layers} dense")
-        if s.mtp_layers:
-            parts.append(f"+ {s.mtp_layers} MTP layer(s) not counted in the total")
-        out.append(", ".join(parts) + ".")
-    elif key == "num_nextn_predict_layers" and p.mtp:
-        out.append(f"MTP layers hold ≈ {human(p.mtp)} parameters, reported separately.")
-    elif key == "vocab_size" and s.vocab_size and s.hidden_size:
-        out.append(
-            f"Embedding table {s.vocab_size:,} × {s.hidden_size:,} = "
-            f"{human(p.breakdown.input_embedding)} parameters."
-        )
-        from companion.architecture.analysis import sibling_tokenizer_size
+@dataclass
+class _Facts:
+    """What a hover rule reads: the key, the spec, its counts and the document."""
 
-        tok = sibling_tokenizer_size(a.folder)
-        if tok is not None:
-            out.append(f"tokenizer.json beside it has {tok[1]:,} ids.")
-    elif key == "tie_word_embeddings":
-        saved = p.breakdown.input_embedding
-        out.append(
-            f"Tied: saves {human(saved)} parameters."
-            if s.tie_word_embeddings
-            else f"Untied: the output head adds {human(p.breakdown.output_head)} parameters."
-        )
-    elif key == "partial_rotary_factor" and hd:
-        out.append(f"RoPE on {int(hd * s.partial_rotary_factor)} of {hd} dims per head.")
-    elif key == "kv_lora_rank" and s.kv_lora_rank is not None:
-        out.append(
-            f"KV cache: {s.kv_lora_rank + (s.qk_rope_head_dim or 0)} values per token per "
-            "layer (latent + rope key)."
-        )
-    elif key == "layer_types" and s.layer_types:
-        out.append(", ".join(f"{v} × {k}" for k, v in s.layer_types.items()) + ".")
-    elif key == "model_type":
-        out.append(FAMILIES.get(s.family, "Unknown family: read generically.") + ".")
-        if a.neighbour is not None:
-            out.append(f"Nearest known: {a.neighbour.name} (distance {a.neighbour.distance:.3f}).")
+    key: str
+    s: ArchSpec
+    p: ParamCount
+    doc: ConfigDocument
+
+    @property
+    def layers(self) -> int:
+        """The layer count (0 when unknown)."""
+        return self.s.num_layers or 0
+
+
+HoverRule = Callable[[_Facts], list[str] | None]
+_EXPERT_KEYS = (
+    "num_experts_per_tok",
+    "experts_per_token",
+    "num_local_experts",
+    "num_experts",
+    "n_routed_experts",
+    "moe_topk",
+)
+_ATTENTION_KIND = {"mha": "multi-head (no sharing)", "mqa": "multi-query", "gqa": "grouped-query"}
+
+
+def _width(f: _Facts) -> list[str] | None:
+    """hidden_size: the derived head width and the model's size."""
+    if f.key not in ("hidden_size", "n_embd", "d_model"):
+        return None
+    s, out = f.s, []
+    if s.head_dim_derived and s.head_dim and s.attention != "mla":
+        out.append(f"head_dim = hidden_size / num_attention_heads = {s.head_dim} (derived).")
+    out.append(f"Model ≈ {human(f.p.total)} parameters ({human(f.p.active)} active).")
     return out
 
 
-def hover_text(key: str, value: Any, parent: str | None, a: Analysis) -> str | None:
+def _heads(f: _Facts) -> list[str] | None:
+    """num_attention_heads: head width and query heads per KV head."""
+    s = f.s
+    heads, kv = s.num_heads, s.num_kv_heads
+    if f.key not in ("num_attention_heads", "n_head") or not heads:
+        return None
+    out = []
+    if s.head_dim:
+        out.append(f"head_dim {s.head_dim}" + (" (derived)" if s.head_dim_derived else "") + ".")
+    if kv and kv != heads:
+        out.append(f"{heads // kv if heads % kv == 0 else heads / kv:g} query heads per KV head.")
+    return out
+
+
+def _kv_heads(f: _Facts) -> list[str] | None:
+    """num_key_value_heads: the attention kind and the KV cache per token."""
+    s = f.s
+    heads, kv, hd = s.num_heads, s.num_kv_heads, s.head_dim
+    if f.key != "num_key_value_heads" or not heads or not kv:
+        return None
+    kind = _ATTENTION_KIND.get(s.attention, s.attention)
+    out = [f"{kind} attention: {heads} query / {kv} KV heads."]
+    if hd and s.attention != "mla":
+        out.append(f"KV cache: {2 * kv * hd:,} values per token per layer.")
+    return out
+
+
+def _head_dim(f: _Facts) -> list[str] | None:
+    """head_dim: the query width against hidden_size."""
+    s = f.s
+    hd, heads = s.head_dim, s.num_heads
+    if f.key != "head_dim" or not (hd and heads and s.hidden_size):
+        return None
+    return [f"Query width {heads} × {hd} = {heads * hd:,} vs hidden_size {s.hidden_size:,}."]
+
+
+def _experts(f: _Facts) -> list[str] | None:
+    """Expert counts: the active fraction, the expert size and the MoE layers."""
+    s, p = f.s, f.p
+    if f.key not in _EXPERT_KEYS or not s.is_moe:
+        return None
+    frac = s.experts_per_token / s.num_experts
+    shared = f" + {s.num_shared_experts} shared" if s.num_shared_experts else ""
+    return [
+        f"{s.experts_per_token} of {s.num_experts} routed experts active per token "
+        f"({frac:.1%}){shared}.",
+        f"Each expert: {human(p.per_expert)} parameters; {s.moe_layer_count()} MoE layers.",
+    ]
+
+
+def _expert_width(f: _Facts) -> list[str] | None:
+    """moe_intermediate_size (or intermediate_size when it is the expert width)."""
+    s = f.s
+    if f.key == "moe_intermediate_size" and s.is_moe:
+        return [f"Each expert: {human(f.p.per_expert)} parameters."]
+    if f.key == "intermediate_size" and s.is_moe and s.moe_intermediate_size == s.intermediate_size:
+        return ["Here it is the hidden width of each expert."]
+    return None
+
+
+def _dense_first(f: _Facts) -> list[str] | None:
+    """first_k_dense_replace: which layers are dense and which MoE."""
+    if f.key != "first_k_dense_replace":
+        return None
+    k = f.s.first_k_dense
+    if not k:
+        return ["No dense first layers: every layer is MoE."]
+    return [f"Layers 0–{k - 1} dense, {k}–{f.layers - 1} MoE."]
+
+
+def _layers(f: _Facts) -> list[str] | None:
+    """num_hidden_layers: dense/MoE split and uncounted MTP layers."""
+    if f.key not in ("num_hidden_layers", "n_layer"):
+        return None
+    s, layers = f.s, f.layers
+    parts = [f"{layers} layers"]
+    if s.is_moe:
+        moe_layers = s.moe_layer_count()
+        parts.append(f"{moe_layers} MoE, {layers - moe_layers} dense")
+    if s.mtp_layers:
+        parts.append(f"+ {s.mtp_layers} MTP layer(s) not counted in the total")
+    return [", ".join(parts) + "."]
+
+
+def _mtp(f: _Facts) -> list[str] | None:
+    """num_nextn_predict_layers: the MTP parameters, reported apart."""
+    if f.key != "num_nextn_predict_layers" or not f.p.mtp:
+        return None
+    return [f"MTP layers hold ≈ {human(f.p.mtp)} parameters, reported separately."]
+
+
+def _vocab(f: _Facts) -> list[str] | None:
+    """vocab_size: the embedding table and the tokenizer beside the config."""
+    s = f.s
+    if f.key != "vocab_size" or not s.vocab_size or not s.hidden_size:
+        return None
+    out = [
+        f"Embedding table {s.vocab_size:,} × {s.hidden_size:,} = "
+        f"{human(f.p.breakdown.input_embedding)} parameters."
+    ]
+    tok = sibling_tokenizer_size(f.doc.folder)
+    if tok is not None:
+        out.append(f"tokenizer.json beside it has {tok[1]:,} ids.")
+    return out
+
+
+def _tied(f: _Facts) -> list[str] | None:
+    """tie_word_embeddings: what tying saves or untying adds."""
+    if f.key != "tie_word_embeddings":
+        return None
+    b = f.p.breakdown
+    if f.s.tie_word_embeddings:
+        return [f"Tied: saves {human(b.input_embedding)} parameters."]
+    return [f"Untied: the output head adds {human(b.output_head)} parameters."]
+
+
+def _rotary(f: _Facts) -> list[str] | None:
+    """partial_rotary_factor: how many dims per head get RoPE."""
+    hd = f.s.head_dim
+    if f.key != "partial_rotary_factor" or not hd:
+        return None
+    return [f"RoPE on {int(hd * f.s.partial_rotary_factor)} of {hd} dims per head."]
+
+
+def _latent_kv(f: _Facts) -> list[str] | None:
+    """kv_lora_rank: the MLA KV cache per token."""
+    s = f.s
+    if f.key != "kv_lora_rank" or s.kv_lora_rank is None:
+        return None
+    return [
+        f"KV cache: {s.kv_lora_rank + (s.qk_rope_head_dim or 0)} values per token per "
+        "layer (latent + rope key)."
+    ]
+
+
+def _layer_types(f: _Facts) -> list[str] | None:
+    """layer_types: how many layers of each type."""
+    if f.key != "layer_types" or not f.s.layer_types:
+        return None
+    return [", ".join(f"{v} × {k}" for k, v in f.s.layer_types.items()) + "."]
+
+
+def _family(f: _Facts) -> list[str] | None:
+    """model_type: the family and the nearest known architecture."""
+    if f.key != "model_type":
+        return None
+    out = [FAMILIES.get(f.s.family, "Unknown family: read generically.") + "."]
+    n = f.doc.neighbour
+    if n is not None:
+        out.append(f"Nearest known: {n.name} (distance {n.distance:.3f}).")
+    return out
+
+
+HOVER_RULES: tuple[HoverRule, ...] = (
+    _width,
+    _heads,
+    _kv_heads,
+    _head_dim,
+    _experts,
+    _expert_width,
+    _dense_first,
+    _layers,
+    _mtp,
+    _vocab,
+    _tied,
+    _rotary,
+    _latent_kv,
+    _layer_types,
+    _family,
+)
+
+
+def _context(key: str, a: ConfigDocument) -> list[str]:
+    """Derived facts for a key, from the whole spec: the first rule that answers."""
+    if a.spec is None or a.params is None:
+        return []
+    facts = _Facts(key, a.spec, a.params, a)
+    found = (rule(facts) for rule in HOVER_RULES)
+    return next((lines for lines in found if lines is not None), [])
+
+
+def hover_text(key: str, value: Any, parent: str | None, a: ConfigDocument) -> str | None:
     """Markdown for a hover on `key` (nested under `parent`), or None for unknown keys."""
     if parent is not None:
         doc = _ROPE_KEYS.get(key) if parent == "rope_scaling" else None

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from companion.errors import InputError
+from companion.errors import CompanionError, InputError
 
 MAX_TOKENIZER_BYTES = 512 * 1024 * 1024
 
@@ -214,3 +214,25 @@ def compare_vocabs(a: Vocab, b: Vocab) -> TokenizerComparison:
 def tokenizer_size(path: Path) -> int:
     """Embedding rows a tokenizer needs (highest ID + 1)."""
     return load_vocab(path).size
+
+
+_sibling_cache: dict[Path, tuple[float, int, int | None]] = {}
+
+
+def sibling_tokenizer_size(folder: Path | None) -> tuple[Path, int] | None:
+    """Size of tokenizer.json beside a config (cached by mtime); None if absent/unreadable."""
+    if folder is None:
+        return None
+    path = folder / "tokenizer.json"
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    hit = _sibling_cache.get(path)
+    if hit is None or hit[0] != st.st_mtime or hit[1] != st.st_size:
+        try:
+            size: int | None = tokenizer_size(path)
+        except CompanionError:
+            size = None
+        _sibling_cache[path] = hit = (st.st_mtime, st.st_size, size)
+    return None if hit[2] is None else (path, hit[2])

@@ -1,7 +1,8 @@
-"""Markdown rendering of an audit result."""
+"""Markdown rendering of an audit result: a table of named sections, rendered in order."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,21 +16,29 @@ def _n(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def render(r: AuditResult, max_tensors: int = 60) -> str:
-    """The full markdown report: verdict, reasons, roles, layers, tensors, manifest."""
-    lines = [
-        "# Weight audit",
-        "",
-        f"- A: `{r.a}`",
-        f"- B: `{r.b}`",
-    ]
+Section = Callable[["AuditResult", int], list[str]]
+
+
+def _header(r: AuditResult, max_tensors: int) -> list[str]:
+    """Title and the models compared."""
+    lines = ["# Weight audit", "", f"- A: `{r.a}`", f"- B: `{r.b}`"]
     if r.baseline:
         lines.append(f"- Third model (baseline): `{r.baseline}`")
-    lines += ["", f"## Verdict: **{_ICON[r.verdict]}**", ""]
+    return lines
+
+
+def _verdict(r: AuditResult, max_tensors: int) -> list[str]:
+    """The verdict and its reasons, each tagged with its strength."""
+    lines = ["", f"## Verdict: **{_ICON[r.verdict]}**", ""]
     for reason in r.reasons:
         tag = {"strong": "**strong**", "weak": "*weak*", "info": "info"}[reason.strength]
         lines.append(f"- [{tag}] {reason.statement}")
-    lines += [
+    return lines
+
+
+def _per_role(r: AuditResult, max_tensors: int) -> list[str]:
+    """Per-role medians beside their baselines."""
+    lines = [
         "",
         "## Per role (medians; every score beside its baselines)",
         "",
@@ -46,38 +55,57 @@ def render(r: AuditResult, max_tensors: int = 60) -> str:
             f" | {_n(g.spearman_median)} | {_n(g.third_pearson_median)} | {_n(g.z_median, 1)}"
             f" | {'yes' if g.related else 'no'} |"
         )
+    return lines
+
+
+def _permutation(r: AuditResult, max_tensors: int) -> list[str]:
+    """Permutation-robust matching tests (when any ran)."""
     tests = [t for g in r.per_role for t in g.permutation]
-    if tests:
-        lines += [
-            "",
-            "## Permutation-robust matching",
-            "",
-            "| kind | layer A→B | units | method | matched r | null | z | p | moved |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {t.kind} | {t.layer}→{t.layer_b} | {t.units} | {t.method} | {_n(t.observed)}"
-            f" | {_n(t.null_mean)}±{_n(t.null_sd)} | {_n(t.z, 1)} | {_n(t.p)} | {t.moved:.0%} |"
-            for t in tests
-        ]
-    if r.layer_map:
-        lines += ["", "## Layer map (A → B)", ""]
-        lines.append(", ".join(f"{p.a}→{p.b}" for p in r.layer_map))
-    if r.per_layer:
-        lines += [
-            "",
-            "## Per layer",
-            "",
-            "| layer A | layer B | tensors | mean Pearson | cross-layer | std A | std B |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {ly.layer} | {ly.layer_b} | {ly.tensors} | {_n(ly.pearson_mean)}"
-            f" | {_n(ly.cross_layer_pearson_mean)} | {_n(ly.std_a_mean, 4)}"
-            f" | {_n(ly.std_b_mean, 4)} |"
-            for ly in r.per_layer
-        ]
-    lines += [
+    if not tests:
+        return []
+    lines = [
+        "",
+        "## Permutation-robust matching",
+        "",
+        "| kind | layer A→B | units | method | matched r | null | z | p | moved |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    return lines + [
+        f"| {t.kind} | {t.layer}→{t.layer_b} | {t.units} | {t.method} | {_n(t.observed)}"
+        f" | {_n(t.null_mean)}±{_n(t.null_sd)} | {_n(t.z, 1)} | {_n(t.p)} | {t.moved:.0%} |"
+        for t in tests
+    ]
+
+
+def _layer_map(r: AuditResult, max_tensors: int) -> list[str]:
+    """Which layer of A matched which layer of B."""
+    if not r.layer_map:
+        return []
+    return ["", "## Layer map (A → B)", "", ", ".join(f"{p.a}→{p.b}" for p in r.layer_map)]
+
+
+def _per_layer(r: AuditResult, max_tensors: int) -> list[str]:
+    """Per-layer means."""
+    if not r.per_layer:
+        return []
+    lines = [
+        "",
+        "## Per layer",
+        "",
+        "| layer A | layer B | tensors | mean Pearson | cross-layer | std A | std B |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    return lines + [
+        f"| {ly.layer} | {ly.layer_b} | {ly.tensors} | {_n(ly.pearson_mean)}"
+        f" | {_n(ly.cross_layer_pearson_mean)} | {_n(ly.std_a_mean, 4)}"
+        f" | {_n(ly.std_b_mean, 4)} |"
+        for ly in r.per_layer
+    ]
+
+
+def _tensors(r: AuditResult, max_tensors: int) -> list[str]:
+    """The first `max_tensors` tensor comparisons."""
+    lines = [
         "",
         f"## Tensors ({len(r.per_tensor)} compared"
         + (f", first {max_tensors} shown)" if len(r.per_tensor) > max_tensors else ")"),
@@ -94,14 +122,25 @@ def render(r: AuditResult, max_tensors: int = 60) -> str:
             f" | {_n(t.z, 1)} | {_n(t.p)} | {_n(t.metrics.rel_l2)} | {_n(t.metrics.identical_frac)}"
             f" | {notes} |"
         )
+    return lines
+
+
+def _left_out(r: AuditResult, max_tensors: int) -> list[str]:
+    """Tensors not compared, and MTP tensors flagged but not matched."""
+    lines: list[str] = []
     if r.unmatched:
         lines += ["", f"## Not compared ({len(r.unmatched)})", ""]
         lines += [f"- {u.side}: `{u.name}`: {u.reason}" for u in r.unmatched[:40]]
     if r.mtp:
         lines += ["", f"## MTP tensors (flagged, not matched): {len(r.mtp)}", ""]
         lines += [f"- `{n}`" for n in r.mtp[:20]]
+    return lines
+
+
+def _manifest(r: AuditResult, max_tensors: int) -> list[str]:
+    """Tool, time, bytes read and the inputs' digests."""
     m = r.manifest
-    lines += [
+    lines = [
         "",
         "## Manifest",
         "",
@@ -109,9 +148,26 @@ def render(r: AuditResult, max_tensors: int = 60) -> str:
         f"{r.seconds:.2f} s.",
         "",
     ]
-    lines += [
+    return lines + [
         f"- `{i.path}` ({i.size} bytes) sha256 `{i.sha256}`"
         + (" (digest cache: file unchanged since hashed)" if i.sha256_from == "cache" else "")
         for i in m.inputs
     ]
-    return "\n".join(lines) + "\n"
+
+
+SECTIONS: tuple[Section, ...] = (
+    _header,
+    _verdict,
+    _per_role,
+    _permutation,
+    _layer_map,
+    _per_layer,
+    _tensors,
+    _left_out,
+    _manifest,
+)
+
+
+def render(r: AuditResult, max_tensors: int = 60) -> str:
+    """The full markdown report: verdict, reasons, roles, layers, tensors, manifest."""
+    return "\n".join(line for section in SECTIONS for line in section(r, max_tensors)) + "\n"

@@ -4,240 +4,35 @@ Thresholds are facts about random initialisation: at step 0 a random model's
 cross-entropy is ln V (higher by about sigma^2/2 with larger init std; 16-22 nats with some
 tied-embedding inits); a from-scratch run falls by more than 1 nat in 10-20 steps and needs
 thousands of steps to go below 4 nats (LLM vocabularies); fine-tuning starts near 1-3.5.
+The first value and the initial-loss rules live in `companion.evidence.initial`.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 
+from companion.evidence.initial import (
+    BELOW4_STEPS,
+    EARLY_STEPS,
+    FALL_NATS,
+    LLM_LN_V,
+    First,
+    first_value,
+    initial_eval,
+    initial_loss,
+)
 from companion.evidence.schemas import Finding
 from companion.evidence.series import ParsedLog
 
-AT_LN_V = 0.15  # a first loss within this of ln V (or above) is a random-init signature
-TOO_HIGH = 12.0  # nats above ln V: not a per-token cross-entropy in nats
-EARLY_STEPS = 20  # "the very first steps": what an early fall can cover
-FALL_NATS = 1.0  # from scratch falls by more than this within EARLY_STEPS
-BELOW4_STEPS = 200  # reaching < 4 nats this early is beyond a random init (V >= 8k)
-LLM_LN_V = 9.0  # the "< 4 nats" rule applies to vocabularies of 8k tokens and more
-
-
-@dataclass
-class First:
-    """The first usable value and what it averages."""
-
-    index: int
-    step: float
-    loss: float
-    lr: float
-    window: int | None
-    exact: bool  # the loss of the initial weights (step 0/1, not averaged)
-    start_estimate: float | None = None  # window mean extrapolated back to the window's start
-
-
-def first_value(log: ParsedLog) -> First | None:
-    """The first finite loss, its averaging window and whether it is exact."""
-    s = log.series
-    finite = np.flatnonzero(np.isfinite(s.loss))
-    if finite.size == 0:
-        return None
-    i = int(finite[0])
-    step = float(s.step[i])
-    window: int | None
-    if log.window_kind in ("point", "eval"):
-        window = 1
-    elif log.window_kind == "epoch-mean":
-        window = None
-    elif log.window is not None:
-        window = log.window
-    else:
-        steps = s.step[finite[:11]]
-        diffs = np.diff(steps)
-        diffs = diffs[diffs > 0]
-        window = int(np.median(diffs)) if diffs.size else None
-        if window is not None:
-            log.window_source = "inferred from the step spacing"
-    if window is not None and step >= 1:
-        window = max(1, min(window, int(step)))
-    exact = step <= 1 and window == 1
-    first = First(i, step, float(s.loss[i]), float(s.lr[i]), window, exact)
-    if window is not None and window > 1 and step - window + 1 <= 1 and finite.size > 1:
-        j = int(finite[1])
-        span = float(s.step[j]) - step
-        slope = (first.loss - float(s.loss[j])) / span if span > 0 else 0.0
-        if slope > 0:  # the mean sits mid-window; a falling curve started higher
-            first.start_estimate = first.loss + slope * (window - 1) / 2
-    return first
-
-
-def initial_loss(first: First, ln_v: float | None, lr_near_zero: bool | None) -> Finding:
-    """The decisive test: where the first loss sits relative to ln V."""
-    figs = {
-        "first_step": first.step,
-        "first_loss": round(first.loss, 4),
-        "window": first.window,
-        "ln_vocab": None if ln_v is None else round(ln_v, 4),
-    }
-    where = _where(first)
-    if ln_v is None:
-        if first.loss >= LLM_LN_V and first.step <= EARLY_STEPS:
-            return Finding(
-                name="initial_loss",
-                direction="from_scratch",
-                strength="weak",
-                message=f"First loss {first.loss:.3f} {where} is ≥ 9 nats, typical of a "
-                "random init for vocabularies ≥ 8k, but V is unknown.",
-                figures=figs,
-            )
-        if first.loss <= 3.5 and first.step <= EARLY_STEPS:
-            return Finding(
-                name="initial_loss",
-                direction="warm_start",
-                strength="weak",
-                message=f"First loss {first.loss:.3f} {where} is in the 1–3.5 range "
-                "where fine-tunes start, but V is unknown.",
-                figures=figs,
-            )
-        return Finding(
-            name="initial_loss",
-            direction="neutral",
-            strength="info",
-            message=f"First loss {first.loss:.3f} {where}; without V the initial-loss "
-            "test cannot run.",
-            figures=figs,
-        )
-    gap = ln_v - first.loss
-    figs["gap"] = round(gap, 4)
-    if first.loss <= 0 or first.loss > ln_v + TOO_HIGH:
-        return Finding(
-            name="initial_loss",
-            direction="neutral",
-            strength="info",
-            message=f"First loss {first.loss:.3f} {where} is not a plausible per-token "
-            f"cross-entropy in nats for ln V = {ln_v:.3f} (log2? summed?).",
-            figures=figs,
-        )
-    if gap <= AT_LN_V:
-        above = ""
-        if first.loss > ln_v + AT_LN_V:
-            above = (
-                f" It is {-gap:.2f} above ln V, as a random init with larger weights gives "
-                "(ln V + σ²/2; tied embeddings can start at 16–22)."
-            )
-        lr_txt = " with the learning rate near zero" if lr_near_zero else ""
-        if first.window is None:  # a mean at ln V still means the start was at or above it
-            strength = "moderate"
-        elif first.step <= EARLY_STEPS or lr_near_zero:
-            strength = "strong"
-        else:
-            strength = "moderate" if first.step <= 1000 else "weak"
-        return Finding(
-            name="initial_loss",
-            direction="from_scratch",
-            strength=strength,
-            message=f"First loss {first.loss:.3f} {where}{lr_txt} is at ln V = "
-            f"{ln_v:.3f} (within {AT_LN_V}): the signature of random init.{above}",
-            figures=figs,
-        )
-    if first.window is None:
-        return Finding(
-            name="initial_loss",
-            direction="neutral",
-            strength="info",
-            message=f"First loss {first.loss:.3f} {where} is {gap:.2f} below ln V = "
-            f"{ln_v:.3f}, but a mean over an unknown number of steps cannot be tested "
-            "against the initial loss.",
-            figures=figs,
-        )
-    if not first.exact and first.start_estimate is not None:
-        est = first.start_estimate
-        figs["start_estimate"] = round(est, 4)
-        if ln_v - est <= AT_LN_V or ln_v - est < 1.5:
-            scratch = ln_v - est <= AT_LN_V
-            return Finding(
-                name="initial_loss",
-                direction="from_scratch" if scratch else "neutral",
-                strength="moderate" if scratch else "info",
-                message=f"First loss {first.loss:.3f} {where} is {gap:.2f} below ln V = "
-                f"{ln_v:.3f}, but the fall to the next value, extrapolated back to the start "
-                f"of the window, gives ≈ {est:.3f}"
-                + (": at ln V, as from random init." if scratch else ", within reach of ln V."),
-                figures=figs,
-            )
-    if first.exact:
-        strength = "strong" if gap >= 1.0 else "moderate"
-        return Finding(
-            name="initial_loss",
-            direction="warm_start",
-            strength=strength,
-            message=f"First loss {first.loss:.3f} {where} is {gap:.2f} nats below ln V = "
-            f"{ln_v:.3f}; random weights give ≈ ln V at the first step.",
-            figures=figs,
-        )
-    if first.step <= EARLY_STEPS:
-        if gap >= 3.0:
-            strength = "strong"
-        elif gap >= 1.5:
-            strength = "moderate"
-        else:
-            return Finding(
-                name="initial_loss",
-                direction="neutral",
-                strength="info",
-                message=f"First loss {first.loss:.3f} {where} is {gap:.2f} below ln V = "
-                f"{ln_v:.3f}, within what an early fall can explain.",
-                figures=figs,
-            )
-        return Finding(
-            name="initial_loss",
-            direction="warm_start",
-            strength=strength,
-            message=f"First loss {first.loss:.3f} {where} is {gap:.2f} nats below ln V = "
-            f"{ln_v:.3f}; a random init cannot fall that far in {first.step:g} steps.",
-            figures=figs,
-        )
-    if first.step <= 1000 and ln_v >= LLM_LN_V and first.loss < 4.0:
-        return Finding(
-            name="initial_loss",
-            direction="warm_start",
-            strength="moderate",
-            message=f"First loss {first.loss:.3f} {where} is below 4 nats; from scratch "
-            f"(ln V = {ln_v:.3f}) that takes thousands of steps.",
-            figures=figs,
-        )
-    return Finding(
-        name="initial_loss",
-        direction="neutral",
-        strength="info",
-        message=f"First loss {first.loss:.3f} {where} comes too late to test against "
-        f"ln V = {ln_v:.3f}.",
-        figures=figs,
-    )
-
-
-def _where(first: First) -> str:
-    """'at step 1' / 'at step 10 (mean of steps 1–10)'."""
-    if first.window is not None and first.window > 1:
-        lo = first.step - first.window + 1
-        return f"at step {first.step:g} (mean of steps {lo:g}–{first.step:g})"
-    if first.window is None:
-        return f"at epoch/step {first.step:g} (a mean over an unknown number of steps)"
-    return f"at step {first.step:g}"
-
-
-def initial_eval(log: ParsedLog, first: First | None, ln_v: float | None) -> Finding | None:
-    """An evaluation of the untrained weights (step 0/1) is an exact initial loss."""
-    early = [(s, v) for s, v in log.eval_points if s <= 1 and math.isfinite(v)]
-    if not early or ln_v is None:
-        return None
-    step, value = early[0]
-    exact = First(-1, step, value, math.nan, 1, True)
-    f = initial_loss(exact, ln_v, None)
-    f.name = "initial_eval"
-    f.message = f"Evaluation ({log.eval_metric or 'eval'}) " + f.message[0].lower() + f.message[1:]
-    return f
+__all__ = [
+    "First",
+    "below_four",
+    "fall_rate",
+    "first_value",
+    "initial_eval",
+    "initial_loss",
+    "warmup",
+]
 
 
 def warmup(log: ParsedLog, first: First) -> tuple[Finding, bool | None]:

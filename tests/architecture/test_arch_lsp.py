@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-import pytest_lsp
 from helpers.archfiles import bpe_tokenizer, byte_tokens, write_json
-from helpers.lsp import fix_code_action_decoding, server_config
+from helpers.lsp import client_fixture
 from lsprotocol import types as lsp
-from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient
 
 from companion.toolbox import load_tools
 
@@ -54,21 +53,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest_lsp.fixture(config=server_config(), scope="module")
-async def client(
-    lsp_client: LanguageClient, workspace: Path, tmp_path_factory: pytest.TempPathFactory
-):
-    """One VS Code-like client for the module."""
-    fix_code_action_decoding(lsp_client)
-    params = lsp.InitializeParams(
-        capabilities=client_capabilities("visual-studio-code"),
-        root_uri=workspace.as_uri(),
-        workspace_folders=[lsp.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
-    )
-    result = await lsp_client.initialize_session(params)
-    lsp_client.commands = list(result.capabilities.execute_command_provider.commands)  # type: ignore[union-attr,attr-defined]
-    yield
-    await lsp_client.shutdown_session()
+def keep_commands(client: LanguageClient, result: lsp.InitializeResult) -> None:
+    """Remember the server's commands on the client (some actions depend on them)."""
+    client.commands = list(result.capabilities.execute_command_provider.commands)  # type: ignore[union-attr,attr-defined]
+
+
+client = client_fixture(code_actions=True, check=keep_commands)  # one VS Code-like client
 
 
 def open_doc(client: LanguageClient, path: Path, text: str | None = None, version: int = 1) -> str:
@@ -244,3 +234,34 @@ async def test_invalid_json_while_typing(client: LanguageClient, workspace: Path
             break
         await asyncio.sleep(0.05)
     assert not any(d.code == "json-syntax" for d in client.diagnostics.get(uri) or [])
+
+
+async def actions_of(
+    client: LanguageClient, uri: str, only: list[str] | None
+) -> list[tuple[str | None, str]]:
+    """(kind, title) of the code actions for the whole document under an `only` filter."""
+    whole = lsp.Range(lsp.Position(0, 0), lsp.Position(100, 0))
+    actions = await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            lsp.TextDocumentIdentifier(uri), whole, lsp.CodeActionContext([], only=only)
+        )
+    )
+    return [(a.kind, a.title) for a in actions or [] if isinstance(a, lsp.CodeAction)]
+
+
+async def test_code_action_only_filter_is_honoured_both_ways(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """`only` admits a kind and its sub-kinds; never the parent kind, nor a mere name prefix."""
+    good = open_doc(client, workspace / "a/config.json")
+    typo = open_doc(client, workspace / "c/config.json")
+    assert await actions_of(client, good, ["source.fixAll"]) == []
+    assert any(kind == "quickfix" for kind, _ in await actions_of(client, typo, None))
+    assert not any(kind == "quickfix" for kind, _ in await actions_of(client, typo, ["quick"]))
+    fixes = await actions_of(client, typo, ["quickfix"])
+    assert fixes and all(kind == "quickfix" for kind, _ in fixes)
+    sources = await actions_of(client, good, ["source"])
+    assert {"Count parameters", "Compare with known architectures"} <= {t for _, t in sources}
+    assert all(kind == "source" for kind, _ in sources)
+    refactors = await actions_of(client, good, ["refactor"])
+    assert refactors == [("refactor", "Explain this architecture")]

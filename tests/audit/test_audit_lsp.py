@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_lsp
-from helpers.lsp import server_config
+from helpers.lsp import client_fixture
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient
 
 from companion.audit import synth
 
@@ -31,17 +30,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest_lsp.fixture(config=server_config(), scope="module")
-async def client(lsp_client: LanguageClient, workspace: Path):
-    """A VS Code-capabilities client (it supports work-done progress)."""
-    params = lsp.InitializeParams(
-        capabilities=client_capabilities("visual-studio-code"),
-        root_uri=workspace.as_uri(),
-        workspace_folders=[lsp.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
-    )
-    await lsp_client.initialize_session(params)
-    yield
-    await lsp_client.shutdown_session()
+client = client_fixture()  # VS Code capabilities: it supports work-done progress
 
 
 def start_audit(client: LanguageClient, args: dict[str, Any]) -> tuple[str, asyncio.Future[Any]]:

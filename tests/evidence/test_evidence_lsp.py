@@ -6,11 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-import pytest_lsp
 from helpers.evidence_runs import LN_V, scratch_run, write_config
-from helpers.lsp import fix_code_action_decoding, server_config
+from helpers.lsp import client_fixture
 from lsprotocol import types as lsp
-from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient
 
 from companion.evidence import writers
 
@@ -37,18 +36,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest_lsp.fixture(config=server_config(), scope="module")
-async def client(lsp_client: LanguageClient, workspace: Path):
-    """One VS Code-like client for the module."""
-    fix_code_action_decoding(lsp_client)
-    params = lsp.InitializeParams(
-        capabilities=client_capabilities("visual-studio-code"),
-        root_uri=workspace.as_uri(),
-        workspace_folders=[lsp.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
-    )
-    await lsp_client.initialize_session(params)
-    yield
-    await lsp_client.shutdown_session()
+client = client_fixture(code_actions=True)  # one VS Code-like client for the module
 
 
 def open_doc(client: LanguageClient, path: Path) -> str:

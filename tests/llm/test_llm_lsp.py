@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import pytest_lsp
 from helpers.chat_client import ChatRecorder, chat, plain
-from helpers.lsp import fix_code_action_decoding, server_config
+from helpers.lsp import client_fixture, server_config
 from helpers.openai_server import OpenAIServer, Turn
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 KEY = "sk-lsp-test-key-42"
@@ -49,20 +48,17 @@ def llm_settings(srv: OpenAIServer, **more: object) -> dict[str, object]:
     }  # fmt: skip
 
 
-@pytest_lsp.fixture(config=server_config({"CHAT_TEST_KEY": KEY}), scope="module")
-async def client(lsp_client: LanguageClient, workspace: Path, endpoint: OpenAIServer):
-    fix_code_action_decoding(lsp_client)
-    lsp_client.recorder = ChatRecorder(lsp_client)  # type: ignore[attr-defined]
-    await lsp_client.initialize_session(
-        lsp.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=workspace.as_uri(),
-            workspace_folders=[lsp.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
-            initialization_options=llm_settings(endpoint),
-        )
-    )
-    yield
-    await lsp_client.shutdown_session()
+def record_chat(client: LanguageClient) -> None:
+    """Record chat progress and requests on the client."""
+    client.recorder = ChatRecorder(client)  # type: ignore[attr-defined]
+
+
+client = client_fixture(
+    config=server_config({"CHAT_TEST_KEY": KEY}),
+    options=lambda request: llm_settings(request.getfixturevalue("endpoint")),
+    code_actions=True,
+    setup=record_chat,
+)
 
 
 def rec(client: LanguageClient) -> ChatRecorder:

@@ -6,11 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-import pytest_lsp
-from helpers.lsp import CLIENTS, server_config
+from helpers.lsp import CLIENTS, client_fixture
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -33,21 +32,20 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest_lsp.fixture(config=server_config(), params=CLIENTS, scope="module")
-async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest, workspace: Path):
-    """Initialize with a recorded client's capabilities and valid settings."""
-    params = lsp.InitializeParams(
-        capabilities=client_capabilities(request.param),
-        root_uri=workspace.as_uri(),
-        workspace_folders=[lsp.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
-        initialization_options={"companion": {"logLevel": "DEBUG", "scanMaxFiles": 1000}},
-    )
-    result = await lsp_client.initialize_session(params)
+SETTINGS = {"logLevel": "DEBUG", "scanMaxFiles": 1000}
+
+
+def check_initialized(_: LanguageClient, result: lsp.InitializeResult) -> None:
+    """The server names itself and offers the scan command."""
     assert result.server_info is not None and result.server_info.name == "companion"
     commands = result.capabilities.execute_command_provider
     assert commands is not None and "companion.workspace.scan" in commands.commands
-    yield
-    await lsp_client.shutdown_session()
+
+
+# Initialize with each recorded client's capabilities and valid settings.
+client = client_fixture(
+    editors=CLIENTS, options=lambda _: {"companion": SETTINGS}, check=check_initialized
+)
 
 
 async def scan(client: LanguageClient, args: object) -> dict[str, object]:
@@ -138,6 +136,15 @@ async def test_path_outside_workspace_missing(client: LanguageClient, tmp_path: 
 
 
 async def test_logs_are_forwarded_to_client(client: LanguageClient) -> None:
+    # Its own settings warning (an unknown key; the settings in force stay the same): the
+    # test must not lean on the log lines an earlier test happened to cause.
+    client.workspace_did_change_configuration(
+        lsp.DidChangeConfigurationParams(settings={"companion": {**SETTINGS, "noSuchKey": 1}})
+    )
+    for _ in range(100):
+        if any("settings" in m.message for m in client.log_messages):
+            break
+        await asyncio.sleep(0.05)
     assert any("settings" in m.message for m in client.log_messages)
 
 

@@ -10,14 +10,15 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import pytest_lsp
+from helpers.lsp import client_fixture
 from helpers.store_tools import make_pair
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -31,22 +32,24 @@ SERVE = (
 )
 
 
-@pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=[sys.executable, "-c", SERVE], server_env=ENV),
-    scope="module",
-)
-async def client(lsp_client: LanguageClient):
-    params = lsp.InitializeParams(
-        capabilities=client_capabilities("neovim@v0.7.0"),
-        root_uri=ROOT.as_uri(),
-        workspace_folders=[lsp.WorkspaceFolder(uri=ROOT.as_uri(), name="root")],
-    )
-    result = await lsp_client.initialize_session(params)
+@pytest.fixture(scope="module")
+def workspace() -> Iterator[Path]:
+    """The shared root (the store's home is inside it); removed after the client stops."""
+    yield ROOT
+    shutil.rmtree(ROOT, ignore_errors=True)
+
+
+def check_query(_: LanguageClient, result: lsp.InitializeResult) -> None:
+    """The server offers the query command."""
     commands = result.capabilities.execute_command_provider
     assert commands is not None and "companion.audit.query" in commands.commands
-    yield
-    await lsp_client.shutdown_session()
-    shutil.rmtree(ROOT, ignore_errors=True)
+
+
+client = client_fixture(
+    config=ClientServerConfig(server_command=[sys.executable, "-c", SERVE], server_env=ENV),
+    editor="neovim@v0.7.0",
+    check=check_query,
+)
 
 
 async def command(client: LanguageClient, name: str, args: object) -> dict[str, object]:
