@@ -200,15 +200,22 @@ class _Reporter:
 
     def __init__(self, ls: CompanionServer, token: str, loop: asyncio.AbstractEventLoop) -> None:
         self.ls, self.token, self.loop = ls, token, loop
+        self.ended = False
 
     def report(self, message: str, fraction: float | None) -> None:
         """Called from the worker thread."""
         pct = None if fraction is None else max(0, min(100, int(fraction * 100)))
         value = lsp.WorkDoneProgressReport(message=message, percentage=pct, cancellable=True)
-        self.loop.call_soon_threadsafe(self.ls.work_done_progress.report, self.token, value)
+        self.loop.call_soon_threadsafe(self._send, value)
+
+    def _send(self, value: lsp.WorkDoneProgressReport) -> None:
+        """On the event loop: a worker still winding down after a cancel reports nothing."""
+        if not self.ended:
+            self.ls.work_done_progress.report(self.token, value)
 
     def end(self, message: str) -> None:
-        """Called on the event loop when the job ends."""
+        """Called on the event loop when the job ends; no report follows it."""
+        self.ended = True
         self.ls.work_done_progress.end(self.token, lsp.WorkDoneProgressEnd(message=message))
 
 

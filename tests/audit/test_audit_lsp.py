@@ -57,10 +57,11 @@ async def audit_token(client: LanguageClient, before: set[Any]) -> Any:
 
 async def assert_stopped(client: LanguageClient, token: Any) -> None:
     """After cancellation the worker sends no more progress reports."""
-    for _ in range(200):
+    for _ in range(1200):  # bounded: 30 s
         if any(isinstance(r, lsp.WorkDoneProgressEnd) for r in client.progress_reports[token]):
             break
         await asyncio.sleep(0.025)
+    assert isinstance(client.progress_reports[token][-1], lsp.WorkDoneProgressEnd)
     await asyncio.sleep(0.3)
     count = len(client.progress_reports[token])
     await asyncio.sleep(0.7)
