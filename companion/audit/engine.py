@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import numpy as np
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from companion.audit.aligned import compare_aligned
 from companion.audit.alignment import map_layers, role_filter
 from companion.audit.checkpoint import Checkpoint, open_checkpoint
 from companion.audit.kernel import stream_pair
@@ -298,11 +299,17 @@ def run_audit(
             finally:
                 gate.close()
             _sample_all(run, sides)  # only what the stream missed
+            aligned = None
+            if args.permutation_test and a_to_b:
+                job.report("aligning symmetries", 0.98)
+                layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
+                aligned = compare_aligned(a, b, a_to_b, layers, args.seed, job)
             map_scores = _map_scores(a, b, a_to_b)
             job.report("summarizing", 0.99)
             streams = Streams(
                 a, b, third, pairs, accs, third_pairs, third_accs, a_to_b, map_scores, unmatched
             )
+            streams.aligned = aligned
             manifest = Manifest(
                 tool=setup.tool, parameters=args.model_dump(mode="json"), inputs=inputs
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ class Side:
     by_key: dict[Key, str]
     mtp: list[str]
     samples: dict[str, Array] = field(default_factory=dict)
+    excluded: list[tuple[str, str]] = field(default_factory=list)
 
     def ref(self, name: str) -> TensorRef:
         """The tensor reference for a name."""
@@ -48,12 +50,40 @@ class Pair:
     layer_b: int | None
 
 
+_BUFFER = re.compile(
+    r"(position_ids|inv_freq|rotary_emb|cos_cached|sin_cached|masked_bias|attn\.bias|"
+    r"(^|\.)mask|causal_mask|_float_tensor)(\.|$)"
+)
+
+
+def buffer_reason(name: str, dtype: str, ndim: int) -> str | None:
+    """Why a tensor is a buffer rather than a weight (integer dtype, known buffer name)."""
+    if dtype in (
+        "I64",
+        "I32",
+        "I16",
+        "U64",
+        "U32",
+        "U16",
+        "BOOL",
+    ):  # I8/U8 may be quantized weights
+        return f"buffer: {dtype} tensor (integer/bool buffers are not learned weights)"
+    if _BUFFER.search(name) and not (name.endswith("attn.bias") and ndim == 1):
+        return "buffer: position ids, rotary cache or mask (not a learned weight)"
+    return None
+
+
 def index_side(ckpt: Checkpoint, roles: set[str]) -> Side:
-    """Parse every name; duplicates of a key fall back to their own name as slot."""
+    """Parse every name (buffers set aside); duplicates of a key get their own name as slot."""
     start = mtp_start(ckpt.config)
     by_key: dict[Key, str] = {}
     mtp: list[str] = []
+    excluded: list[tuple[str, str]] = []
     for name in sorted(ckpt.tensors):
+        info = ckpt.tensors[name].info
+        if (why := buffer_reason(name, info.dtype, len(info.shape))) is not None:
+            excluded.append((name, why))
+            continue
         named: Named = parse_name(name, start)
         if named.mtp:
             mtp.append(name)
@@ -64,7 +94,7 @@ def index_side(ckpt: Checkpoint, roles: set[str]) -> Side:
         if roles and key.role not in roles:
             continue
         by_key[key] = name
-    return Side(ckpt, by_key, mtp)
+    return Side(ckpt, by_key, mtp, excluded=excluded)
 
 
 def shared_sites(a: Side, b: Side) -> set[Any]:

@@ -124,7 +124,7 @@ class TensorResult(BaseModel):
 class UnitMatch(BaseModel):
     """Observed matched similarity against its null, for one kind of unit."""
 
-    kind: Literal["mlp_units", "heads"]
+    kind: Literal["mlp_units", "heads", "heads_invariant"]
     units: int
     method: str
     observed: float
@@ -222,6 +222,53 @@ class Unmatched(BaseModel):
     reason: str
 
 
+class HiddenEvidence(BaseModel):
+    """The recovered residual-stream permutation and its calibrated test."""
+
+    source: str = Field(description="What the dims were matched on (embeddings, norms, ...).")
+    dims: int
+    one_to_one: int
+    moved: int = Field(description="Dims at a different index in B.")
+    observed: float
+    null_mean: float
+    null_sd: float
+    z: float
+    p: float
+    draws: int
+
+
+class DeltaStat(BaseModel):
+    """B - A for one aligned projection: relative size and the rank holding 90 % of its energy."""
+
+    name: str
+    layer: int
+    rel_l2: float
+    rank90: int
+    full_rank: int
+
+
+class AlignedEvidence(BaseModel):
+    """Comparison after undoing hidden, unit, head and scale symmetries."""
+
+    hidden: HiddenEvidence | None = None
+    layers: list[MatchSummary] = Field(default_factory=list)
+    z: float | None = Field(default=None, description="Stouffer z over the layer tests.")
+    p: float | None = None
+    related: bool = False
+    deltas: list[DeltaStat] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+
+
+class Derivation(BaseModel):
+    """One way B appears to have been made from A, with the figures that show it."""
+
+    kind: str
+    figures: dict[str, float | int | str] = Field(default_factory=dict)
+    confidence: Literal["high", "medium", "low"] = "medium"
+    evasive: bool = False
+    statement: str = ""
+
+
 class AuditResult(ToolResult):
     """Result of `audit.compare`: verdict with reasons, summaries, per-tensor rows, manifest."""
 
@@ -229,6 +276,7 @@ class AuditResult(ToolResult):
     b: str
     baseline: str | None = None
     verdict: Verdict
+    derivation: list[Derivation] = Field(default_factory=list)
     reasons: list[Reason]
     per_role: list[RoleSummary]
     per_layer: list[LayerSummary]
@@ -236,6 +284,10 @@ class AuditResult(ToolResult):
     per_tensor: list[TensorResult]
     fingerprint: Fingerprint | None = None
     unmatched: list[Unmatched] = Field(default_factory=list)
+    excluded: list[Unmatched] = Field(
+        default_factory=list, description="Buffers and constant tensors left out (not weights)."
+    )
+    aligned: AlignedEvidence | None = None
     mtp: list[str] = Field(default_factory=list, description="MTP tensors flagged, not matched.")
     bytes_read: int = 0
     seconds: float = 0.0

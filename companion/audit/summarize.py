@@ -14,10 +14,12 @@ import numpy as np
 
 from companion.audit.alignment import ROLE_GROUP
 from companion.audit.baselines import cross_layer, random_init_reference, shuffle_null
+from companion.audit.derivation import name_derivations
 from companion.audit.matching import match_test
 from companion.audit.metrics import PairAccumulator, absdiff_quantiles, spearman
 from companion.audit.pairing import Pair, Side, cross_samples
 from companion.audit.schemas import (
+    AlignedEvidence,
     AuditInput,
     AuditResult,
     Fingerprint,
@@ -52,6 +54,7 @@ class Streams:
     a_to_b: dict[int, int]
     map_scores: dict[int, float]
     unmatched: list[tuple[str, str, str]]
+    aligned: AlignedEvidence | None = None
 
 
 def f(x: float | None) -> float | None:
@@ -259,6 +262,14 @@ def fingerprint(rows: list[TensorResult]) -> Fingerprint | None:
     return Fingerprint(pearson=f(float(np.corrcoef(xa, xb)[0, 1])), layers=len(layers))
 
 
+CONSTANT = "constant in both models (a buffer or an untouched init, not evidence)"
+
+
+def _constant_buffer(r: TensorResult) -> bool:
+    """A tensor constant in both models (e.g. gains left at 1): equal in every such pair."""
+    return r.metrics.std_a == 0 and r.metrics.std_b == 0 and r.metrics.nonfinite_a == 0
+
+
 def summarize(args: AuditInput, s: Streams, manifest: Manifest, job: Job) -> AuditResult:
     """Build the full result, verdict included."""
     third_by_a = dict(zip((p.name_a for p in s.third_pairs), s.third_accs, strict=True))
@@ -268,13 +279,19 @@ def summarize(args: AuditInput, s: Streams, manifest: Manifest, job: Job) -> Aud
         rows.append(tensor_row(args, s, pair, acc, third_by_a.get(pair.name_a)))
     tests = _match_tests(args, s) if args.permutation_test else {}
     groups: dict[str, list[TensorResult]] = defaultdict(list)
+    excluded = [Unmatched(name=n, side="a", reason=r) for n, r in s.a.excluded]
+    excluded += [Unmatched(name=n, side="b", reason=r) for n, r in s.b.excluded]
     for r in rows:
+        if _constant_buffer(r):
+            excluded.append(Unmatched(name=r.name_a, side="a", reason=CONSTANT))
+            continue
         groups[r.group].append(r)
     for g in tests:
         groups.setdefault(g, [])
     per_role = [role_summary(g, groups[g], tests.get(g, [])) for g in sorted(groups)]
     fp = fingerprint(rows)
-    verdict, reasons = decide(per_role, rows, fp, args, s.a.mtp + s.b.mtp)
+    kept = [r for r in rows if not _constant_buffer(r)]
+    verdict, reasons = decide(per_role, kept, fp, args, s.a.mtp + s.b.mtp, s.aligned, len(excluded))
     layer_map = [
         LayerPair(a=la, b=lb, score=f(s.map_scores.get(lb))) for la, lb in sorted(s.a_to_b.items())
     ]
@@ -283,7 +300,10 @@ def summarize(args: AuditInput, s: Streams, manifest: Manifest, job: Job) -> Aud
         b=str(s.b.ckpt.path),
         baseline=str(s.third.ckpt.path) if s.third else None,
         verdict=verdict,
+        derivation=name_derivations(verdict, kept, s, per_role),
         reasons=reasons,
+        excluded=excluded,
+        aligned=s.aligned,
         per_role=per_role,
         per_layer=_layers(rows),
         layer_map=layer_map,

@@ -168,6 +168,36 @@ def rescaled(w: Weights, spec: Spec, seed: int = 3, spread: float = 1.5) -> Weig
     return out
 
 
+def hidden_permuted(w: Weights, seed: int = 5) -> Weights:
+    """Function-preserving residual-stream permutation: one hidden order in every tensor.
+
+    Embedding and lm_head columns, every norm gain, q/k/v/up/gate input columns and
+    o/down output rows all move together, so the network computes the same function.
+    """
+    hidden = w["model.norm.weight"].shape[0]
+    p = np.random.default_rng(seed).permutation(hidden)
+    out: Weights = {}
+    for name, t in w.items():
+        if t.ndim == 1 or name.endswith(("o_proj.weight", "down_proj.weight")):
+            out[name] = np.ascontiguousarray(t[p])
+        else:
+            out[name] = np.ascontiguousarray(t[:, p])
+    return out
+
+
+def lora_merged(w: Weights, seed: int = 6, rank: int = 2, scale: float = 0.3) -> Weights:
+    """A + B·A' on the attention and MLP projections: a merged low-rank adapter."""
+    rng = np.random.default_rng(seed)
+    out = dict(w)
+    for name, t in w.items():
+        if t.ndim == 2 and "layers." in name:
+            u = rng.standard_normal((t.shape[0], rank))
+            v = rng.standard_normal((rank, t.shape[1]))
+            delta = scale * float(t.std()) * (u @ v) / np.sqrt(rank)
+            out[name] = (t + delta).astype(np.float32)
+    return out
+
+
 def save(folder: Path, w: Weights, spec: Spec, shards: int = 1) -> Path:
     """Write config.json plus one model.safetensors or `shards` shards with an index."""
     folder.mkdir(parents=True, exist_ok=True)

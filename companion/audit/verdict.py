@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from statistics import median
 
+import numpy as np
+
 from companion.audit.schemas import (
+    AlignedEvidence,
     AuditInput,
     Fingerprint,
     Reason,
@@ -17,6 +20,7 @@ PEARSON_FLOOR = 0.1
 CROSS_MARGIN = 0.1
 PERM_Z = 5.0
 PERM_MARGIN = 0.05
+MIN_PARAMS = 2048  # fewer usable elements than this cannot power the tests
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -150,44 +154,125 @@ def _third(g: RoleSummary, args: AuditInput) -> Reason | None:
     )
 
 
+def _usable(r: TensorResult) -> bool:
+    """A row whose correlation is defined (not constant, all-NaN or zero-size on a side)."""
+    return r.metrics.pearson is not None and bool(r.metrics.std_a) and bool(r.metrics.std_b)
+
+
+def _aligned(ev: AlignedEvidence) -> Reason | None:
+    """Evidence after undoing hidden, unit, head and scale symmetries."""
+    if not ev.layers:
+        return None
+    h = ev.hidden
+    text = ""
+    if h is not None:
+        text = (
+            f"hidden alignment ({h.source}): {h.one_to_one} of {h.dims} dims matched "
+            f"one-to-one, {h.moved} moved, mean matched |r| {h.observed:.3f} vs null "
+            f"{h.null_mean:.3f} (row-mixing null, p {h.p:.3f} over {h.draws}); "
+        )
+    units = [t for t in ev.layers if t.kind == "mlp_units"]
+    heads = [t for t in ev.layers if t.kind != "mlp_units"]
+    for label, ts in (("MLP units", units), ("heads (QKᵀ, OV invariants)", heads)):
+        if ts:
+            obs = median(t.observed for t in ts)
+            null = median(t.null_mean for t in ts)
+            text += f"{label} matched r {obs:.3f} vs null {null:.3f} in {len(ts)} layers; "
+    draws = ev.layers[0].draws
+    return Reason(
+        kind="aligned",
+        role="all",
+        strength="strong" if ev.related else "info",
+        statement=(
+            f"After alignment: {text}Stouffer z {_fmt(ev.z, 1)} over {len(ev.layers)} layer "
+            f"tests (null: B's hidden dims relabelled at random, {draws} draws each)"
+            + (" — related." if ev.related else " — inside the null.")
+        ),
+        figure=ev.z,
+        baseline=0.0,
+        baseline_name="hidden-relabelling null (same assignment)",
+        z=ev.z,
+        p=ev.p,
+    )
+
+
+def _gate(compared: list[RoleSummary], rows: list[TensorResult], dropped: int) -> Reason | None:
+    """An inconclusive reason when the inputs cannot support any verdict."""
+    usable = [r for r in rows if _usable(r)]
+    if not compared or not usable:
+        return Reason(
+            kind="degenerate",
+            strength="strong",
+            statement=(
+                f"No comparable tensors: {len(rows) - len(usable)} compared tensors are "
+                f"constant, all-zero, all-NaN or empty on a side, {dropped} were excluded as "
+                "buffers or constants. Nothing supports either verdict."
+            ),
+        )
+    params = sum(int(np.prod(r.shape)) for r in usable)
+    if params < MIN_PARAMS:
+        return Reason(
+            kind="degenerate",
+            strength="strong",
+            statement=(
+                f"Too few parameters: {params} usable elements (< {MIN_PARAMS}) cannot "
+                "power the tests."
+            ),
+        )
+    return None
+
+
+def _verdict(
+    compared: list[RoleSummary],
+    rows: list[TensorResult],
+    args: AuditInput,
+    aligned: AlignedEvidence | None,
+    dropped: int,
+) -> tuple[Verdict, Reason | None]:
+    """The verdict and, when a rule rather than a test decided it, that rule's reason."""
+    related = [g for g in compared if g.related]
+    if related and 2 * len(related) >= len(compared):
+        return "derived", None
+    if aligned is not None and aligned.related:
+        return "derived", None
+    if (gate := _gate(compared, rows, dropped)) is not None:
+        return "inconclusive", gate
+    if related:
+        return "inconclusive", Reason(
+            kind="coverage",
+            strength="weak",
+            statement=(
+                f"Only {len(related)} of {len(compared)} role groups are related "
+                f"({', '.join(g.role for g in related)}): partial reuse or a graft."
+            ),
+        )
+    if args.baselines or all(abs(g.pearson_median or 0) < 0.05 for g in compared):
+        return "independent", None
+    return "inconclusive", None
+
+
 def decide(
     per_role: list[RoleSummary],
     rows: list[TensorResult],
     fp: Fingerprint | None,
     args: AuditInput,
     mtp: list[str],
+    aligned: AlignedEvidence | None = None,
+    dropped: int = 0,
 ) -> tuple[Verdict, list[Reason]]:
-    """Apply the rules; mark each role's `related` flag and return verdict and reasons."""
+    """Apply the rules; mark each role's `related` flag; reasons strongest (decisive) first."""
     reasons: list[Reason] = []
     for g in per_role:
         for make in (_direct, _trap, _folded, _permutation, _third):
             reason = make(g, args)
             if reason is not None:
                 reasons.append(reason)
-    compared = [g for g in per_role if g.role != "other" and (g.tensors or g.permutation)]
-    related = [g for g in compared if g.related]
-    verdict: Verdict
-    if not compared:
-        verdict = "inconclusive"
-        reasons.append(Reason(kind="coverage", statement="No comparable tensors were found."))
-    elif related and 2 * len(related) >= len(compared):
-        verdict = "derived"
-    elif related:
-        verdict = "inconclusive"
-        reasons.append(
-            Reason(
-                kind="coverage",
-                strength="weak",
-                statement=(
-                    f"Only {len(related)} of {len(compared)} role groups are related "
-                    f"({', '.join(g.role for g in related)}): partial reuse or a graft."
-                ),
-            )
-        )
-    elif args.baselines or all(abs(g.pearson_median or 0) < 0.05 for g in compared):
-        verdict = "independent"
-    else:
-        verdict = "inconclusive"
+    if aligned is not None and (ar := _aligned(aligned)) is not None:
+        reasons.append(ar)
+    compared = [
+        g for g in per_role if g.role != "other" and (g.pearson_median is not None or g.permutation)
+    ]
+    verdict, decisive = _verdict(compared, rows, args, aligned, dropped)
     if fp is not None and fp.pearson is not None:
         reasons.append(
             Reason(
@@ -218,5 +303,11 @@ def decide(
             )
         )
     order = {"strong": 0, "weak": 1, "info": 2}
-    reasons.sort(key=lambda r: order[r.strength])
+    reasons.sort(key=lambda r: (order[r.strength], -abs(r.z or 0.0)))
+    if decisive is not None:
+        reasons.insert(0, decisive)
+    elif verdict == "derived":
+        # a strong reason of a related kind decided it: put the strongest such one first
+        strong = [r for r in reasons if r.strength == "strong"]
+        reasons = strong + [r for r in reasons if r.strength != "strong"]
     return verdict, reasons

@@ -31,6 +31,17 @@ def family(root: Path) -> dict[str, Path]:
         "independent2": synth.save(root / "independent2", synth.base(SPEC, seed=101), SPEC),
         "sharded": synth.save(root / "sharded", synth.finetune(w, seed=1), SPEC, shards=3),
         "graft": synth.save(root / "graft", graft, SPEC),
+        "hidden_permuted": synth.save(
+            root / "hidden_permuted",
+            synth.hidden_permuted(synth.finetune(w, seed=1, update=0.1, noise=0.1), seed=5),
+            SPEC,
+        ),
+        "hidden_permuted_all": synth.save(
+            root / "hidden_permuted_all",
+            synth.hidden_permuted(synth.permuted(synth.finetune(w, seed=1), SPEC), seed=7),
+            SPEC,
+        ),
+        "lora": synth.save(root / "lora", synth.lora_merged(w, seed=6), SPEC),
     }
 
 

@@ -1,0 +1,169 @@
+"""Name how B was made from A (fine-tune, LoRA merge, quantized, pruned, permuted, ...)."""
+
+from __future__ import annotations
+
+from math import log
+from statistics import median
+from typing import TYPE_CHECKING
+
+from companion.audit.schemas import Derivation, RoleSummary, TensorResult, Verdict
+
+if TYPE_CHECKING:
+    from companion.audit.summarize import Streams
+
+LORA_SHARE = 0.1  # rank holding 90 % of the delta energy, as a share of the full rank
+_BITS = {"F64": 64, "F32": 32, "F16": 16, "BF16": 16, "F8_E4M3": 8, "F8_E5M2": 8, "I8": 8}
+
+
+def _permuted(s: Streams, per_role: list[RoleSummary]) -> Derivation | None:
+    """Hidden dims, MLP units or heads at other indices in B (an exact, evasive symmetry)."""
+    figures: dict[str, float | int | str] = {}
+    ev = s.aligned
+    if ev is not None and ev.related and ev.hidden is not None and ev.hidden.moved:
+        figures["hidden_dims_moved"] = ev.hidden.moved
+        figures["hidden_dims"] = ev.hidden.dims
+    tests = [t for t in (ev.layers if ev is not None and ev.related else [])]
+    tests += [t for g in per_role if g.related for t in g.permutation]
+    for kind in ("mlp_units", "heads", "heads_invariant"):
+        moved = [t.moved for t in tests if t.kind == kind]
+        if moved and median(moved) > 0.5:
+            figures[f"{kind}_moved_share"] = round(median(moved), 3)
+    if not figures:
+        return None
+    return Derivation(
+        kind="permuted",
+        figures=figures,
+        confidence="high",
+        evasive=True,
+        statement="B is a function-preserving permutation of A's weights (an evasion).",
+    )
+
+
+def _rescaled(rows: list[TensorResult], per_role: list[RoleSummary]) -> Derivation | None:
+    """Norm gains rescaled with compensation in the next projection (scale-invariant match)."""
+    ratios = [r.metrics.norm_ratio for r in rows if r.group == "norm" and r.metrics.norm_ratio]
+    spread = median(abs(log(x)) for x in ratios) if ratios else 0.0
+    folded = [g for g in per_role if g.related and "scale-invariant" in " ".join(g.evidence)]
+    if spread < 0.1 or not folded:
+        return None
+    return Derivation(
+        kind="rescaled",
+        figures={"median_abs_log_norm_ratio": round(spread, 3)},
+        confidence="medium",
+        evasive=True,
+        statement="Norm gains rescaled and compensated downstream (an evasion).",
+    )
+
+
+def _quantized(rows: list[TensorResult]) -> Derivation | None:
+    """Stored at lower precision, with a residual at that dtype's rounding size."""
+    lower = [r for r in rows if _BITS.get(r.dtype_b, 32) < _BITS.get(r.dtype_a, 32)]
+    if not lower or 2 * len(lower) < len(rows):
+        return None
+    rel = median(r.metrics.rel_l2 or 0.0 for r in lower)
+    return Derivation(
+        kind="quantized",
+        figures={"dtype_a": lower[0].dtype_a, "dtype_b": lower[0].dtype_b, "rel_l2": rel},
+        confidence="high" if rel < 0.05 else "medium",
+        statement=f"Weights cast from {lower[0].dtype_a} to {lower[0].dtype_b}.",
+    )
+
+
+def _delta_kind(s: Streams, rows: list[TensorResult]) -> Derivation | None:
+    """Fine-tune (dense small delta), LoRA-merged (low-rank delta) or noise-added."""
+    ev = s.aligned
+    deltas = [d for d in (ev.deltas if ev is not None else []) if d.rel_l2 > 1e-3]
+    if not deltas:
+        return None
+    rel = median(d.rel_l2 for d in deltas)
+    if rel > 1.2:  # B - A as large as the weights: units still unaligned, nothing to name
+        return None
+    shares = [d.rank90 / d.full_rank for d in deltas]
+    figures: dict[str, float | int | str] = {"delta_rel_l2": round(rel, 4)}
+    low = [d for d in deltas if d.rank90 / d.full_rank <= LORA_SHARE]
+    for d in low:
+        figures[f"rank90.{d.layer}.{d.name}"] = d.rank90
+    if low and 2 * len(low) >= len(deltas):
+        return Derivation(
+            kind="lora_merged",
+            figures=figures,
+            confidence="high",
+            statement="B - A is low rank in the projections: a merged LoRA.",
+        )
+    figures["rank90_share_median"] = round(median(shares), 3)
+    kind = "noise_added" if median(shares) >= 0.8 else "fine_tune"
+    return Derivation(
+        kind=kind,
+        figures=figures,
+        confidence="medium",
+        statement="Dense small delta from A: fine-tuning or continued pre-training."
+        if kind == "fine_tune"
+        else "Isotropic full-rank delta: noise added to A (or a very diffuse fine-tune).",
+    )
+
+
+def _shapes(s: Streams) -> list[Derivation]:
+    """Depth pruned / up-scaled and vocabulary extended, from the two layouts."""
+    out: list[Derivation] = []
+    la, lb = len(s.a.layers()), len(s.b.layers())
+    if lb < la:
+        out.append(
+            Derivation(
+                kind="depth_pruned",
+                figures={"layers_a": la, "layers_b": lb},
+                confidence="high",
+                statement=f"{la - lb} of {la} layers removed.",
+            )
+        )
+    elif lb > la:
+        out.append(
+            Derivation(
+                kind="depth_upscaled",
+                figures={"layers_a": la, "layers_b": lb},
+                confidence="high",
+                statement=f"Layers duplicated: {la} -> {lb}.",
+            )
+        )
+    va, vb = _vocab(s.a), _vocab(s.b)
+    if va and vb and va != vb:
+        kind = "vocabulary_extended" if vb > va else "vocabulary_truncated"
+        out.append(
+            Derivation(
+                kind=kind,
+                figures={"vocab_a": va, "vocab_b": vb, "new_rows": max(vb - va, 0)},
+                confidence="medium",
+                statement=f"Embedding rows {va} -> {vb}.",
+            )
+        )
+    return out
+
+
+def _vocab(side: object) -> int | None:
+    """Embedding rows of a side."""
+    from companion.audit.pairing import Side
+
+    assert isinstance(side, Side)
+    name = side.at(("embedding", "tok", None, "weight"), None)
+    return side.ref(name).info.shape[0] if name else None
+
+
+def name_derivations(
+    verdict: Verdict, rows: list[TensorResult], s: Streams, per_role: list[RoleSummary]
+) -> list[Derivation]:
+    """Every derivation the evidence shows (empty when inconclusive)."""
+    if verdict == "independent":
+        return [
+            Derivation(
+                kind="independent",
+                confidence="medium",
+                statement="No weight evidence of a shared origin.",
+            )
+        ]
+    if verdict != "derived":
+        return []
+    quantized = _quantized(rows)
+    found = [_permuted(s, per_role), _rescaled(rows, per_role), quantized]
+    delta = _delta_kind(s, rows)
+    if quantized is None or (delta is not None and float(delta.figures["delta_rel_l2"]) > 0.05):
+        found.append(delta)  # a cast's rounding residual is not a fine-tune
+    return [d for d in found if d is not None] + _shapes(s)
