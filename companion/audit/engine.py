@@ -201,7 +201,7 @@ def _disk_order(a: Side, pairs: list[Pair]) -> list[int]:
 
     def key(i: int) -> tuple[str, int]:
         ref = a.ref(pairs[i].name_a)
-        return str(ref.file.path), ref.info.begin
+        return str(ref.file.path), ref.file.span(ref.info)[0]
 
     return sorted(range(len(pairs)), key=key)
 
@@ -209,12 +209,21 @@ def _disk_order(a: Side, pairs: list[Pair]) -> list[int]:
 def _spans(a: Side, b: Side, pairs: list[Pair]) -> list[tuple[Span, Span]]:
     """The byte ranges the stream will read, pair by pair, in streaming order."""
 
-    def span(side: Side, name: str) -> Span:
+    def span(side: Side, name: str) -> Span | None:
         ref = side.ref(name)
-        base = ref.file.header.data_start
-        return Span(ref.file.path.resolve(), base + ref.info.begin, base + ref.info.end)
+        return Span(ref.file.path.resolve(), *ref.file.span(ref.info)) if ref.file.local else None
 
-    return [(span(a, pairs[i].name_a), span(b, pairs[i].name_b)) for i in _disk_order(a, pairs)]
+    out = []
+    for i in _disk_order(a, pairs):
+        sa, sb = span(a, pairs[i].name_a), span(b, pairs[i].name_b)
+        if sa is None:  # a remote side reads nothing locally: an empty span keeps the step
+            if sb is None:
+                continue
+            sa = Span(sb.path, sb.begin, sb.begin)
+        elif sb is None:
+            sb = Span(sa.path, sa.begin, sa.begin)
+        out.append((sa, sb))
+    return out
 
 
 def _map(a: Side, b: Side, sampled: bool) -> dict[int, int]:
