@@ -12,6 +12,8 @@ from typing import Any
 from companion.audit.safetensors import SafetensorsFile, TensorInfo
 from companion.audit.source import TensorFile
 from companion.errors import InputError
+from companion.manifest import InputFile
+from companion.settings import Settings
 
 INDEX_NAME = "model.safetensors.index.json"
 MAX_JSON_BYTES = 100 * 1024 * 1024
@@ -39,6 +41,21 @@ class Checkpoint:
     def input_files(self) -> list[Path]:
         """Every file this checkpoint was read from (for the manifest)."""
         return [f.path for f in self.files if f.local] + self.extra_inputs
+
+    def prepare(self, names: list[str], settings: Settings) -> None:
+        """Fetch what remote files hold of these tensors (local files need nothing)."""
+        from companion.audit.remote import RemoteSafetensors
+
+        for f in self.files:
+            if isinstance(f, RemoteSafetensors):
+                infos = [self.tensors[n].info for n in names if self.tensors[n].file is f]
+                f.prepare(infos, settings.remote_coalesce_gap, settings.remote_concurrency)
+
+    def remote_inputs(self) -> list[InputFile]:
+        """Manifest entries of remote files: URL, revision, ETag, ranges read."""
+        from companion.audit.remote import RemoteSafetensors
+
+        return [f.manifest_entry() for f in self.files if isinstance(f, RemoteSafetensors)]
 
     @property
     def nbytes(self) -> int:
@@ -137,6 +154,11 @@ def _open_files(paths: list[Path]) -> tuple[list[TensorFile], dict[str, TensorRe
         for f in files:
             f.close()
         raise
+    return _merge(files)
+
+
+def _merge(files: list[TensorFile]) -> tuple[list[TensorFile], dict[str, TensorRef]]:
+    """One name -> tensor map over files; a name appearing in two files is an error."""
     tensors: dict[str, TensorRef] = {}
     for f in files:
         for name, info in f.tensors.items():
@@ -178,8 +200,14 @@ def _folder_files(path: Path) -> list[Path]:
     )
 
 
-def open_checkpoint(path: Path) -> Checkpoint:
-    """Open a .safetensors file, a *.safetensors.index.json, or a folder holding them."""
+def open_checkpoint(path: Path | str, settings: Settings | None = None) -> Checkpoint:
+    """Open a weights file, an index, a folder, or a URL / hf:// reference (a str)."""
+    if isinstance(path, str):
+        from companion.audit.remote import open_remote
+
+        remote = open_remote(path, settings or Settings())
+        files, tensors = _merge(list(remote))
+        return Checkpoint(path=remote[0].path, files=files, tensors=tensors)
     _stat(path, "Checkpoint")
     extra: list[Path] = []
     folder = path if os.path.isdir(path) else path.parent

@@ -38,6 +38,7 @@ from companion.audit.summarize import Streams, summarize
 from companion.digests import Digests
 from companion.jobs import Job
 from companion.manifest import Manifest
+from companion.settings import Settings
 
 T = TypeVar("T")
 Array = np.ndarray[Any, Any]
@@ -52,6 +53,7 @@ class AuditSetup:
     workers: int
     digest_path: Path | None
     tool: str
+    settings: Settings | None = None  # remote reads: hf_endpoint, remote_* (None: defaults)
 
 
 class Progress:
@@ -256,7 +258,7 @@ def _pick_layers(layers: list[int], count: int) -> set[int]:
 
 def run_audit(
     args: AuditInput,
-    paths: tuple[Path, Path, Path | None],
+    paths: tuple[Path | str, Path | str, Path | str | None],
     job: Job,
     setup: AuditSetup,
 ) -> AuditResult:
@@ -266,9 +268,12 @@ def run_audit(
     try:
         for p in paths:
             if p is not None:
-                ckpts.append(open_checkpoint(p))
+                ckpts.append(open_checkpoint(p, setup.settings))
         roles = role_filter(args.roles)
         sides = [index_side(c, roles) for c in ckpts]
+        for c, s in zip(ckpts, sides, strict=True):  # remote files: fetch the selected ranges
+            job.report("fetching remote tensors", 0.0)
+            c.prepare(list(s.by_key.values()), setup.settings)
         a, b = sides[0], sides[1]
         third = sides[2] if len(sides) > 2 else None
         files = sorted({f.resolve() for c in ckpts for f in c.input_files})
@@ -303,7 +308,7 @@ def run_audit(
                 third_accs: list[PairAccumulator] = []
                 if third is not None:
                     third_accs = _stream_all(run, a, third, third_pairs, set(), gate)
-                inputs = gate.result()
+                inputs = gate.result() + [r for c in ckpts for r in c.remote_inputs()]
             finally:
                 gate.close()
             _sample_all(run, sides)  # only what the stream missed

@@ -92,7 +92,11 @@ def write_gguf(
     writer.add_head_count_kv(kv_heads)
     for name, values, qtype in items:
         data = quantize(np.ascontiguousarray(values, dtype=np.float32), qtype)
-        raw = None if qtype in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16) else qtype
+        raw = (
+            None
+            if qtype in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16)
+            else qtype
+        )
         writer.add_tensor(name, data, raw_dtype=raw)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
