@@ -42,10 +42,11 @@ class Checkpoint:
         """Every file this checkpoint was read from (for the manifest)."""
         return [f.path for f in self.files if f.local] + self.extra_inputs
 
-    def prepare(self, names: list[str], settings: Settings) -> None:
+    def prepare(self, names: list[str], settings: Settings | None = None) -> None:
         """Fetch what remote files hold of these tensors (local files need nothing)."""
         from companion.audit.remote import RemoteSafetensors
 
+        settings = settings or Settings()
         for f in self.files:
             if isinstance(f, RemoteSafetensors):
                 infos = [self.tensors[n].info for n in names if self.tensors[n].file is f]

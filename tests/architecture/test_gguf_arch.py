@@ -12,7 +12,8 @@ from helpers.gguf_files import smollm2_path
 from companion.architecture.spec import spec_from_path
 from companion.architecture.tokenizer import compare_vocabs, load_vocab
 from companion.errors import InputError
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 
 def test_arch_describe_reads_gguf_metadata() -> None:

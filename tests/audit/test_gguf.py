@@ -24,10 +24,11 @@ from helpers.gguf_files import (
 
 from companion.audit.checkpoint import open_checkpoint
 from companion.audit.gguf import GGUFFile
-from companion.audit.models import AuditResult
 from companion.audit.safetensors import write_safetensors
+from companion.audit.schemas import AuditResult
 from companion.errors import InputError
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 Q = gguf.GGMLQuantizationType
 

@@ -14,12 +14,13 @@ import pytest
 from helpers.hub_server import Hub, serve
 
 from companion.audit.checkpoint import open_checkpoint
-from companion.audit.models import AuditResult
 from companion.audit.remote import locate
 from companion.audit.safetensors import write_safetensors
+from companion.audit.schemas import AuditResult
 from companion.errors import InputError
 from companion.settings import Settings
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 HIDDEN, FF, VOCAB, LAYERS = 128, 512, 4096, 4
 

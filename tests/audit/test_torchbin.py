@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 
 from companion.audit.checkpoint import open_checkpoint
-from companion.audit.models import AuditResult
 from companion.audit.safetensors import write_safetensors
+from companion.audit.schemas import AuditResult
 from companion.errors import InputError
-from companion.tools import ToolContext, run_tool
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 _STORAGE = {np.dtype("<f4"): "FloatStorage", np.dtype("<f2"): "HalfStorage"}
 _STORAGE[np.dtype(ml_dtypes.bfloat16)] = "BFloat16Storage"
