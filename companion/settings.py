@@ -90,6 +90,51 @@ class Settings(BaseSettings):
         description="Threads used by weight audits (numpy releases the GIL).",
     )
 
+    hf_endpoint: str = Field(
+        default="https://huggingface.co",
+        pattern=r"^https?://",
+        validation_alias=_env("hf_endpoint", "HF_ENDPOINT", "COMPANION_HF_ENDPOINT"),
+        description="Hub endpoint for hf://ORG/NAME checkpoints (env HF_ENDPOINT, as "
+        "huggingface_hub reads it). The token comes from HF_TOKEN and is never logged.",
+    )
+    remote_cache_dir: Path | None = Field(
+        default=None,
+        description="On-disk cache of byte ranges read from remote checkpoints, keyed by ETag "
+        "and range, so a repeat audit fetches nothing. Default: <home>/remote-cache.",
+    )
+    remote_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Range requests in flight per remote audit."
+    )
+    remote_bandwidth: int | None = Field(
+        default=None,
+        ge=1024,
+        description="Cap on remote download speed in bytes per second (unset: no cap).",
+    )
+    remote_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a remote read may wait for the next bytes before it is retried.",
+    )
+    remote_retries: int = Field(
+        default=4,
+        ge=0,
+        le=20,
+        description="Retries of a remote request on 429, 5xx, resets and timeouts (with "
+        "backoff, honouring Retry-After).",
+    )
+    remote_coalesce_gap: int = Field(
+        default=1 << 20,
+        ge=0,
+        description="Byte gap below which the ranges of neighbouring tensors merge into one "
+        "request.",
+    )
+    remote_full_download: bool = Field(
+        default=False,
+        description="Allow downloading a whole remote file when its server ignores Range "
+        "requests (otherwise that is an error).",
+    )
+
     def data_dir(self) -> Path:
         """The directory holding the store and caches."""
         if self.home is not None:

@@ -117,9 +117,13 @@ def resolve_config_path(path: Path) -> Path:
 
 
 def load_config(path: Path) -> dict[str, Any]:
-    """Load a config.json (JSON or JSONC) as a dict; bad input raises InputError."""
+    """Load a config.json (JSON or JSONC), or a .gguf's metadata, as a dict."""
     from companion.architecture.jsonc import parse, to_python
 
+    if path.suffix == ".gguf":  # llama.cpp metadata mapped onto config.json keys
+        from companion.architecture.gguf_config import gguf_config
+
+        return gguf_config(path)
     text = read_config_text(path)
     too_deep = False
     try:

@@ -102,7 +102,12 @@ def _from_json(path: Path, data: Any) -> Vocab:
 
 
 def load_vocab(path: Path) -> Vocab:
-    """Load tokenizer.json or vocab.txt; bad input raises InputError."""
+    """Load tokenizer.json, vocab.txt or a .gguf's tokenizer arrays; bad input is InputError."""
+    if path.suffix == ".gguf" and path.is_file():  # the tokenizer arrays in its metadata
+        from companion.architecture.gguf_config import gguf_vocab
+
+        kind, ids, merges = gguf_vocab(path)
+        return Vocab(str(path), kind, ids, merges)
     path = _resolve(path)
     try:
         raw = path.read_bytes()

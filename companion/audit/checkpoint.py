@@ -1,4 +1,4 @@
-"""Open a checkpoint given as a safetensors file, a sharded index, or a folder holding either."""
+"""Open a checkpoint: safetensors (file, sharded index or folder), GGUF, PyTorch zip, or a URL."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from companion.audit.safetensors import SafetensorsFile, TensorInfo
+from companion.audit.source import TensorFile
 from companion.errors import InputError
+from companion.manifest import InputFile
+from companion.settings import Settings
 
 INDEX_NAME = "model.safetensors.index.json"
 MAX_JSON_BYTES = 100 * 1024 * 1024
@@ -20,16 +23,16 @@ MAX_JSON_BYTES = 100 * 1024 * 1024
 class TensorRef:
     """Where one tensor lives: its file and header entry."""
 
-    file: SafetensorsFile
+    file: TensorFile
     info: TensorInfo
 
 
 @dataclass
 class Checkpoint:
-    """A set of safetensors files seen as one name -> tensor map, plus config.json if present."""
+    """A set of tensor files seen as one name -> tensor map, plus config.json if present."""
 
     path: Path
-    files: list[SafetensorsFile]
+    files: list[TensorFile]
     tensors: dict[str, TensorRef]
     config: dict[str, Any] = field(default_factory=dict)
     extra_inputs: list[Path] = field(default_factory=list)
@@ -37,7 +40,23 @@ class Checkpoint:
     @property
     def input_files(self) -> list[Path]:
         """Every file this checkpoint was read from (for the manifest)."""
-        return [f.path for f in self.files] + self.extra_inputs
+        return [f.path for f in self.files if f.local] + self.extra_inputs
+
+    def prepare(self, names: list[str], settings: Settings | None = None) -> None:
+        """Fetch what remote files hold of these tensors (local files need nothing)."""
+        from companion.audit.remote import RemoteSafetensors
+
+        settings = settings or Settings()
+        for f in self.files:
+            if isinstance(f, RemoteSafetensors):
+                infos = [self.tensors[n].info for n in names if self.tensors[n].file is f]
+                f.prepare(infos, settings.remote_coalesce_gap, settings.remote_concurrency)
+
+    def remote_inputs(self) -> list[InputFile]:
+        """Manifest entries of remote files: URL, revision, ETag, ranges read."""
+        from companion.audit.remote import RemoteSafetensors
+
+        return [f.manifest_entry() for f in self.files if isinstance(f, RemoteSafetensors)]
 
     @property
     def nbytes(self) -> int:
@@ -78,7 +97,7 @@ def _load_json(path: Path, what: str) -> Any:
         ) from None
 
 
-def _open_index(index: Path) -> tuple[list[SafetensorsFile], dict[str, TensorRef]]:
+def _open_index(index: Path) -> tuple[list[TensorFile], dict[str, TensorRef]]:
     """Open every shard named by a model.safetensors.index.json."""
     data = _load_json(index, "Index")
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
@@ -89,7 +108,7 @@ def _open_index(index: Path) -> tuple[list[SafetensorsFile], dict[str, TensorRef
             f"Index {index} has no weight_map of tensor name -> shard file.",
             hint="re-export the sharded checkpoint.",
         )
-    shards: dict[str, SafetensorsFile] = {}
+    shards: dict[str, TensorFile] = {}
     tensors: dict[str, TensorRef] = {}
     for name, shard in sorted(weight_map.items()):
         if Path(shard).name != shard or shard in ("", ".", ".."):
@@ -101,7 +120,7 @@ def _open_index(index: Path) -> tuple[list[SafetensorsFile], dict[str, TensorRef
             shard_path = index.parent / shard
             if _stat(shard_path, "Shard").st_size == 0 and not shard_path.is_file():
                 raise InputError(f"Shard {shard_path} is not a file.", hint="check the index.")
-            shards[shard] = SafetensorsFile(shard_path)
+            shards[shard] = _open_file(shard_path)
         file = shards[shard]
         if name not in file.tensors:
             raise InputError(
@@ -112,9 +131,35 @@ def _open_index(index: Path) -> tuple[list[SafetensorsFile], dict[str, TensorRef
     return list(shards.values()), tensors
 
 
-def _open_files(paths: list[Path]) -> tuple[list[SafetensorsFile], dict[str, TensorRef]]:
+def _open_file(path: Path) -> TensorFile:
+    """Open one local weights file by its format (GGUF, PyTorch zip, else safetensors)."""
+    from companion.audit.gguf_format import is_gguf
+    from companion.audit.torchbin import TORCH_SUFFIXES, TorchFile
+
+    if path.suffix == ".gguf" or is_gguf(path):
+        from companion.audit.gguf import GGUFFile
+
+        return GGUFFile(path)
+    if path.suffix in TORCH_SUFFIXES:
+        return TorchFile(path)
+    return SafetensorsFile(path)
+
+
+def _open_files(paths: list[Path]) -> tuple[list[TensorFile], dict[str, TensorRef]]:
     """Open standalone files; a name appearing in two files is an error."""
-    files = [SafetensorsFile(p) for p in paths]
+    files: list[TensorFile] = []
+    try:
+        for p in paths:
+            files.append(_open_file(p))
+    except BaseException:
+        for f in files:
+            f.close()
+        raise
+    return _merge(files)
+
+
+def _merge(files: list[TensorFile]) -> tuple[list[TensorFile], dict[str, TensorRef]]:
+    """One name -> tensor map over files; a name appearing in two files is an error."""
     tensors: dict[str, TensorRef] = {}
     for f in files:
         for name, info in f.tensors.items():
@@ -127,26 +172,53 @@ def _open_files(paths: list[Path]) -> tuple[list[SafetensorsFile], dict[str, Ten
     return files, tensors
 
 
-def open_checkpoint(path: Path) -> Checkpoint:
-    """Open a .safetensors file, a *.safetensors.index.json, or a folder holding them."""
+def _folder_index(path: Path) -> Path | None:
+    """The folder's shard index: model.safetensors.index.json, else the only *.index.json."""
+    if (path / INDEX_NAME).exists():
+        return path / INDEX_NAME
+    for pattern in ("*.safetensors.index.json", "*.bin.index.json"):
+        indexes = sorted(path.glob(pattern))
+        if len(indexes) == 1:
+            return indexes[0]
+    return None
+
+
+def _folder_files(path: Path) -> list[Path]:
+    """The weights files of a folder: its safetensors, else its one GGUF, else its .bin/.pt."""
+    for pattern in ("*.safetensors", "*.gguf", "*.bin", "*.pt", "*.pth"):
+        found = sorted(p for p in path.glob(pattern) if not p.name.startswith("."))
+        if pattern == "*.gguf" and len(found) > 1:
+            names = ", ".join(p.name for p in found[:4])
+            raise InputError(
+                f"{path} holds several GGUF files ({names}).",
+                hint="pass the one GGUF file to audit (each is a different quantization).",
+            )
+        if found:
+            return found
+    raise InputError(
+        f"No .safetensors, .gguf or .bin files in {path}.",
+        hint="pass a checkpoint folder, a weights file or an index.json.",
+    )
+
+
+def open_checkpoint(path: Path | str, settings: Settings | None = None) -> Checkpoint:
+    """Open a weights file, an index, a folder, or a URL / hf:// reference (a str)."""
+    if isinstance(path, str):
+        from companion.audit.remote import open_remote
+
+        remote = open_remote(path, settings or Settings())
+        files, tensors = _merge(list(remote))
+        return Checkpoint(path=remote[0].path, files=files, tensors=tensors)
     _stat(path, "Checkpoint")
     extra: list[Path] = []
     folder = path if os.path.isdir(path) else path.parent
     if os.path.isdir(path):
-        indexes = sorted(path.glob("*.safetensors.index.json"))
-        index = path / INDEX_NAME if (path / INDEX_NAME).exists() else None
-        index = index or (indexes[0] if len(indexes) == 1 else None)
+        index = _folder_index(path)
         if index is not None:
             files, tensors = _open_index(index)
             extra.append(index)
         else:
-            found = sorted(p for p in path.glob("*.safetensors") if not p.name.startswith("."))
-            if not found:
-                raise InputError(
-                    f"No .safetensors files in {path}.",
-                    hint="pass a checkpoint folder, a .safetensors file or an index.json.",
-                )
-            files, tensors = _open_files(found)
+            files, tensors = _open_files(_folder_files(path))
     elif path.name.endswith(".index.json"):
         files, tensors = _open_index(path)
         extra.append(path)

@@ -39,6 +39,7 @@ from companion.audit.summarize import Streams, summarize
 from companion.digests import Digests
 from companion.jobs import Job
 from companion.manifest import Manifest
+from companion.settings import Settings
 
 T = TypeVar("T")
 Array = np.ndarray[Any, Any]
@@ -53,6 +54,7 @@ class AuditSetup:
     workers: int
     digest_path: Path | None
     tool: str
+    settings: Settings | None = None  # remote reads: hf_endpoint, remote_* (None: defaults)
 
 
 class Progress:
@@ -202,7 +204,7 @@ def _disk_order(a: Side, pairs: list[Pair]) -> list[int]:
 
     def key(i: int) -> tuple[str, int]:
         ref = a.ref(pairs[i].name_a)
-        return str(ref.file.path), ref.info.begin
+        return str(ref.file.path), ref.file.span(ref.info)[0]
 
     return sorted(range(len(pairs)), key=key)
 
@@ -210,12 +212,21 @@ def _disk_order(a: Side, pairs: list[Pair]) -> list[int]:
 def _spans(a: Side, b: Side, pairs: list[Pair]) -> list[tuple[Span, Span]]:
     """The byte ranges the stream will read, pair by pair, in streaming order."""
 
-    def span(side: Side, name: str) -> Span:
+    def span(side: Side, name: str) -> Span | None:
         ref = side.ref(name)
-        base = ref.file.header.data_start
-        return Span(ref.file.path.resolve(), base + ref.info.begin, base + ref.info.end)
+        return Span(ref.file.path.resolve(), *ref.file.span(ref.info)) if ref.file.local else None
 
-    return [(span(a, pairs[i].name_a), span(b, pairs[i].name_b)) for i in _disk_order(a, pairs)]
+    out = []
+    for i in _disk_order(a, pairs):
+        sa, sb = span(a, pairs[i].name_a), span(b, pairs[i].name_b)
+        if sa is None:  # a remote side reads nothing locally: an empty span keeps the step
+            if sb is None:
+                continue
+            sa = Span(sb.path, sb.begin, sb.begin)
+        elif sb is None:
+            sb = Span(sa.path, sa.begin, sa.begin)
+        out.append((sa, sb))
+    return out
 
 
 def _map(a: Side, b: Side, sampled: bool) -> dict[int, int]:
@@ -248,7 +259,7 @@ def _pick_layers(layers: list[int], count: int) -> set[int]:
 
 def run_audit(
     args: AuditInput,
-    paths: tuple[Path, Path, Path | None],
+    paths: tuple[Path | str, Path | str, Path | str | None],
     job: Job,
     setup: AuditSetup,
 ) -> AuditResult:
@@ -258,9 +269,12 @@ def run_audit(
     try:
         for p in paths:
             if p is not None:
-                ckpts.append(open_checkpoint(p))
+                ckpts.append(open_checkpoint(p, setup.settings))
         roles = role_filter(args.roles)
         sides = [index_side(c, roles) for c in ckpts]
+        for c, s in zip(ckpts, sides, strict=True):  # remote files: fetch the selected ranges
+            job.report("fetching remote tensors", 0.0)
+            c.prepare(list(s.by_key.values()), setup.settings)
         a, b = sides[0], sides[1]
         third = sides[2] if len(sides) > 2 else None
         files = sorted({f.resolve() for c in ckpts for f in c.input_files})
@@ -295,7 +309,7 @@ def run_audit(
                 third_accs: list[PairAccumulator] = []
                 if third is not None:
                     third_accs = _stream_all(run, a, third, third_pairs, set(), gate)
-                inputs = gate.result()
+                inputs = gate.result() + [r for c in ckpts for r in c.remote_inputs()]
             finally:
                 gate.close()
             _sample_all(run, sides)  # only what the stream missed

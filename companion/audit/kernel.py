@@ -150,8 +150,8 @@ class _Pass:
         itemsize = ref.info.np_dtype.itemsize
         raw = self.ws.get(f"raw{side}", self.chunk * itemsize, np.uint8)
         gate = self.plan.gate
-        if gate is not None:
-            begin = ref.file.header.data_start + ref.info.begin + start * itemsize
+        if gate is not None and ref.file.pooled(ref.info):
+            begin = ref.file.span(ref.info)[0] + start * itemsize
             gate.wait(ref.file.path, begin + count * itemsize)
             view = raw[: count * itemsize]
             if gate.copy(ref.file.path, begin, view.data):

@@ -210,10 +210,20 @@ class SafetensorsFile:
             raise
         self._fd: int | None = fd
 
+    local = True
+
     @property
     def tensors(self) -> dict[str, TensorInfo]:
         """Tensor entries by name."""
         return self.header.tensors
+
+    def span(self, info: TensorInfo) -> tuple[int, int]:
+        """The bytes of the file holding a tensor."""
+        return self.header.data_start + info.begin, self.header.data_start + info.end
+
+    def pooled(self, info: TensorInfo) -> bool:
+        """Stored words are read as they are: the shared reader's pool can serve them."""
+        return True
 
     def _offset(self, info: TensorInfo, start: int) -> int:
         """File offset of element `start` of a tensor."""

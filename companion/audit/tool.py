@@ -20,13 +20,21 @@ def _resolve(ctx: ToolContext, value: str, what: str) -> Path:
         ) from None
 
 
+def _checkpoint(ctx: ToolContext, value: str, what: str) -> Path | str:
+    """A local checkpoint path, or a URL / hf:// reference kept as text."""
+    from companion.audit.remote import is_remote
+
+    return value if is_remote(value) else _resolve(ctx, value, what)
+
+
 NAME = "audit.compare"
 
 
 @tool(
     NAME,
     description="Audit whether checkpoint B was derived from checkpoint A from the weights "
-    "(safetensors, streamed): per-role Pearson/cosine/Spearman with shuffle, cross-layer, "
+    "(safetensors, GGUF, PyTorch .bin, or https:// / hf:// URLs read by range; streamed): "
+    "per-role Pearson/cosine/Spearman with shuffle, cross-layer, "
     "random-init and optional third-model baselines, permutation-robust matching and a "
     "calibrated verdict (derived | independent | inconclusive) with reasons.",
     read_only=True,
@@ -38,11 +46,10 @@ def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
     """Tool entry point for `audit.compare`."""
     from companion.audit.engine import AuditSetup, run_audit  # lazy: numpy stays out of start-up
 
-    a = _resolve(ctx, args.a, "A")
-    b = _resolve(ctx, args.b, "B")
-    c = _resolve(ctx, args.baseline, "Baseline") if args.baseline else None
+    a, b = _checkpoint(ctx, args.a, "A"), _checkpoint(ctx, args.b, "B")
+    c = _checkpoint(ctx, args.baseline, "Baseline") if args.baseline else None
     report = _resolve(ctx, args.report, "Report") if args.report else None
-    setup = AuditSetup(ctx.settings.audit_workers, ctx.settings.digest_path(), NAME)
+    setup = AuditSetup(ctx.settings.audit_workers, ctx.settings.digest_path(), NAME, ctx.settings)
     result = run_audit(args, (a, b, c), ctx.job(), setup)
     if report is not None:
         try:

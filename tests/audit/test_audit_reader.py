@@ -198,7 +198,7 @@ def test_symlink_loops(tmp_path: Path) -> None:
 
 def test_missing_and_empty_inputs(tmp_path: Path) -> None:
     assert "does not exist" in error_of(tmp_path / "nope")
-    assert "No .safetensors files" in error_of(tmp_path)
+    assert "No .safetensors, .gguf or .bin files" in error_of(tmp_path)
     p = raw_file(tmp_path / "e.safetensors", {})
     assert "no tensors" in error_of(p)
     with pytest.raises(InputError) as err:

@@ -1,0 +1,186 @@
+"""Remote safetensors checkpoints by URL: `https://.../model.safetensors`, index URLs, `hf://`.
+
+`hf://ORG/NAME[@REVISION][/FILE]` resolves to `{endpoint}/ORG/NAME/resolve/REVISION/FILE`
+(revision `main`; endpoint from HF_ENDPOINT, else the `hf_endpoint` setting). Without a
+file, `model.safetensors.index.json` is tried, then `model.safetensors`. The header costs a
+HEAD and one or two Range requests; tensor bytes are fetched only for the tensors an audit
+selects (`prepare`), coalesced and in parallel, through the ETag-keyed range cache.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin
+
+import numpy as np
+
+from companion.audit.remote_http import Blob, client, limiter, probe
+from companion.audit.safetensors import MAX_HEADER_BYTES, TensorInfo, parse_header
+from companion.audit.source import Array, read_whole
+from companion.errors import InputError
+from companion.manifest import InputFile
+from companion.settings import Settings
+
+_HF = re.compile(r"^hf://([\w.-]+)/([\w.-]+)(?:@([\w./-]+?))?(?:/(.+))?$")
+MAX_INDEX_BYTES = 50 << 20
+_MAX_REQUEST = 256 << 20  # a coalesced request never grows beyond this
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a remote checkpoint lives: candidate URLs in order, and the revision."""
+
+    urls: tuple[str, ...]
+    revision: str | None
+
+
+def is_remote(value: str) -> bool:
+    """Whether a checkpoint argument is a URL rather than a local path."""
+    return value.startswith(("https://", "http://", "hf://"))
+
+
+def locate(value: str, settings: Settings) -> Location:
+    """Turn a URL or hf:// reference into the URLs to try."""
+    if not value.startswith("hf://"):
+        return Location((value,), None)
+    m = _HF.match(value)
+    if m is None:
+        raise InputError(
+            f"{value!r} is not an hf:// reference.", hint="write hf://ORG/NAME[@REVISION][/FILE]."
+        )
+    org, name, rev, file = m.groups()
+    rev = rev or "main"
+    base = f"{settings.hf_endpoint.rstrip('/')}/{org}/{name}/resolve/{rev}/"
+    files = (file,) if file else ("model.safetensors.index.json", "model.safetensors")
+    return Location(tuple(base + f for f in files), rev)
+
+
+class RemoteSafetensors:
+    """One remote safetensors file: validated header, tensors fetched by range on demand."""
+
+    local = False
+
+    def __init__(self, blob: Blob, revision: str | None) -> None:
+        self.blob, self.revision = blob, revision
+        self.path = Path("/remote") / re.sub(r"^\w+://", "", blob.url)
+        if blob.size < 8:
+            raise InputError(f"{blob.url} is only {blob.size} bytes.", hint="check the URL.")
+        prefix = blob.read(0, 8)
+        (n,) = struct.unpack("<Q", prefix)
+        if n > MAX_HEADER_BYTES or 8 + n > blob.size:
+            raise InputError(
+                f"{blob.url}: header length {n} is impossible for a {blob.size}-byte file.",
+                hint="the URL does not point at a safetensors file.",
+            )
+        self.header = parse_header(prefix + blob.read(8, 8 + n), blob.size, blob.url)
+
+    @property
+    def tensors(self) -> dict[str, TensorInfo]:
+        """Tensor entries by name."""
+        return self.header.tensors
+
+    def span(self, info: TensorInfo) -> tuple[int, int]:
+        """The tensor's bytes in the remote file."""
+        return self.header.data_start + info.begin, self.header.data_start + info.end
+
+    def pooled(self, info: TensorInfo) -> bool:
+        """Remote bytes never pass through the local reader's pool."""
+        return False
+
+    def prepare(self, infos: list[TensorInfo], gap: int, workers: int) -> None:
+        """Fetch the ranges of these tensors (coalesced, in parallel) into the cache."""
+        wanted = sorted(self.span(i) for i in infos if i.end > i.begin)
+        merged: list[list[int]] = []
+        for a, b in wanted:
+            if merged and a - merged[-1][1] <= gap and b - merged[-1][0] <= _MAX_REQUEST:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        gaps = [g for a, b in merged for g in self.blob.missing(a, b)]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remote") as pool:
+            for future in [pool.submit(self.blob.fetch, a, b) for a, b in gaps]:
+                future.result()
+
+    def read_into(self, info: TensorInfo, start: int, count: int, out: Array) -> Array:
+        """Read `count` elements from element `start` (from the cache, fetching if needed)."""
+        item = info.np_dtype.itemsize
+        begin = self.span(info)[0] + start * item
+        view = out[: count * item]
+        if count:
+            view[:] = np.frombuffer(self.blob.read(begin, begin + count * item), dtype=np.uint8)
+        return view.view(info.np_dtype)
+
+    def read(self, name: str, start: int = 0, count: int | None = None) -> Array:
+        """Copy `count` elements (default: all) of a tensor, flattened."""
+        return read_whole(self, name, start, count)
+
+    def prefetch(self, info: TensorInfo, start: int = 0, count: int | None = None) -> None:
+        """Nothing: `prepare` fetched what the audit needs."""
+
+    def close(self) -> None:
+        """Nothing to release (the HTTP client belongs to the checkpoint)."""
+
+    def manifest_entry(self) -> InputFile:
+        """The URL, revision, ETag and exact ranges read, for the manifest."""
+        ranges = sorted(set(self.blob.ranges))
+        return InputFile(
+            path=self.blob.url,
+            size=self.blob.size,
+            sha256=self.blob.etag,
+            sha256_from="remote",
+            revision=self.revision,
+            ranges=[list(r) for r in ranges],
+        )
+
+
+def _shards(blob: Blob) -> list[str]:
+    """Shard URLs named by a remote model.safetensors.index.json."""
+    if blob.size > MAX_INDEX_BYTES:
+        raise InputError(f"{blob.url} is too large for an index.", hint="check the URL.")
+    try:
+        data = json.loads(blob.read(0, blob.size))
+    except ValueError:
+        raise InputError(f"{blob.url} is not valid JSON.", hint="check the index URL.") from None
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise InputError(f"{blob.url} has no weight_map.", hint="check the index URL.")
+    for shard in set(weight_map.values()):
+        if "/" in shard or shard in ("", ".", ".."):
+            raise InputError(f"{blob.url} names shard {shard!r}.", hint="shards are file names.")
+    return [urljoin(blob.url, s) for s in sorted(set(weight_map.values()))]
+
+
+def open_remote(value: str, settings: Settings) -> list[RemoteSafetensors]:
+    """Open a remote checkpoint: its safetensors file, or every shard of its index."""
+    loc = locate(value, settings)
+    http, cap = client(settings), limiter(settings)
+    last: InputError | None = None
+    for url in loc.urls:
+        try:
+            blob = probe(url, settings, http, cap)
+        except InputError as exc:
+            if "404" in exc.message and len(loc.urls) > 1:
+                last = exc
+                continue
+            raise
+        if url.endswith(".gguf"):
+            raise InputError(
+                f"{url}: remote GGUF files are not read over HTTP yet.",
+                hint="download the .gguf (it is a single file) and audit the local copy.",
+            )
+        if url.endswith(".json"):
+            return [
+                RemoteSafetensors(probe(s, settings, http, cap), loc.revision)
+                for s in _shards(blob)
+            ]
+        return [RemoteSafetensors(blob, loc.revision)]
+    assert last is not None
+    raise InputError(
+        f"{value}: neither model.safetensors.index.json nor model.safetensors was found.",
+        hint="name the weights file: hf://ORG/NAME[@REVISION]/FILE.",
+    )

@@ -1,0 +1,309 @@
+"""Byte ranges of one remote file over HTTP Range, through an on-disk cache keyed by ETag.
+
+Each remote file is probed once (HEAD, following redirects to the CDN) for its size and ETag
+(the hub's X-Linked-Etag, the LFS sha256, when it sends one). Ranges are fetched with
+`Range: bytes=a-b` into `<cache>/<key>/<a>-<b>.part`, renamed when complete, so a repeat run
+reads them from disk and an interrupted one resumes from the bytes already there. Every
+response is checked: 206 with the asked Content-Range, the same ETag, the right length. A
+server that ignores Range is stopped after its headers (the body is never read) unless the
+user allows a full download. 429 and 5xx back off, honouring Retry-After; resets and
+timeouts retry from where they stopped. The token is sent, never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from companion.errors import InputError
+from companion.settings import Settings
+
+_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_log = logging.getLogger(__name__)
+_STEP = 1 << 20  # bytes written to the cache per read (and the bandwidth accounting unit)
+
+
+def client(settings: Settings) -> httpx.Client:
+    """An httpx client (HTTP/2 when the h2 package is there), redirects followed."""
+    try:
+        import h2  # type: ignore[import-not-found]  # noqa: F401
+
+        http2 = True
+    except ImportError:
+        http2 = False
+    timeout = httpx.Timeout(settings.remote_timeout_s)
+    return httpx.Client(http2=http2, follow_redirects=True, timeout=timeout)
+
+
+def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Request headers, with the HF_TOKEN bearer token when set."""
+    out = {"Accept-Encoding": "identity", "User-Agent": "companion-audit"}
+    token = os.environ.get("HF_TOKEN")
+    if token:
+        out["Authorization"] = f"Bearer {token}"
+    return out | (extra or {})
+
+
+def _status_error(url: str, status: int) -> InputError:
+    """A clear error for an HTTP failure status, naming the next step."""
+    if status == 401:
+        return InputError(
+            f"{url} needs authentication (HTTP 401).",
+            hint="set HF_TOKEN to a token with read access (huggingface.co/settings/tokens).",
+        )
+    if status == 403:
+        return InputError(
+            f"{url} is forbidden (HTTP 403).",
+            hint="accept the model's license on its hub page, or use a token that may read it.",
+        )
+    if status == 404:
+        return InputError(
+            f"{url} was not found (HTTP 404).",
+            hint="check the repository name, the revision and the file name.",
+        )
+    return InputError(f"{url} failed with HTTP {status}.", hint="retry later.")
+
+
+class _Limiter:
+    """A shared bandwidth cap: callers sleep so the total stays under `rate` bytes/s."""
+
+    def __init__(self, rate: int | None) -> None:
+        self.rate, self.lock, self.start, self.sent = rate, threading.Lock(), time.monotonic(), 0
+
+    def take(self, n: int) -> None:
+        """Account n bytes; sleep if ahead of the cap."""
+        if self.rate is None:
+            return
+        with self.lock:
+            self.sent += n
+            wait = self.sent / self.rate - (time.monotonic() - self.start)
+        if wait > 0:
+            time.sleep(wait)
+
+
+@dataclass
+class Blob:
+    """One remote file: its URL, size, ETag, cache folder and the ranges read from it."""
+
+    url: str
+    size: int
+    etag: str
+    cache: Path
+    settings: Settings
+    http: httpx.Client
+    limiter: _Limiter
+    fetched: int = 0
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    busy: dict[tuple[int, int], threading.Lock] = field(default_factory=dict)
+
+    def cached(self) -> list[tuple[int, int]]:
+        """Complete cached ranges [a, b) in order."""
+        out = []
+        for p in self.cache.iterdir() if self.cache.is_dir() else []:
+            if m := re.fullmatch(r"(\d+)-(\d+)", p.name):
+                out.append((int(m.group(1)), int(m.group(2))))
+        return sorted(out)
+
+    def missing(self, begin: int, end: int) -> list[tuple[int, int]]:
+        """Parts of [begin, end) not yet in the cache."""
+        gaps, at = [], begin
+        for a, b in self.cached():
+            if b <= at or a >= end:
+                continue
+            if a > at:
+                gaps.append((at, a))
+            at = max(at, b)
+        if at < end:
+            gaps.append((at, end))
+        return gaps
+
+    def read(self, begin: int, end: int) -> bytes:
+        """Bytes [begin, end), fetching what the cache lacks."""
+        with self.lock:
+            self.ranges.append((begin, end))
+        for a, b in self.missing(begin, end):
+            self.fetch(a, b)
+        out, at = bytearray(), begin
+        for a, b in self.cached():
+            if b <= at or a > at or at >= end:
+                continue
+            with (self.cache / f"{a}-{b}").open("rb") as fh:
+                fh.seek(at - a)
+                piece = fh.read(min(b, end) - at)
+            out += piece
+            at += len(piece)
+        if at != end:
+            raise InputError(f"The range cache for {self.url} is incomplete.", hint="retry.")
+        return bytes(out)
+
+    def fetch(self, begin: int, end: int) -> None:
+        """Fetch [begin, end) into the cache (one writer per range at a time)."""
+        with self.lock:
+            gate = self.busy.setdefault((begin, end), threading.Lock())
+        with gate:
+            self._fetch(begin, end)
+
+    def _fetch(self, begin: int, end: int) -> None:
+        """Fetch [begin, end), resuming a partial file, retrying faults."""
+        part = self.cache / f"{begin}-{end}.part"
+        self.cache.mkdir(parents=True, exist_ok=True)
+        for attempt in range(self.settings.remote_retries + 1):
+            if not self.missing(begin, end):
+                return
+            have = part.stat().st_size if part.exists() else 0
+            try:
+                if have < end - begin:
+                    self._get(begin + have, end, part)
+                if part.exists() and part.stat().st_size == end - begin:
+                    part.rename(self.cache / f"{begin}-{end}")
+                if not self.missing(begin, end):
+                    return
+            except _Retry as exc:
+                if attempt == self.settings.remote_retries:
+                    raise InputError(
+                        f"Reading {self.url} failed after {attempt + 1} tries: {exc}.",
+                        hint="check the connection, or raise remote_retries / remote_timeout_s.",
+                    ) from None
+                time.sleep(min(exc.after if exc.after is not None else 0.2 * 2**attempt, 30.0))
+        raise InputError(f"{self.url} kept sending short responses.", hint="retry later.")
+
+    def _get(self, begin: int, end: int, part: Path) -> None:
+        """One Range GET of [begin, end), appended to `part` (never more than asked)."""
+        headers = _headers({"Range": f"bytes={begin}-{end - 1}"})
+        try:
+            with self.http.stream("GET", self.url, headers=headers) as resp:
+                if resp.status_code == 200 and self.settings.remote_full_download:
+                    self._whole(resp)
+                    return
+                self._check(resp, begin, end)
+                self._save(resp, part, end - begin)
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise _Retry(f"{type(exc).__name__} part way through a range") from None
+
+    def _save(self, resp: httpx.Response, path: Path, limit: int) -> None:
+        """Append the body to `path`, refusing more than `limit` bytes."""
+        with path.open("ab") as fh:
+            for chunk in resp.iter_bytes(_STEP):
+                if len(chunk) > limit:
+                    raise InputError(f"{self.url} sent more bytes than asked.", hint="retry.")
+                fh.write(chunk)
+                limit -= len(chunk)
+                self.limiter.take(len(chunk))
+                with self.lock:
+                    self.fetched += len(chunk)
+
+    def _whole(self, resp: httpx.Response) -> None:
+        """The user allowed it: the whole file into the cache as one range."""
+        _log.warning("%s ignores Range: downloading all %d bytes", self.url, self.size)
+        part = self.cache / f"0-{self.size}.whole"
+        part.unlink(missing_ok=True)
+        self._save(resp, part, self.size)
+        if part.stat().st_size != self.size:
+            raise _Retry("the full download ended early")
+        part.rename(self.cache / f"0-{self.size}")
+
+    def _check(self, resp: httpx.Response, begin: int, end: int) -> None:
+        """Refuse anything but the asked range of the same file."""
+        if resp.status_code in (429, 500, 502, 503, 504):
+            raise _Retry(f"HTTP {resp.status_code}", _retry_after(resp))
+        if resp.status_code == 200:
+            raise _no_range(self.url, resp)
+        if resp.status_code != 206:
+            raise _status_error(self.url, resp.status_code)
+        tag = _etag(resp)
+        if tag and tag != self.etag:
+            raise InputError(
+                f"{self.url} changed while it was being read (ETag {self.etag} became {tag}).",
+                hint="pin a revision (hf://ORG/NAME@COMMIT) and run the audit again.",
+            )
+        m = _RANGE.fullmatch(resp.headers.get("content-range", ""))
+        if m is None or (int(m.group(1)), int(m.group(2)) + 1) != (begin, end):
+            raise InputError(
+                f"{self.url} answered bytes {begin}-{end - 1} with "
+                f"{resp.headers.get('content-range')!r}.",
+                hint="the server mishandles Range requests; try another mirror.",
+            )
+        length = resp.headers.get("content-length")
+        if length is not None and int(length) != end - begin:
+            raise _Retry(f"a {length}-byte body for a {end - begin}-byte range")
+
+
+class _Retry(Exception):
+    """A fault worth retrying (optionally after Retry-After seconds)."""
+
+    def __init__(self, message: str, after: float | None = None) -> None:
+        super().__init__(message)
+        self.after = after
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    """Retry-After in seconds (the numeric form), else None."""
+    value = resp.headers.get("retry-after", "")
+    return float(value) if value.strip().isdigit() else None
+
+
+def _etag(resp: httpx.Response) -> str:
+    """The file's identity: the hub's linked ETag (LFS sha256) if any response had one."""
+    for r in [*resp.history, resp]:
+        tag = r.headers.get("x-linked-etag")
+        if tag:
+            return str(tag).strip('W/"')
+    return str(resp.headers.get("etag", "")).strip('W/"')
+
+
+def _no_range(url: str, resp: httpx.Response) -> InputError:
+    """The error for a 200 answer to a Range request (the body is not read)."""
+    claims = resp.headers.get("accept-ranges", "none").lower() == "bytes"
+    what = "ignored the Range header" if claims else "does not support Range requests"
+    return InputError(
+        f"{url} {what} and started sending the whole file "
+        f"({resp.headers.get('content-length', '?')} bytes); stopped.",
+        hint="use a server or mirror that supports Range, or set remote_full_download "
+        "to download it whole.",
+    )
+
+
+def probe(url: str, settings: Settings, http: httpx.Client, limiter: _Limiter) -> Blob:
+    """HEAD a remote file (following redirects): size and ETag, and its cache folder."""
+    for attempt in range(settings.remote_retries + 1):
+        try:
+            resp = http.head(url, headers=_headers())
+        except httpx.TransportError as exc:
+            if attempt == settings.remote_retries:
+                raise InputError(
+                    f"Cannot reach {url}: {type(exc).__name__}.", hint="check the URL and network."
+                ) from None
+            time.sleep(0.2 * 2**attempt)
+            continue
+        if resp.status_code in (429, 500, 502, 503, 504) and attempt < settings.remote_retries:
+            time.sleep(min(_retry_after(resp) or 0.2 * 2**attempt, 30.0))
+            continue
+        if resp.status_code != 200:
+            raise _status_error(url, resp.status_code)
+        size = resp.headers.get("content-length")
+        if size is None or not size.isdigit():
+            raise InputError(f"{url} does not report its size.", hint="try another mirror.")
+        etag = _etag(resp)
+        if not etag:
+            raise InputError(
+                f"{url} sends no ETag, so cached ranges could not be trusted.",
+                hint="use the hub's resolve URL or a mirror that sends ETags.",
+            )
+        root = settings.remote_cache_dir or settings.data_dir() / "remote-cache"
+        key = hashlib.sha256(f"{etag}\0{size}".encode()).hexdigest()[:32]
+        return Blob(url, int(size), etag, root / key, settings, http, limiter)
+    raise InputError(f"{url} kept failing.", hint="retry later.")
+
+
+def limiter(settings: Settings) -> _Limiter:
+    """The bandwidth cap shared by every file of one audit."""
+    return _Limiter(settings.remote_bandwidth)

@@ -1,0 +1,183 @@
+"""Remote checkpoints over HTTP Range against a loopback hub (127.0.0.1 only): only the
+selected tensors' bytes travel, a repeat run fetches nothing, and faults give clear errors or
+resume."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers.hub_server import Hub, serve
+
+from companion.audit.checkpoint import open_checkpoint
+from companion.audit.remote import locate
+from companion.audit.safetensors import write_safetensors
+from companion.audit.schemas import AuditResult
+from companion.errors import InputError
+from companion.settings import Settings
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
+
+HIDDEN, FF, VOCAB, LAYERS = 128, 512, 4096, 4
+
+
+def model(seed: int, base: dict[str, np.ndarray[Any, Any]] | None = None) -> dict[str, Any]:
+    """A small llama-shaped state dict; with `base`, a fine-tune of it."""
+    rng = np.random.default_rng(seed)
+    shapes = {"model.embed_tokens.weight": (VOCAB, HIDDEN), "model.norm.weight": (HIDDEN,)}
+    for i in range(LAYERS):
+        p = f"model.layers.{i}."
+        shapes |= {
+            p + "input_layernorm.weight": (HIDDEN,),
+            p + "post_attention_layernorm.weight": (HIDDEN,),
+            p + "self_attn.q_proj.weight": (HIDDEN, HIDDEN),
+            p + "self_attn.k_proj.weight": (HIDDEN // 4, HIDDEN),
+            p + "self_attn.v_proj.weight": (HIDDEN // 4, HIDDEN),
+            p + "self_attn.o_proj.weight": (HIDDEN, HIDDEN),
+            p + "mlp.gate_proj.weight": (FF, HIDDEN),
+            p + "mlp.up_proj.weight": (FF, HIDDEN),
+            p + "mlp.down_proj.weight": (HIDDEN, FF),
+        }
+    out = {}
+    for name, shape in shapes.items():
+        fresh = rng.standard_normal(shape) * (0.1 if "norm" in name else 0.02)
+        fresh += 1.0 if "norm" in name else 0.0
+        if base is not None:
+            fresh = base[name] + 0.002 * rng.standard_normal(shape)
+        out[name] = fresh.astype("<f4")
+    return out
+
+
+def st_bytes(tensors: dict[str, Any], tmp: Path) -> bytes:
+    """A safetensors file's bytes."""
+    path = tmp / f"m{len(list(tmp.iterdir()))}.safetensors"
+    write_safetensors(path, tensors)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    """A hub with org/base, org/tuned (a fine-tune) and org/other (independent)."""
+    base = model(1)
+    (tmp_path / "w").mkdir()
+    repos = {
+        "org/base": {"model.safetensors": st_bytes(base, tmp_path / "w")},
+        "org/tuned": {"model.safetensors": st_bytes(model(2, base), tmp_path / "w")},
+        "org/other": {"model.safetensors": st_bytes(model(3), tmp_path / "w")},
+    }
+    with serve(Hub(repos=repos)) as h:
+        monkeypatch.setenv("HF_ENDPOINT", h.url)
+        monkeypatch.setenv("COMPANION_REMOTE_CACHE_DIR", str(tmp_path / "cache"))
+        monkeypatch.setenv("COMPANION_REMOTE_TIMEOUT_S", "0.3")
+        monkeypatch.setenv("COMPANION_REMOTE_RETRIES", "2")
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        yield h
+
+
+def audit(a: str, b: str, **kw: Any) -> AuditResult:
+    """Run the audit tool with the settings the environment gives."""
+    args = {"a": a, "b": b, "roles": ["norm", "attn"], **kw}
+    result = run_tool("audit.compare", args, ToolContext(settings=Settings()))
+    assert isinstance(result, AuditResult)
+    return result
+
+
+def test_hf_reference_resolves_like_the_hub() -> None:
+    s = Settings(hf_endpoint="https://mirror.example")
+    assert locate("hf://ORG/NAME@v1.0/sub/model.safetensors", s).urls == (
+        "https://mirror.example/ORG/NAME/resolve/v1.0/sub/model.safetensors",
+    )
+    loc = locate("hf://ORG/NAME", s)
+    assert loc.revision == "main" and loc.urls[0].endswith(
+        "/resolve/main/model.safetensors.index.json"
+    )
+
+
+def test_remote_pair_fetches_only_the_selected_roles_and_a_repeat_fetches_nothing(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPANION_REMOTE_COALESCE_GAP", "4096")  # tensors here are tiny
+    total = sum(
+        len(b) for r in hub.repos.values() for b in r.values() if r is not hub.repos["org/other"]
+    )
+    first = audit("hf://org/base", "hf://org/tuned")
+    assert first.verdict == "derived", [x.statement for x in first.reasons]
+    fetched = hub.sent
+    needed = sum(4 * int(np.prod(t.shape)) for t in first.per_tensor) * 2
+    assert needed <= fetched < needed + 2 * 64 * 1024  # the tensors, plus two small headers
+    assert fetched < 0.25 * total
+    remote = [i for i in first.manifest.inputs if i.sha256_from == "remote"]
+    assert len(remote) == 2 and all(i.ranges and i.revision == "main" and i.sha256 for i in remote)
+    assert remote[0].path.endswith("/org/base/resolve/main/model.safetensors")
+    hub.sent = 0
+    again = audit("hf://org/base", "hf://org/tuned")
+    assert hub.sent == 0  # every range came from the cache
+    assert [t.metrics.pearson for t in again.per_tensor] == [
+        t.metrics.pearson for t in first.per_tensor
+    ]
+
+
+def test_remote_against_local_and_independent(hub: Hub, tmp_path: Path) -> None:
+    local = tmp_path / "other.safetensors"
+    local.write_bytes(hub.repos["org/other"]["model.safetensors"])
+    r = audit("hf://org/base", str(local))
+    assert r.verdict == "independent", [x.statement for x in r.reasons]
+
+
+def test_a_reset_mid_range_resumes(hub: Hub) -> None:
+    hub.faults.add("reset")
+    ck = open_checkpoint("hf://org/base/model.safetensors", Settings())
+    name = "model.embed_tokens.weight"
+    got = ck.tensors[name].file.read(name)
+    want = np.frombuffer(
+        io.BytesIO(hub.repos["org/base"]["model.safetensors"]).getvalue(), dtype=np.uint8
+    )
+    assert "reset" in hub.once
+    begin = ck.tensors[name].file.span(ck.tensors[name].info)[0]
+    assert np.array_equal(got.view(np.uint8), want[begin : begin + got.nbytes])
+    resumed = [
+        r for m, p, r in hub.requests if m == "GET" and r and not r.startswith(f"bytes={begin}-")
+    ]
+    assert resumed  # the second request started where the first one broke off
+
+
+def test_429_is_retried_after_retry_after(hub: Hub) -> None:
+    hub.faults.add("429")
+    ck = open_checkpoint("hf://org/base", Settings())
+    assert "model.norm.weight" in ck.tensors and "429" in hub.once
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        ("norange", "does not support Range"),
+        ("ignored", "ignored the Range header"),
+        ("short", "tries"),
+        ("etag", "changed while it was being read"),
+        ("trickle", "Timeout"),
+        ("401", "HF_TOKEN"),
+        ("403", "license"),
+        ("404", "not found"),
+    ],
+)
+def test_faults_are_clear_errors(hub: Hub, fault: str, words: str) -> None:
+    hub.faults.add(fault)
+    with pytest.raises(InputError) as err:
+        ck = open_checkpoint("hf://org/base/model.safetensors", Settings())
+        name = "model.embed_tokens.weight"
+        ck.tensors[name].file.read(name)
+    assert words in err.value.text, err.value.text
+    assert err.value.hint
+    if fault in ("norange", "ignored"):  # stopped after the headers: the body never came
+        assert hub.sent < 1 << 20
+
+
+def test_a_full_download_when_the_user_allows_it(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub.faults.add("norange")
+    monkeypatch.setenv("COMPANION_REMOTE_FULL_DOWNLOAD", "true")
+    ck = open_checkpoint("hf://org/base/model.safetensors", Settings())
+    assert ck.tensors["model.norm.weight"].file.read("model.norm.weight").shape == (HIDDEN,)

@@ -1,0 +1,157 @@
+"""A loopback HTTP server that mimics the hub's resolve URLs, with faults on demand.
+
+`/{org}/{name}/resolve/{rev}/{file}` answers 302 to `/cdn/{sha256}` (with X-Linked-Etag, as
+the hub does); `/cdn/...` serves bytes with Range and an ETag. `faults` changes behaviour:
+"norange", "ignored", "short", "reset", "etag", "trickle", "429", "401", "403", "404". The
+server counts every body byte it sends, so tests measure traffic from the outside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_RESOLVE = re.compile(r"^/([\w.-]+)/([\w.-]+)/resolve/([\w.-]+)/(.+)$")
+
+
+@dataclass
+class Hub:
+    """Served repositories and the fault switches (shared with the handler threads)."""
+
+    repos: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    faults: set[str] = field(default_factory=set)
+    sent: int = 0
+    requests: list[tuple[str, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    once: set[str] = field(default_factory=set)  # faults already fired once
+    url: str = ""
+
+    def blobs(self) -> dict[str, bytes]:
+        """Every file by its sha256."""
+        return {hashlib.sha256(b).hexdigest(): b for r in self.repos.values() for b in r.values()}
+
+    def fire_once(self, fault: str) -> bool:
+        """True the first time a one-shot fault is asked for."""
+        with self.lock:
+            if fault in self.faults and fault not in self.once:
+                self.once.add(fault)
+                return True
+        return False
+
+
+def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            self.serve(head=True)
+
+        def do_GET(self) -> None:
+            self.serve(head=False)
+
+        def serve(self, head: bool) -> None:
+            with hub.lock:
+                hub.requests.append((self.command, self.path, self.headers.get("Range", "")))
+            for code in ("401", "403", "404"):
+                if code in hub.faults:
+                    return self.empty(int(code))
+            if m := _RESOLVE.match(self.path):
+                return self.resolve(*m.groups())
+            if self.path.startswith("/cdn/"):
+                return self.cdn(self.path[5:], head)
+            self.empty(404)
+
+        def empty(self, code: int, headers: dict[str, str] | None = None) -> None:
+            self.send_response(code)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def resolve(self, org: str, name: str, rev: str, file: str) -> None:
+            data = hub.repos.get(f"{org}/{name}", {}).get(file)
+            if data is None:
+                return self.empty(404)
+            sha = hashlib.sha256(data).hexdigest()
+            tag = sha + ("-changed" if "etag" in hub.faults and self.command == "GET" else "")
+            self.empty(302, {"Location": f"/cdn/{sha}", "X-Linked-Etag": f'"{tag}"'})
+
+        def cdn(self, sha: str, head: bool) -> None:
+            data = hub.blobs().get(sha)
+            if data is None:
+                return self.empty(404)
+            if not head and hub.fire_once("429"):
+                return self.empty(429, {"Retry-After": "0"})
+            tag = sha + ("-changed" if "etag" in hub.faults and not head else "")
+            m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+            whole = head or m is None or hub.faults & {"norange", "ignored"}
+            if whole:
+                self.send_response(200)
+                ranges = "bytes" if "ignored" in hub.faults or not hub.faults else "none"
+                self.send_header("Accept-Ranges", ranges)
+                body = data
+            else:
+                assert m is not None
+                a, b = int(m.group(1)), min(int(m.group(2)), len(data) - 1)
+                body = data[a : b + 1]
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {a}-{b}/{len(data)}")
+            length = len(body) // 2 if "short" in hub.faults and not whole else len(body)
+            self.send_header("Content-Length", str(length))
+            self.send_header("ETag", f'"{tag}"')
+            self.end_headers()
+            if not head:
+                self.body(body[:length], whole)
+
+        def body(self, body: bytes, whole: bool) -> None:
+            cut = (
+                len(body) // 2
+                if not whole and len(body) > 1024 and hub.fire_once("reset")
+                else None
+            )
+            trickle = "trickle" in hub.faults
+            try:
+                step = 1 if trickle else 1 << 16
+                for i in range(0, len(body) if cut is None else cut, step):
+                    self.wfile.write(body[i : i + step])
+                    with hub.lock:
+                        hub.sent += len(body[i : i + step])
+                    if trickle:
+                        self.wfile.flush()
+                        time.sleep(0.5)
+                        if i >= 4:  # bounded: give up after a few bytes
+                            break
+                if cut is not None:
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                self.close_connection = True
+
+    return Handler
+
+
+@contextmanager
+def serve(hub: Hub) -> Iterator[Hub]:
+    """Run the hub on 127.0.0.1 (an ephemeral port) for the duration of the block."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    hub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield hub
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
