@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from companion.audit.remote_http import RemoteOptions
 from companion.audit.safetensors import SafetensorsFile, TensorInfo
 from companion.audit.source import TensorFile
 from companion.errors import InputError
 from companion.manifest import InputFile
-from companion.settings import Settings
 
 INDEX_NAME = "model.safetensors.index.json"
 MAX_JSON_BYTES = 100 * 1024 * 1024
@@ -42,11 +42,11 @@ class Checkpoint:
         """Every file this checkpoint was read from (for the manifest)."""
         return [f.path for f in self.files if f.local] + self.extra_inputs
 
-    def prepare(self, names: list[str], settings: Settings | None = None) -> None:
+    def prepare(self, names: list[str], settings: RemoteOptions | None = None) -> None:
         """Fetch what remote files hold of these tensors (local files need nothing)."""
         from companion.audit.remote import RemoteSafetensors
 
-        settings = settings or Settings()
+        settings = settings or RemoteOptions.from_settings()
         for f in self.files:
             if isinstance(f, RemoteSafetensors):
                 infos = [self.tensors[n].info for n in names if self.tensors[n].file is f]
@@ -201,12 +201,12 @@ def _folder_files(path: Path) -> list[Path]:
     )
 
 
-def open_checkpoint(path: Path | str, settings: Settings | None = None) -> Checkpoint:
+def open_checkpoint(path: Path | str, settings: RemoteOptions | None = None) -> Checkpoint:
     """Open a weights file, an index, a folder, or a URL / hf:// reference (a str)."""
     if isinstance(path, str):
         from companion.audit.remote import open_remote
 
-        remote = open_remote(path, settings or Settings())
+        remote = open_remote(path, settings or RemoteOptions.from_settings())
         files, tensors = _merge(list(remote))
         return Checkpoint(path=remote[0].path, files=files, tensors=tensors)
     _stat(path, "Checkpoint")

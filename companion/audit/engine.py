@@ -34,12 +34,12 @@ from companion.audit.pairing import (
     shared_sites,
 )
 from companion.audit.reader import Gate, Span
+from companion.audit.remote_http import RemoteOptions
 from companion.audit.schemas import AuditInput, AuditResult
 from companion.audit.summarize import Streams, summarize
 from companion.digests import Digests
 from companion.jobs import Job
 from companion.manifest import Manifest
-from companion.settings import Settings
 
 T = TypeVar("T")
 Array = np.ndarray[Any, Any]
@@ -54,7 +54,7 @@ class AuditSetup:
     workers: int
     digest_path: Path | None
     tool: str
-    settings: Settings | None = None  # remote reads: hf_endpoint, remote_* (None: defaults)
+    remote: RemoteOptions | None = None  # how URLs and hf:// are read (None: the defaults)
 
 
 class Progress:
@@ -269,12 +269,12 @@ def run_audit(
     try:
         for p in paths:
             if p is not None:
-                ckpts.append(open_checkpoint(p, setup.settings))
+                ckpts.append(open_checkpoint(p, setup.remote))
         roles = role_filter(args.roles)
         sides = [index_side(c, roles) for c in ckpts]
         for c, s in zip(ckpts, sides, strict=True):  # remote files: fetch the selected ranges
             job.report("fetching remote tensors", 0.0)
-            c.prepare(list(s.by_key.values()), setup.settings)
+            c.prepare(list(s.by_key.values()), setup.remote)
         a, b = sides[0], sides[1]
         third = sides[2] if len(sides) > 2 else None
         files = sorted({f.resolve() for c in ckpts for f in c.input_files})

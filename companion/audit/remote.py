@@ -19,12 +19,11 @@ from urllib.parse import urljoin
 
 import numpy as np
 
-from companion.audit.remote_http import Blob, client, limiter, probe
+from companion.audit.remote_http import Blob, RemoteOptions, client, limiter, probe
 from companion.audit.safetensors import MAX_HEADER_BYTES, TensorInfo, parse_header
 from companion.audit.source import Array, read_whole
 from companion.errors import InputError
 from companion.manifest import InputFile
-from companion.settings import Settings
 
 _HF = re.compile(r"^hf://([\w.-]+)/([\w.-]+)(?:@([\w./-]+?))?(?:/(.+))?$")
 MAX_INDEX_BYTES = 50 << 20
@@ -44,7 +43,7 @@ def is_remote(value: str) -> bool:
     return value.startswith(("https://", "http://", "hf://"))
 
 
-def locate(value: str, settings: Settings) -> Location:
+def locate(value: str, settings: RemoteOptions) -> Location:
     """Turn a URL or hf:// reference into the URLs to try."""
     if not value.startswith("hf://"):
         return Location((value,), None)
@@ -155,7 +154,7 @@ def _shards(blob: Blob) -> list[str]:
     return [urljoin(blob.url, s) for s in sorted(set(weight_map.values()))]
 
 
-def open_remote(value: str, settings: Settings) -> list[RemoteSafetensors]:
+def open_remote(value: str, settings: RemoteOptions) -> list[RemoteSafetensors]:
     """Open a remote checkpoint: its safetensors file, or every shard of its index."""
     loc = locate(value, settings)
     http, cap = client(settings), limiter(settings)

@@ -31,7 +31,36 @@ _log = logging.getLogger(__name__)
 _STEP = 1 << 20  # bytes written to the cache per read (and the bandwidth accounting unit)
 
 
-def client(settings: Settings) -> httpx.Client:
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How remote checkpoints are read (from the remote_* settings; engines get no settings)."""
+
+    hf_endpoint: str
+    cache_dir: Path
+    remote_concurrency: int
+    remote_bandwidth: int | None
+    remote_timeout_s: float
+    remote_retries: int
+    remote_coalesce_gap: int
+    remote_full_download: bool
+
+    @classmethod
+    def from_settings(cls, s: Settings | None = None) -> RemoteOptions:
+        """The options the settings give (the defaults when none)."""
+        s = s or Settings()
+        return cls(
+            hf_endpoint=s.hf_endpoint,
+            cache_dir=s.remote_cache_dir or s.data_dir() / "remote-cache",
+            remote_concurrency=s.remote_concurrency,
+            remote_bandwidth=s.remote_bandwidth,
+            remote_timeout_s=s.remote_timeout_s,
+            remote_retries=s.remote_retries,
+            remote_coalesce_gap=s.remote_coalesce_gap,
+            remote_full_download=s.remote_full_download,
+        )
+
+
+def client(settings: RemoteOptions) -> httpx.Client:
     """An httpx client (HTTP/2 when the h2 package is there), redirects followed."""
     try:
         import h2  # type: ignore[import-not-found]  # noqa: F401
@@ -97,7 +126,7 @@ class Blob:
     size: int
     etag: str
     cache: Path
-    settings: Settings
+    settings: RemoteOptions
     http: httpx.Client
     limiter: _Limiter
     fetched: int = 0
@@ -272,7 +301,7 @@ def _no_range(url: str, resp: httpx.Response) -> InputError:
     )
 
 
-def probe(url: str, settings: Settings, http: httpx.Client, limiter: _Limiter) -> Blob:
+def probe(url: str, settings: RemoteOptions, http: httpx.Client, limiter: _Limiter) -> Blob:
     """HEAD a remote file (following redirects): size and ETag, and its cache folder."""
     for attempt in range(settings.remote_retries + 1):
         try:
@@ -298,12 +327,12 @@ def probe(url: str, settings: Settings, http: httpx.Client, limiter: _Limiter) -
                 f"{url} sends no ETag, so cached ranges could not be trusted.",
                 hint="use the hub's resolve URL or a mirror that sends ETags.",
             )
-        root = settings.remote_cache_dir or settings.data_dir() / "remote-cache"
+        root = settings.cache_dir
         key = hashlib.sha256(f"{etag}\0{size}".encode()).hexdigest()[:32]
         return Blob(url, int(size), etag, root / key, settings, http, limiter)
     raise InputError(f"{url} kept failing.", hint="retry later.")
 
 
-def limiter(settings: Settings) -> _Limiter:
+def limiter(settings: RemoteOptions) -> _Limiter:
     """The bandwidth cap shared by every file of one audit."""
     return _Limiter(settings.remote_bandwidth)

@@ -21,10 +21,18 @@ def _resolve(ctx: ToolContext, value: str, what: str) -> Path:
 
 
 def _checkpoint(ctx: ToolContext, value: str, what: str) -> Path | str:
-    """A local checkpoint path, or a URL / hf:// reference kept as text."""
+    """A local checkpoint path, or a URL / hf:// reference kept as text (never when confined)."""
     from companion.audit.remote import is_remote
 
-    return value if is_remote(value) else _resolve(ctx, value, what)
+    if not is_remote(value):
+        return _resolve(ctx, value, what)
+    if ctx.confine:
+        raise InputError(
+            f"{what} {value!r} is a remote checkpoint; tools called from chat or an agent read "
+            "only files inside the workspace.",
+            hint="run `companion audit` on the URL yourself, or download it into the workspace.",
+        )
+    return value
 
 
 NAME = "audit.compare"
@@ -49,7 +57,10 @@ def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
     a, b = _checkpoint(ctx, args.a, "A"), _checkpoint(ctx, args.b, "B")
     c = _checkpoint(ctx, args.baseline, "Baseline") if args.baseline else None
     report = _resolve(ctx, args.report, "Report") if args.report else None
-    setup = AuditSetup(ctx.settings.audit_workers, ctx.settings.digest_path(), NAME, ctx.settings)
+    from companion.audit.remote_http import RemoteOptions
+
+    remote = RemoteOptions.from_settings(ctx.settings)
+    setup = AuditSetup(ctx.settings.audit_workers, ctx.settings.digest_path(), NAME, remote)
     result = run_audit(args, (a, b, c), ctx.job(), setup)
     if report is not None:
         try:

@@ -15,6 +15,7 @@ from helpers.hub_server import Hub, serve
 
 from companion.audit.checkpoint import open_checkpoint
 from companion.audit.remote import locate
+from companion.audit.remote_http import RemoteOptions
 from companion.audit.safetensors import write_safetensors
 from companion.audit.schemas import AuditResult
 from companion.errors import InputError
@@ -87,7 +88,7 @@ def audit(a: str, b: str, **kw: Any) -> AuditResult:
 
 
 def test_hf_reference_resolves_like_the_hub() -> None:
-    s = Settings(hf_endpoint="https://mirror.example")
+    s = RemoteOptions.from_settings(Settings(hf_endpoint="https://mirror.example"))
     assert locate("hf://ORG/NAME@v1.0/sub/model.safetensors", s).urls == (
         "https://mirror.example/ORG/NAME/resolve/v1.0/sub/model.safetensors",
     )
@@ -130,7 +131,7 @@ def test_remote_against_local_and_independent(hub: Hub, tmp_path: Path) -> None:
 
 def test_a_reset_mid_range_resumes(hub: Hub) -> None:
     hub.faults.add("reset")
-    ck = open_checkpoint("hf://org/base/model.safetensors", Settings())
+    ck = open_checkpoint("hf://org/base/model.safetensors", RemoteOptions.from_settings())
     name = "model.embed_tokens.weight"
     got = ck.tensors[name].file.read(name)
     want = np.frombuffer(
@@ -147,7 +148,7 @@ def test_a_reset_mid_range_resumes(hub: Hub) -> None:
 
 def test_429_is_retried_after_retry_after(hub: Hub) -> None:
     hub.faults.add("429")
-    ck = open_checkpoint("hf://org/base", Settings())
+    ck = open_checkpoint("hf://org/base", RemoteOptions.from_settings())
     assert "model.norm.weight" in ck.tensors and "429" in hub.once
 
 
@@ -167,17 +168,28 @@ def test_429_is_retried_after_retry_after(hub: Hub) -> None:
 def test_faults_are_clear_errors(hub: Hub, fault: str, words: str) -> None:
     hub.faults.add(fault)
     with pytest.raises(InputError) as err:
-        ck = open_checkpoint("hf://org/base/model.safetensors", Settings())
+        ck = open_checkpoint("hf://org/base/model.safetensors", RemoteOptions.from_settings())
         name = "model.embed_tokens.weight"
         ck.tensors[name].file.read(name)
     assert words in err.value.text, err.value.text
     assert err.value.hint
-    if fault in ("norange", "ignored"):  # stopped after the headers: the body never came
-        assert hub.sent < 1 << 20
+    if fault in ("norange", "ignored"):  # stopped after the headers: the body was not read
+        cache = RemoteOptions.from_settings().cache_dir
+        kept = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file())
+        assert kept < 1 << 20  # (what the server pushed into socket buffers is not ours to bound)
 
 
 def test_a_full_download_when_the_user_allows_it(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
     hub.faults.add("norange")
     monkeypatch.setenv("COMPANION_REMOTE_FULL_DOWNLOAD", "true")
-    ck = open_checkpoint("hf://org/base/model.safetensors", Settings())
+    ck = open_checkpoint("hf://org/base/model.safetensors", RemoteOptions.from_settings())
     assert ck.tensors["model.norm.weight"].file.read("model.norm.weight").shape == (HIDDEN,)
+
+
+def test_chat_and_agents_cannot_reach_a_url(hub: Hub, tmp_path: Path) -> None:
+    """A confined context (chat, MCP) reads only workspace files: no URL is fetched."""
+    ctx = ToolContext(roots=[tmp_path], confine=True)
+    with pytest.raises(InputError) as err:
+        run_tool("audit.compare", {"a": "hf://org/base", "b": "hf://org/base"}, ctx)
+    assert "inside the workspace" in err.value.text and err.value.hint
+    assert hub.sent == 0
