@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
+
 from companion.llm.endpoint import Endpoint
 from companion.llm.failures import Failure, describe, tries_text
 from companion.llm.wire import CappedTransport, ResponseTooLarge, backoff_s, response_byte_limit
@@ -76,15 +78,19 @@ class ChatClient:
         on_delta: Callable[[str], None],
     ) -> Completion:
         """Stream one completion; text deltas go to `on_delta`. Errors are EndpointError."""
-        tries = 0
+        tries, whole = 0, False
         while True:
             tries += 1
+            once = self._whole_once if whole else self._stream_once
             try:
-                return await self._stream_once(messages, tools, max_tokens, on_delta)
+                return await once(messages, tools, max_tokens, on_delta)
             except Failure as failure:
                 last = tries > self.settings.llm_max_retries
                 if last or not failure.retryable() or failure.waits_too_long():
                     raise describe(failure, self.endpoint, self.settings, tries) from None
+                # A stream that ended empty says nothing; asked without streaming, servers
+                # that fail silently mid-stream (llama-cpp-python on a too-long prompt) say why.
+                whole = whole or failure.kind == "ended"
                 wait = failure.wait_s if failure.wait_s is not None else backoff_s(tries)
                 log.warning(
                     "LLM request failed (%s, %s); retrying in %.1f s",
@@ -134,6 +140,45 @@ class ChatClient:
         out.tool_calls = calls.done()
         return out
 
+    async def _whole_once(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        max_tokens: int,
+        on_delta: Callable[[str], None],
+    ) -> Completion:
+        """One non-streamed request (same bounds); its text reaches `on_delta` in one piece."""
+        kwargs: dict[str, Any] = {
+            "model": self.endpoint.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+        }
+        if tools:
+            kwargs["tools"] = tools
+        try:
+            async with asyncio.timeout(self.settings.llm_max_answer_s):
+                response = await self._open(kwargs)
+        except TimeoutError:
+            raise Failure("too_slow") from None
+        if not response.choices:
+            raise Failure("ended")
+        choice, cap = response.choices[0], self.settings.llm_max_answer_chars
+        out = Completion(text=(choice.message.content or "")[:cap])
+        out.finish_reason = choice.finish_reason
+        if response.usage is not None:
+            out.prompt_tokens = response.usage.prompt_tokens
+            out.completion_tokens = response.usage.completion_tokens
+        for i, tc in enumerate(choice.message.tool_calls or []):
+            fn = getattr(tc, "function", None)
+            if fn is not None:
+                out.tool_calls.append(RawToolCall(tc.id or f"call_{i}", fn.name, fn.arguments))
+        if len(choice.message.content or "") > cap:
+            out.stopped = f"The answer was cut at llm_max_answer_chars={cap} characters."
+            out.tool_calls = []
+        if out.text:
+            on_delta(out.text)
+        return out
+
     async def _open(self, kwargs: dict[str, Any]) -> Any:
         """Send the request; a refusal becomes a Failure."""
         import openai
@@ -145,7 +190,9 @@ class ChatClient:
         except openai.APITimeoutError as exc:
             raise Failure("timeout", exc) from None
         except openai.APIConnectionError as exc:
-            raise Failure("connect", exc) from None
+            # Refused at connect: not reached. Anything later: it answered, then broke off.
+            reached = not isinstance(exc.__cause__, httpx2.ConnectError)
+            raise Failure("dropped" if reached else "connect", exc) from None
         except ResponseTooLarge as exc:
             raise Failure("too_large", exc) from None
         except openai.OpenAIError as exc:

@@ -105,6 +105,9 @@ class TurnLoop:
                 self.note("The answer was cut off at the output token limit.")
             if not completion.tool_calls or offer is None:
                 turn.append({"role": "assistant", "content": completion.text})
+                if not self.shown.strip():
+                    reason = completion.finish_reason or "none"
+                    self.note(f"The model returned an empty answer (finish_reason: {reason}).")
                 if completion.tool_calls:
                     self._note_no_more_tools(round_no)
                 return self.shown

@@ -60,12 +60,16 @@ Scripted faults of a stream that began with 200 (``Turn`` fields):
   ``ENDLESS_MAX_S``), ``stream_error`` (after the content chunks send
   ``data: {"error": {...}}`` with this message, then end without ``[DONE]``),
   ``end_early`` (end the body cleanly after the content chunks: no finish_reason, no
-  ``[DONE]``). ``srv.sent_bytes[i]`` counts the body bytes written for request ``i``.
+  ``[DONE]``); a non-streamed request for such a turn gets a body cut half-way.
+  ``srv.sent_bytes[i]`` counts the body bytes written for request ``i``.
 
 Server-wide faults (``OpenAIServer`` arguments):
   ``context_window=N`` refuses, like llama.cpp's server, any chat request whose prompt
   (characters // 4) plus ``max_tokens`` exceeds N: HTTP 400, ``code:
-  context_length_exceeded``, "Requested tokens (R) exceed context window of N".
+  context_length_exceeded``, "Requested tokens (R) exceed context window of N". With
+  ``silent_stream_overflow=True`` a streamed request over the window gets what
+  llama-cpp-python's server really sends: 200 and an empty event stream (the 400 only comes
+  for non-streamed requests).
   ``discovery="trickle"`` makes ``GET /v1/models`` and ``/props`` send a 200 header and then
   one byte every 0.2 s (never finishing); ``discovery="hang"`` sends nothing at all. Both
   stop when the client hangs up, or after ``ENDLESS_MAX_S``.
@@ -241,6 +245,15 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         self.close_connection = True
 
+    def _empty_stream(self, index: int) -> None:
+        """A 200 event stream that ends at once: no chunk, no finish_reason, no [DONE]."""
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        self._chunk(b"")
+        self.server.owner._mark_completed(index)
+
     def _too_long(self, body: dict[str, Any]) -> int | None:
         """Requested tokens (prompt chars // 4 + max_tokens) when over the context window."""
         window = self.server.owner.context_window
@@ -296,6 +309,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
             return
         requested = self._too_long(rec.body if isinstance(rec.body, dict) else {})
+        if requested is not None and owner.silent_stream_overflow and rec.body.get("stream"):
+            self._empty_stream(index)  # llama-cpp-python: 200, then nothing at all
+            return
         if requested is not None:
             message = (
                 f"Requested tokens ({requested}) exceed context window of {owner.context_window}"
@@ -333,6 +349,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _whole(self, index: int, turn: Turn, usage: dict[str, int]) -> None:
         owner = self.server.owner
+        if turn.end_early or turn.stream_error is not None:
+            # the non-streamed face of a failing server: the body stops half-way
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"id": "chatcmpl-broken", "choices": [')
+            self.wfile.flush()
+            self.close_connection = True
+            return
         message: dict[str, Any] = {"role": "assistant", "content": "".join(turn.pieces())}
         if turn.tool_calls:
             message["tool_calls"] = [
@@ -505,6 +531,7 @@ class OpenAIServer:
         log_path: str | None = None,
         context_window: int | None = None,
         discovery: str | None = None,
+        silent_stream_overflow: bool = False,
     ) -> None:
         self.model = model
         self.max_model_len = max_model_len
@@ -513,6 +540,7 @@ class OpenAIServer:
         self.repeat_last = repeat_last
         self.context_window = context_window
         self.discovery = discovery
+        self.silent_stream_overflow = silent_stream_overflow
         self.sent_bytes: dict[int, int] = {}
         self.requests: list[RecordedRequest] = []
         self.disconnects: list[int] = []

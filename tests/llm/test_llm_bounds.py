@@ -170,7 +170,7 @@ async def test_a_stream_that_fails_before_any_text_is_retried_honestly() -> None
     assert result.text == "third time"
     with (
         OpenAIServer([Turn(end_early=True)]) as srv,
-        pytest.raises(EndpointError, match=r"without finishing it \(2 tries\)"),
+        pytest.raises(EndpointError, match=r"dropped the connection mid-answer \(2 tries\)"),
     ):
         await ask(srv, settings=settings_for(srv, llm_max_retries=1))
 
@@ -209,6 +209,23 @@ async def test_context_length_exceeded_shrinks_the_prompt_and_retries_once(
     assert "step 0 loss" in second["messages"][0]["content"]  # still grounded in the log
     assert len(srv.chat_requests()) == 3  # the learned window is kept: no refusal the 2nd time
     assert again.text == result.text
+
+
+async def test_an_overflow_that_empties_the_stream_is_diagnosed_and_shrunk(tmp_path: Path) -> None:
+    """llama-cpp-python answers a too-long streamed prompt with 200 and an empty stream."""
+    from companion.llm import DocumentContext
+
+    log = big_log(tmp_path / "train.log")
+    srv = OpenAIServer([Turn(text="Grounded.")], context_window=3000, silent_stream_overflow=True)
+    with srv:
+        settings = settings_for(srv, llm_context_length=8192, chat_max_tool_rounds=0)
+        ctx = DocumentContext(uri=log.as_uri())
+        result, _, _ = await ask(srv, settings=settings, roots=[tmp_path], context=ctx)
+        streamed = [r.body.get("stream", False) for r in srv.chat_requests()]
+    # empty stream -> asked again without streaming -> 400 with the window -> shrunk, streamed
+    assert streamed == [True, False, True]
+    assert result.text == "Grounded." and result.context_length == 3000
+    assert any("shrunk" in n for n in result.notes)
 
 
 async def test_a_window_too_small_even_after_shrinking_is_a_clear_error(tmp_path: Path) -> None:
