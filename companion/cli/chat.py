@@ -33,9 +33,9 @@ def add_parser(sub: Any) -> None:
 def run(ns: argparse.Namespace) -> int:
     """Run one chat turn; CompanionError propagates to the CLI's clean error path."""
     from companion.llm import ChatRequest, ChatService, DocumentContext
-    from companion.settings import Settings
+    from companion.settings import load_settings
 
-    settings = Settings()
+    settings = load_settings()
     if ns._no_store:
         settings = settings.model_copy(update={"store_enabled": False})
     roots = [Path.cwd()]

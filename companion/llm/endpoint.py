@@ -6,6 +6,9 @@ Also discovers the served context length: vLLM `/v1/models` (max_model_len), lla
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -18,7 +21,11 @@ from companion.settings import Settings
 OPENAI_URL = "https://api.openai.com/v1"
 # Local servers (Ollama, vLLM, llama.cpp) accept any key; the SDK insists on a non-empty one.
 PLACEHOLDER_KEY = "not-needed"
-DISCOVERY_TIMEOUT_S = 2.0
+DISCOVERY_TIMEOUT_S = 3.0
+MAX_PROBE_BYTES = 4 * 1024 * 1024
+FALLBACK_SOURCE = "settings llm_context_length"
+DISCOVERY_TIMED_OUT = "discovery did not finish"
+log = logging.getLogger("companion.llm")
 
 SETUP_HELP = """\
 Set one of these (environment variables, or the same keys in your editor's companion settings):
@@ -127,27 +134,47 @@ def _from_ollama(data: Any) -> int | None:
     return None
 
 
-async def discover_context_length(endpoint: Endpoint, fallback: int) -> tuple[int, str]:
-    """(context length, where it came from); probes are short and failures fall back quietly."""
+def remember_context_length(endpoint: Endpoint, length: int, source: str) -> None:
+    """Record a context length learned from the endpoint (e.g. from its refusal)."""
+    DISCOVERED[(endpoint.base_url, endpoint.model)] = (length, source)
+
+
+async def discover_context_length(
+    endpoint: Endpoint, fallback: int, timeout_s: float = DISCOVERY_TIMEOUT_S
+) -> tuple[int, str]:
+    """(context length, where it came from); all probes together take at most `timeout_s`."""
     cache_key = (endpoint.base_url, endpoint.model)
     if cache_key in DISCOVERED:
         cached = DISCOVERED[cache_key]
-        return cached if cached is not None else (fallback, "settings llm_context_length")
+        return cached if cached is not None else (fallback, FALLBACK_SOURCE)
+    found: tuple[int, str] | None = None
+    source = FALLBACK_SOURCE
+    try:
+        # Per-read timeouts alone do not bound a server that trickles bytes: bound the total.
+        async with asyncio.timeout(timeout_s):
+            found = await _probe_all(endpoint, timeout_s)
+    except TimeoutError:
+        log.warning("context-length discovery at %s timed out", endpoint.root_url)
+        source = f"{FALLBACK_SOURCE} ({DISCOVERY_TIMED_OUT} within {timeout_s:g} s)"
+    DISCOVERED[cache_key] = found
+    return found if found is not None else (fallback, source)
+
+
+async def _probe_all(endpoint: Endpoint, timeout_s: float) -> tuple[int, str] | None:
+    """Ask each known discovery route in turn; the first that reports a length wins."""
     import httpx
 
     headers = {"Authorization": f"Bearer {endpoint.api_key}"}
-    found: tuple[int, str] | None = None
-    async with httpx.AsyncClient(timeout=DISCOVERY_TIMEOUT_S, headers=headers) as http:
-        probes: list[tuple[str, str, Any]] = [("GET", endpoint.base_url + "/models", None)]
-        if endpoint.is_local or urlparse(endpoint.base_url).hostname != "api.openai.com":
-            probes += [
-                ("GET", endpoint.root_url + "/props", None),
-                ("POST", endpoint.root_url + "/api/show", {"model": endpoint.model}),
-            ]
+    probes: list[tuple[str, str, Any]] = [("GET", endpoint.base_url + "/models", None)]
+    if endpoint.is_local or urlparse(endpoint.base_url).hostname != "api.openai.com":
+        probes += [
+            ("GET", endpoint.root_url + "/props", None),
+            ("POST", endpoint.root_url + "/api/show", {"model": endpoint.model}),
+        ]
+    async with httpx.AsyncClient(timeout=timeout_s, headers=headers) as http:
         for method, url, body in probes:
             try:
-                response = await http.request(method, url, json=body)
-                data = response.json() if response.status_code == 200 else None
+                data = await _probe(http, method, url, body)
             except (httpx.HTTPError, ValueError):
                 continue
             if url.endswith("/models"):
@@ -157,7 +184,18 @@ async def discover_context_length(endpoint: Endpoint, fallback: int) -> tuple[in
             else:
                 value, source = _from_ollama(data), "Ollama /api/show num_ctx"
             if value:
-                found = (value, source)
-                break
-    DISCOVERED[cache_key] = found
-    return found if found is not None else (fallback, "settings llm_context_length")
+                return value, source
+    return None
+
+
+async def _probe(http: Any, method: str, url: str, body: Any) -> Any:
+    """One probe's JSON (None unless 200); ValueError when the body passes MAX_PROBE_BYTES."""
+    async with http.stream(method, url, json=body) as response:
+        if response.status_code != 200:
+            return None
+        data = b""
+        async for chunk in response.aiter_bytes():
+            data += chunk
+            if len(data) > MAX_PROBE_BYTES:
+                raise ValueError(f"{url} sent more than {MAX_PROBE_BYTES} bytes")
+    return json.loads(data)

@@ -52,7 +52,27 @@ exhausted the last turn repeats (``repeat_last=True``, the default) or the serve
   ``usage`` (``(prompt_tokens, completion_tokens)``; default: prompt = total characters of
   the request messages // 4, completion = number of content chunks), ``finish_reason``,
   ``error_message`` (message of the error body for non-200 statuses; ``{auth}`` in it is
-  replaced by the request's Authorization header, to test that clients redact echoed keys).
+  replaced by the request's Authorization header, to test that clients redact echoed keys),
+  ``error_code`` (``code`` of that error body, e.g. ``context_length_exceeded``).
+
+Scripted faults of a stream that began with 200 (``Turn`` fields):
+  ``endless`` (repeat the content chunks until the client hangs up; bounded by
+  ``ENDLESS_MAX_S``), ``stream_error`` (after the content chunks send
+  ``data: {"error": {...}}`` with this message, then end without ``[DONE]``),
+  ``end_early`` (end the body cleanly after the content chunks: no finish_reason, no
+  ``[DONE]``); a non-streamed request for such a turn gets a body cut half-way.
+  ``srv.sent_bytes[i]`` counts the body bytes written for request ``i``.
+
+Server-wide faults (``OpenAIServer`` arguments):
+  ``context_window=N`` refuses, like llama.cpp's server, any chat request whose prompt
+  (characters // 4) plus ``max_tokens`` exceeds N: HTTP 400, ``code:
+  context_length_exceeded``, "Requested tokens (R) exceed context window of N". With
+  ``silent_stream_overflow=True`` a streamed request over the window gets what
+  llama-cpp-python's server really sends: 200 and an empty event stream (the 400 only comes
+  for non-streamed requests).
+  ``discovery="trickle"`` makes ``GET /v1/models`` and ``/props`` send a 200 header and then
+  one byte every 0.2 s (never finishing); ``discovery="hang"`` sends nothing at all. Both
+  stop when the client hangs up, or after ``ENDLESS_MAX_S``.
 
 Standalone use
 --------------
@@ -84,6 +104,8 @@ from typing import Any
 __all__ = ["OpenAIServer", "RecordedRequest", "ToolCall", "Turn"]
 
 _MAX_BODY = 8 * 1024 * 1024
+# Every scripted "endless" behaviour still ends: the test server's own loops are bounded.
+ENDLESS_MAX_S = 120.0
 
 
 @dataclass
@@ -112,6 +134,10 @@ class Turn:
     usage: tuple[int, int] | None = None
     finish_reason: str | None = None
     error_message: str | None = None
+    error_code: str | None = None
+    endless: bool = False
+    stream_error: str | None = None
+    end_early: bool = False
 
     def pieces(self) -> list[str]:
         """Content chunks to send, in order."""
@@ -201,6 +227,43 @@ class _Handler(BaseHTTPRequestHandler):
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
+        self.server.owner._add_sent(getattr(self, "_index", -1), len(data))
+
+    def _discovery_fault(self, kind: str) -> None:
+        """Never finish a discovery probe: trickle a 200 body, or send nothing at all."""
+        deadline = time.monotonic() + ENDLESS_MAX_S
+        if kind == "trickle":
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+        try:
+            while time.monotonic() < deadline and not self._client_gone(0.2):
+                if kind == "trickle":
+                    self._chunk(b" ")
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def _empty_stream(self, index: int) -> None:
+        """A 200 event stream that ends at once: no chunk, no finish_reason, no [DONE]."""
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        self._chunk(b"")
+        self.server.owner._mark_completed(index)
+
+    def _too_long(self, body: dict[str, Any]) -> int | None:
+        """Requested tokens (prompt chars // 4 + max_tokens) when over the context window."""
+        window = self.server.owner.context_window
+        if window is None:
+            return None
+        chars = len(json.dumps(body.get("messages") or [])) + len(
+            json.dumps(body.get("tools") or [])
+        )
+        requested = chars // 4 + int(body.get("max_tokens") or 0)
+        return requested if requested > window else None
 
     # -- routes ---------------------------------------------------------------------------
 
@@ -208,7 +271,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._record()
         owner = self.server.owner
         path = self.path.split("?", 1)[0].rstrip("/")
-        if path == "/v1/models":
+        if owner.discovery is not None and path in ("/v1/models", "/props"):
+            self._discovery_fault(owner.discovery)
+        elif path == "/v1/models":
             entry: dict[str, Any] = {
                 "id": owner.model,
                 "object": "model",
@@ -225,6 +290,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         index, rec = self._record()
+        self._index = index
         owner = self.server.owner
         path = self.path.split("?", 1)[0].rstrip("/")
         if path == "/api/show" and owner.num_ctx is not None:
@@ -242,6 +308,18 @@ class _Handler(BaseHTTPRequestHandler):
         if path != "/v1/chat/completions":
             self._json(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
             return
+        requested = self._too_long(rec.body if isinstance(rec.body, dict) else {})
+        if requested is not None and owner.silent_stream_overflow and rec.body.get("stream"):
+            self._empty_stream(index)  # llama-cpp-python: 200, then nothing at all
+            return
+        if requested is not None:
+            message = (
+                f"Requested tokens ({requested}) exceed context window of {owner.context_window}"
+            )
+            error = {"message": message, "type": "invalid_request_error"}
+            self._json(400, {"error": {**error, "code": "context_length_exceeded"}})
+            owner._mark_completed(index)
+            return
         turn = owner._next_turn()
         if turn is None:
             self._json(500, {"error": {"message": "script exhausted", "type": "server_error"}})
@@ -256,7 +334,10 @@ class _Handler(BaseHTTPRequestHandler):
                 extra["retry-after"] = f"{turn.retry_after:g}"
             message = turn.error_message or f"scripted status {turn.status}"
             message = message.replace("{auth}", rec.headers.get("authorization", ""))
-            self._json(turn.status, {"error": {"message": message, "type": "scripted"}}, extra)
+            error: dict[str, Any] = {"message": message, "type": "scripted"}
+            if turn.error_code:
+                error["code"] = turn.error_code
+            self._json(turn.status, {"error": error}, extra)
             owner._mark_completed(index)
             return
         body = rec.body if isinstance(rec.body, dict) else {}
@@ -268,6 +349,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _whole(self, index: int, turn: Turn, usage: dict[str, int]) -> None:
         owner = self.server.owner
+        if turn.end_early or turn.stream_error is not None:
+            # the non-streamed face of a failing server: the body stops half-way
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"id": "chatcmpl-broken", "choices": [')
+            self.wfile.flush()
+            self.close_connection = True
+            return
         message: dict[str, Any] = {"role": "assistant", "content": "".join(turn.pieces())}
         if turn.tool_calls:
             message["tool_calls"] = [
@@ -316,7 +407,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         try:
             self._chunk(event([{"index": 0, "delta": {"role": "assistant", "content": ""}}]))
-            for n, piece in enumerate(turn.pieces()):
+            for n, piece in enumerate(_pieces(turn)):
                 if turn.drop_after is not None and n >= turn.drop_after:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -331,6 +422,9 @@ class _Handler(BaseHTTPRequestHandler):
                 delta = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
                 self._chunk(event([delta]))
             else:
+                if turn.stream_error is not None or turn.end_early:
+                    self._end_badly(index, turn, event)
+                    return
                 for i, tc in enumerate(turn.tool_calls):
                     self._chunk(event([_tool_delta(i, tc)]))
                     args = tc.arguments
@@ -356,6 +450,23 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, OSError):
             owner._mark_disconnect(index)
             self.close_connection = True
+
+    def _end_badly(self, index: int, turn: Turn, event: Any) -> None:
+        """End a 200 stream without finishing it: an error object, or just the end."""
+        if turn.stream_error is not None:
+            error = {"message": turn.stream_error, "type": "server_error", "code": 500}
+            self._chunk(b"data: " + json.dumps({"error": error}).encode() + b"\n\n")
+        self._chunk(b"")
+        self.server.owner._mark_completed(index)
+
+
+def _pieces(turn: Turn) -> Any:
+    """The content chunks; an endless turn repeats them (for at most ENDLESS_MAX_S)."""
+    pieces = turn.pieces()
+    yield from pieces
+    deadline = time.monotonic() + ENDLESS_MAX_S
+    while turn.endless and pieces and time.monotonic() < deadline:
+        yield from pieces
 
 
 def _tool_delta(i: int, tc: ToolCall) -> dict[str, Any]:
@@ -418,12 +529,19 @@ class OpenAIServer:
         repeat_last: bool = True,
         port: int = 0,
         log_path: str | None = None,
+        context_window: int | None = None,
+        discovery: str | None = None,
+        silent_stream_overflow: bool = False,
     ) -> None:
         self.model = model
         self.max_model_len = max_model_len
         self.n_ctx = n_ctx
         self.num_ctx = num_ctx
         self.repeat_last = repeat_last
+        self.context_window = context_window
+        self.discovery = discovery
+        self.silent_stream_overflow = silent_stream_overflow
+        self.sent_bytes: dict[int, int] = {}
         self.requests: list[RecordedRequest] = []
         self.disconnects: list[int] = []
         self.completed: list[int] = []
@@ -515,6 +633,10 @@ class OpenAIServer:
                 self._last = self._script.pop(0)
                 return self._last
             return self._last if self.repeat_last else None
+
+    def _add_sent(self, index: int, n: int) -> None:
+        with self._lock:
+            self.sent_bytes[index] = self.sent_bytes.get(index, 0) + n
 
     def _mark_disconnect(self, index: int) -> None:
         with self._lock:

@@ -6,9 +6,9 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers.chat_engine import ask, settings_for
 from helpers.openai_server import OpenAIServer, ToolCall, Turn
 
 from companion.errors import EndpointError, InputError, NotConfiguredError
@@ -21,48 +21,10 @@ from companion.tools import ToolContext
 KEY = "sk-test-key-0123456789"
 
 
-def settings_for(srv: OpenAIServer, **more: Any) -> Settings:
-    """Settings pointing at the local server (store off unless asked)."""
-    values: dict[str, Any] = {
-        "llm_base_url": srv.base_url,
-        "llm_model": "test-model",
-        "llm_api_key_env": "COMPANION_TEST_KEY",
-        "llm_timeout_s": 5.0,
-        "llm_max_retries": 1,
-        "store_enabled": False,
-    }
-    values.update(more)
-    return Settings(**values)
-
-
 @pytest.fixture(autouse=True)
 def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COMPANION_TEST_KEY", KEY)
     endpoint_mod.DISCOVERED.reset()
-
-
-async def ask(
-    srv: OpenAIServer,
-    message: str = "Was Solar derived from GLM?",
-    roots: list[Path] | None = None,
-    service: ChatService | None = None,
-    **kw: Any,
-) -> tuple[Any, list[str], list[str]]:
-    """One chat turn; returns (result, deltas, statuses)."""
-    deltas: list[str] = []
-    statuses: list[str] = []
-    settings = kw.pop("settings", None) or settings_for(srv)
-    own = service is None
-    service = service or ChatService()
-    try:
-        result = await service.chat(
-            ChatRequest(message=message, **kw), settings, roots or [], deltas.append,
-            statuses.append,
-        )  # fmt: skip
-    finally:
-        if own:
-            await service.close()
-    return result, deltas, statuses
 
 
 async def test_streams_text_and_reports_usage() -> None:
@@ -248,7 +210,7 @@ async def test_429_with_retry_after_is_retried() -> None:
 
 async def test_429_that_persists_is_reported_with_its_retry_after() -> None:
     with OpenAIServer([Turn(status=429, retry_after=0.1)]) as srv:
-        with pytest.raises(EndpointError, match=r"HTTP 429.*wait 0.1 s"):
+        with pytest.raises(EndpointError, match=r"HTTP 429\), gave up after 2 tries.*wait 0.1 s"):
             await ask(srv)
         assert len(srv.chat_requests()) == 2  # one try + llm_max_retries=1
 
@@ -257,11 +219,10 @@ async def test_500_is_retried_then_reported() -> None:
     with OpenAIServer([Turn(status=500), Turn(text="recovered")]) as srv:
         result, _, _ = await ask(srv)
     assert result.text == "recovered"
-    with (
-        OpenAIServer([Turn(status=500)]) as srv,
-        pytest.raises(EndpointError, match=r"HTTP 500 after 1 retries") as info,
-    ):
-        await ask(srv)
+    with OpenAIServer([Turn(status=500)]) as srv:
+        with pytest.raises(EndpointError, match=r"HTTP 500 after 2 tries") as info:
+            await ask(srv)
+        assert len(srv.chat_requests()) == 2  # the count in the message is the truth
     assert "server's log" in info.value.text
 
 

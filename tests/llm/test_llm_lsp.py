@@ -138,6 +138,23 @@ async def test_endpoint_failure_is_an_error_response_and_the_server_survives(
     assert (await chat(client, {"message": "q"}))["text"] == "back"
 
 
+async def test_a_stream_that_fails_after_200_is_an_error_response_not_an_empty_answer(
+    client: LanguageClient, endpoint: OpenAIServer
+) -> None:
+    endpoint.set_script([Turn(text="Half an", stream_error="llama_decode failed"), Turn(text="ok")])
+    with pytest.raises(JsonRpcException) as info:
+        await chat(client, {"message": "q", "workDoneToken": "tok-broken"})
+    assert "error in the middle of its answer" in info.value.message
+    assert "llama_decode failed" in info.value.message and "Next step" in info.value.message
+    assert rec(client).progress["tok-broken"][-1] == {"kind": "end", "message": "failed"}
+    # 200, then nothing (no text, no finish_reason); asked whole, the body breaks off too
+    endpoint.set_script([Turn(end_early=True)])
+    with pytest.raises(JsonRpcException, match=r"dropped the connection mid-answer \(2 tries\)"):
+        await chat(client, {"message": "q"})
+    endpoint.set_script([Turn(text="back")])
+    assert (await chat(client, {"message": "q"}))["text"] == "back"
+
+
 async def test_bad_params_are_clear_errors(client: LanguageClient) -> None:
     with pytest.raises(JsonRpcException, match=r"needs params\.message"):
         await chat(client, {"conversationId": "x"})

@@ -5,6 +5,7 @@ import {
   ServerOptions, State, TransportKind, WorkDoneProgress,
 } from 'vscode-languageclient/node';
 import { Progress, Transport } from './chat';
+import { keyEnvName } from './keyenv';
 import { openChat } from './panel';
 import { parseQuery } from './query';
 
@@ -44,7 +45,8 @@ async function start(context: vscode.ExtensionContext): Promise<LanguageClient> 
   const env: Record<string, string | undefined> = { ...process.env };
   const key = await context.secrets.get(SECRET);
   // The key travels only in the child's environment, under the name the server is told to read.
-  if (key) env[cfg.get<string>('llm.apiKeyEnv', 'OPENAI_API_KEY') || 'OPENAI_API_KEY'] = key;
+  // A workspace may pick the variable's name, but never one that is not a key variable (PATH...).
+  if (key) env[keyEnvName(cfg.get<string>('llm.apiKeyEnv'))] = key;
   const serverOptions: ServerOptions = { command, args, transport: TransportKind.stdio, options: { env } };
   const clientOptions: LanguageClientOptions = {
     documentSelector: SELECTOR.map((pattern) => ({ scheme: 'file', pattern })),
