@@ -117,7 +117,7 @@ def _scan_golden(text: str) -> DocScan:
     start = text.find('"lm loss"')
     m = _GOLDEN_VALUE.search(text, max(0, start))
     if m is not None:
-        scan.first_line = text.count("\n", 0, m.start())
+        scan.first_line = text.count("\n", 0, m.start(1))
         scan.first_step, scan.first_loss = float(m.group(1)), float(m.group(2))
     return scan
 
