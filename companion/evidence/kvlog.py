@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from companion.errors import InputError
-from companion.evidence.families import SEQ_PATTERN, VOCAB_PATTERNS
+from companion.evidence.families import SEQ_PATTERN, TOKENS_PER_STEP, VOCAB_PATTERNS
 from companion.evidence.kvgrammar import (
     EPOCH_CONTEXT,
     LOSS_WORD,
@@ -80,6 +80,8 @@ class KvParser:
                     break
         if log.seq_length is None and (m := SEQ_PATTERN.search(data)) is not None:
             log.seq_length = int(m.group(1)) or None
+        if log.tokens_per_step is None and (m := TOKENS_PER_STEP.search(data)) is not None:
+            log.tokens_per_step = int(m.group(1).replace(b",", b"") or b"0") or None
 
     def _line(self, raw: bytes, line: int) -> None:
         """One non-blank line: a table header or row, a record, or a skipped line."""
