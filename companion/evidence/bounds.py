@@ -193,3 +193,21 @@ def caveats(verdict: str, findings: list[Finding]) -> list[Reason]:
         if f.name == "eval_only":
             out.append(Reason(text=f.message, figures=dict(f.figures)))
     return out
+
+
+def negative_losses(log: ParsedLog) -> Finding | None:
+    """Negative values are no cross-entropy: set aside (as NaN) and reported, never judged."""
+    loss = log.series.loss
+    neg = np.flatnonzero(loss < 0)
+    if neg.size == 0:
+        return None
+    first = float(log.series.step[neg[0]])
+    loss[neg] = np.nan
+    return Finding(
+        name="negative_loss",
+        direction="neutral",
+        strength="info",
+        message=f"{neg.size} negative loss value(s) (first at step {first:g}) set aside: a "
+        "cross-entropy is never negative (a different objective, or a logging bug).",
+        figures={"count": int(neg.size), "first_step": first},
+    )

@@ -142,6 +142,7 @@ def _findings(
     log: ParsedLog, ln_v: float | None, claimed: float | None
 ) -> tuple[list[Finding], analysis.First | None]:
     """Every analysis, in reading order."""
+    negative = bounds.negative_losses(log)
     first = analysis.first_value(log)
     if first is None:
         raise InputError(
@@ -170,6 +171,8 @@ def _findings(
             out.append(extra)
     if (weak := bounds.eval_only(log, out)) is not None:
         out.append(weak)
+    if negative is not None:
+        out.append(negative)
     if log.unparseable:
         lines = ", ".join(map(str, log.unparseable_lines[:5]))
         out.append(

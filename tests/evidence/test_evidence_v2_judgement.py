@@ -37,7 +37,9 @@ def continued_run(steps: int = 300) -> Run:
 
 def kv_log(path: Path, steps: list[float], loss: list[float], extra: str = "") -> Path:
     """A plain `step N | loss X` console log."""
-    path.write_text("".join(f"step {s:g} | loss {v:.5f}{extra}\n" for s, v in zip(steps, loss)))
+    path.write_text(
+        "".join(f"step {s:g} | loss {v:.5f}{extra}\n" for s, v in zip(steps, loss, strict=True))
+    )
     return path
 
 
