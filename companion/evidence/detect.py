@@ -43,7 +43,8 @@ def sniff(path: Path, head: bytes) -> str:
         return "hf-trainer-state"
     if path.name == "wandb-summary.json":
         return "wandb-summary"
-    if (body.startswith(b"{") and b"\n{" in body) or path.suffix == ".jsonl":
+    python_dicts = body.startswith(b"{'")  # HF console dicts are Python reprs, not JSON
+    if (body.startswith(b"{") and b"\n{" in body and not python_dicts) or path.suffix == ".jsonl":
         return "jsonl"
     if sniff_csv(head) or path.suffix.lower() == ".csv":
         return "csv"

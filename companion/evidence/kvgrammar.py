@@ -38,6 +38,7 @@ ALIASES: dict[str, str] = {
             "trl",
             "train_lm_loss",
             "avg_loss",
+            "xent",
         ),
         "loss",
     ),
@@ -59,7 +60,7 @@ EVAL_WORDS = {"val", "valid", "validation", "eval", "test", "dev"}
 # "aux loss" or "z loss" (auxiliary terms) never pass for the training loss.
 FILLERS = {"with", "avg", "average", "mean", "train", "training", "batch", "total", "lm"}
 FILLERS |= {"current", "running", "smoothed", "global", "step", "learning", "grad"}
-MEAN_KEYS = {"lm loss", "reduced_train_loss"}
+MEAN_KEYS = {"lm loss", "lm_loss", "reduced_train_loss"}
 
 
 def canon(key: str) -> str | None:

@@ -132,7 +132,9 @@ class KvParser:
         _ref(log.used_lines, line)
         if "grad_norm" in fields and len(log.grad_norms) < MAX_GRAD_NORMS:
             log.grad_norms.append((step, fields["grad_norm"]))
-        if "loss" not in fields or "ppl" in fields:  # a loss beside ppl is an evaluation's
+        # a loss beside ppl with no step is an evaluation's (DeepSpeed-Chat); with a step it is
+        # a training record (OpenNMT's `Step 100/1000; ppl: ...; xent: ...`)
+        if "loss" not in fields or ("ppl" in fields and "step" not in fields):
             self.first_eval_line = self.first_eval_line or line
             self._eval(fields, step)
             return
