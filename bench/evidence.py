@@ -7,8 +7,8 @@ analyse and hash). Run: .venv/bin/python bench/evidence.py [--rows N]
 from __future__ import annotations
 
 import argparse
-import sys
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
