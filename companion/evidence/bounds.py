@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from companion.evidence.analysis import AT_LN_V, EARLY_STEPS, LLM_LN_V, First
+from companion.evidence.initial import AT_LN_V, EARLY_STEPS, LLM_LN_V, First
 from companion.evidence.schemas import Finding, Reason, Strength
 from companion.evidence.series import ParsedLog
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from companion.evidence.analysis import LLM_LN_V, First
+from companion.evidence.initial import LLM_LN_V, First
 from companion.evidence.schemas import Finding, Strength
 
 TAU_MIN = 10.0
