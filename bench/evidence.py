@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+# bench/log_shapes.py is imported as bench.log_shapes (the tests do the same)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -62,6 +66,70 @@ def timed(fn: object, repeat: int = 3) -> float:
     return best
 
 
+def coverage(tmp: Path) -> list[tuple[str, str, str]]:
+    """(shape, format read, status) for every published shape in bench/log_shapes.py."""
+    from bench.log_shapes import SHAPES
+    from companion.errors import InputError
+    from companion.evidence.detect import read_log
+
+    rows = []
+    for i, (name, filename, text, expected) in enumerate(SHAPES):
+        folder = tmp / f"shape{i}"
+        folder.mkdir()
+        path = folder / filename
+        path.write_text(text, encoding="utf-8")
+        try:
+            log = read_log(path)
+        except InputError:
+            rows.append((name, "-", "not read"))
+            continue
+        first = next((float(v) for v in log.series.loss if not math.isnan(v)), math.nan)
+        ok = abs(first - expected) < 1e-3
+        rows.append((name, log.format, "read" if ok else f"WRONG first value {first:.4g}"))
+    return rows
+
+
+def family_rates(tmp: Path, lines: int) -> list[tuple[str, float, float]]:
+    """(shape, lines/s of read_log, lines/s of a plain re.finditer pass) for text shapes."""
+    import re
+
+    from bench.log_shapes import SHAPES
+    from companion.evidence.detect import read_log
+
+    number = re.compile(rb"[-+]?\d+\.?\d*(?:[eE][-+]?\d+)?")
+    out = []
+    for i, (name, filename, text, _) in enumerate(SHAPES):
+        if filename.endswith((".json", ".jsonl", ".csv")) or "Composer" in name:
+            continue
+        body = [ln for ln in text.splitlines(keepends=True) if ln.strip()]
+        path = tmp / f"rate{i}_{filename}"
+        reps = max(1, lines // len(body))
+        path.write_text("".join(body) * reps, encoding="utf-8")
+        n = reps * len(body)
+        t_read = timed(lambda p=path: read_log(p))
+        data = path.read_bytes()
+        t_re = timed(lambda d=data: sum(1 for _ in number.finditer(d)))
+        out.append((name, n / t_read, n / t_re))
+    return out
+
+
+def report_v2(lines: int) -> None:
+    """Coverage table and lines/s per format family against re.finditer."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = coverage(Path(tmp))
+        read = sum(1 for _, _, st in rows if st == "read")
+        print(
+            f"\nparse coverage: {read}/{len(rows)} published shapes read ({read / len(rows):.0%})"
+        )
+        print("| shape | format | status |\n|---|---|---|")
+        for name, fmt, status in rows:
+            print(f"| {name} | {fmt} | {status} |")
+        print(f"\nlines/s per family ({lines:,} lines each), baseline re.finditer over numbers:")
+        print("| shape | read_log lines/s | re.finditer lines/s | ratio |\n|---|---|---|---|")
+        for name, ours, base in family_rates(Path(tmp), lines):
+            print(f"| {name} | {ours:,.0f} | {base:,.0f} | {ours / base:.2f}x |")
+
+
 def main() -> None:
     """Generate, time, print ratios."""
     import pandas as pd
@@ -71,7 +139,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    rows = parser.parse_args().rows
+    parser.add_argument("--family-lines", type=int, default=200_000)
+    parser.add_argument("--only-families", action="store_true", help="skip the 1M-row part")
+    args = parser.parse_args()
+    rows = args.rows
+    if args.only_families:
+        report_v2(args.family_lines)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         csv_path, meg_path = Path(tmp) / "wandb_export.csv", Path(tmp) / "megatron.log"
         write_csv(csv_path, rows)
@@ -96,6 +170,8 @@ def main() -> None:
             f"summarize Megatron log      : {t_meg:6.3f} s  ratio {t_meg / t_pandas:5.2f}x pandas"
             f"  ({mb[meg_path]:.0f} MB)  target <= 2 s: {'ok' if t_meg <= 2 else 'MISSED'}"
         )
+
+        report_v2(args.family_lines)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from companion.errors import InputError
+from companion.evidence.golden import is_golden, parse_golden
 from companion.evidence.series import ParsedLog
 from companion.evidence.tabular import parse_csv, parse_jsonl, parse_trainer_state, sniff_csv
 from companion.evidence.textio import is_lfs_pointer, lfs_error, read_head
@@ -34,13 +35,16 @@ def sniff(path: Path, head: bytes) -> str:
     if is_event_file(head) or path.name.startswith("events.out.tfevents."):
         return "tensorboard"
     body = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if is_golden(head):
+        return "megatron-golden"
     if body.startswith(b"{") and b'"log_history"' in head:
         return "hf-trainer-state"
     if path.name == "trainer_state.json":
         return "hf-trainer-state"
     if path.name == "wandb-summary.json":
         return "wandb-summary"
-    if (body.startswith(b"{") and b"\n{" in body) or path.suffix == ".jsonl":
+    python_dicts = body.startswith(b"{'")  # HF console dicts are Python reprs, not JSON
+    if (body.startswith(b"{") and b"\n{" in body and not python_dicts) or path.suffix == ".jsonl":
         return "jsonl"
     if sniff_csv(head) or path.suffix.lower() == ".csv":
         return "csv"
@@ -59,6 +63,8 @@ def read_file(path: Path, check: Check = _no_check) -> ParsedLog:
         return parse_events([path], check)
     if kind == "hf-trainer-state":
         return parse_trainer_state(path, check)
+    if kind == "megatron-golden":
+        return parse_golden(path)
     if kind == "wandb-summary":
         raise InputError(
             f"{path} holds only final values ({summary_facts(path)}), not the loss curve.",

@@ -10,9 +10,17 @@ from pathlib import Path
 import numpy as np
 
 from companion.errors import InputError
-from companion.evidence import analysis, anomalies
+from companion.evidence import analysis, anomalies, bounds, windows
 from companion.evidence.detect import read_log
-from companion.evidence.schemas import EvidenceSummary, Finding, ParseReport
+from companion.evidence.runs import split_runs
+from companion.evidence.schemas import (
+    EvidenceSummary,
+    Finding,
+    ParseReport,
+    Reason,
+    RunPart,
+    Verdict,
+)
 from companion.evidence.series import ParsedLog
 from companion.evidence.verdict import decide
 from companion.evidence.vocab import Vocab, find_beside, vocab_from_file
@@ -45,6 +53,9 @@ def merge(logs: list[ParsedLog]) -> ParsedLog:
         out.nan_iterations += other.nan_iterations
         out.eval_points += other.eval_points
         out.notes += other.notes
+        out.used += other.used
+        out.skipped += other.skipped
+        out.grad_norms += other.grad_norms
         out.vocab = out.vocab or other.vocab
         out.vocab_source = out.vocab_source or other.vocab_source
         if other.format != out.format and other.format not in out.format.split("+"):
@@ -79,9 +90,17 @@ def summarize(
     job.report("analysing")
     vocab = resolve_vocab(req, log)
     ln_v = math.log(vocab.size) if vocab is not None else None
-    findings, first = _findings(log, ln_v, req.claimed_tokens)
+    parts = split_runs(log)
+    findings, first = _findings(parts[0], ln_v, req.claimed_tokens)
     verdict, reasons = decide(findings, ln_v)
-    s = log.series
+    reasons += bounds.caveats(verdict, findings)
+    runs = _runs(parts, ln_v, req.claimed_tokens, first, verdict, reasons) if len(parts) > 1 else []
+    if runs and len({r.verdict for r in runs}) > 1:
+        verdict = "inconclusive"
+        reasons.insert(0, Reason(text="The runs in this file disagree: " + _run_text(runs)))
+    elif runs:
+        reasons.append(Reason(text=f"The file holds {len(runs)} runs: " + _run_text(runs)))
+    s = parts[0].series
     finite = np.isfinite(s.loss)
     seen, _how = anomalies.tokens_seen(log)
     last = int(np.flatnonzero(finite)[-1]) if finite.any() else None
@@ -107,6 +126,7 @@ def summarize(
         reasons=reasons,
         findings=findings,
         parse=_report(log),
+        runs=runs,
         manifest=manifest(inputs),
     )
     if req.plot is not None:
@@ -122,6 +142,7 @@ def _findings(
     log: ParsedLog, ln_v: float | None, claimed: float | None
 ) -> tuple[list[Finding], analysis.First | None]:
     """Every analysis, in reading order."""
+    negative = bounds.negative_losses(log)
     first = analysis.first_value(log)
     if first is None:
         raise InputError(
@@ -130,7 +151,10 @@ def _findings(
         )
     out: list[Finding] = []
     warm, near_zero = analysis.warmup(log, first)
-    out.append(analysis.initial_loss(first, ln_v, near_zero))
+    free = bounds.unknown_vocab(first) if ln_v is None else None
+    out.append(free or analysis.initial_loss(first, ln_v, near_zero))
+    if (window := windows.window_mean(first, ln_v)) is not None:
+        out.append(window)
     if (ev := analysis.initial_eval(log, first, ln_v)) is not None:
         out.append(ev)
     out.append(warm)
@@ -141,9 +165,14 @@ def _findings(
         anomalies.spikes(log),
         anomalies.nonfinite(log),
         anomalies.budget(log, claimed),
+        bounds.fresh_head(log, first, ln_v),
     ):
         if extra is not None:
             out.append(extra)
+    if (weak := bounds.eval_only(log, out)) is not None:
+        out.append(weak)
+    if negative is not None:
+        out.append(negative)
     if log.unparseable:
         lines = ", ".join(map(str, log.unparseable_lines[:5]))
         out.append(
@@ -160,6 +189,55 @@ def _findings(
     return out, first
 
 
+def _runs(
+    parts: list[ParsedLog],
+    ln_v: float | None,
+    claimed: float | None,
+    first: analysis.First | None,
+    verdict: Verdict,
+    reasons: list[Reason],
+) -> list[RunPart]:
+    """Judge each run of a multi-run file on its own (the first is already judged)."""
+    out = []
+    for k, part in enumerate(parts):
+        if k == 0:
+            v, rs, f = verdict, reasons, first
+        else:
+            try:
+                found, f = _findings(part, ln_v, claimed)
+            except InputError:
+                continue
+            v, rs = decide(found, ln_v)
+        s = part.series
+        out.append(
+            RunPart(
+                index=k + 1,
+                values=len(s),
+                first_step=f.step if f else None,
+                first_loss=f.loss if f else None,
+                last_step=float(s.step[-1]) if len(s) else None,
+                last_loss=float(s.loss[-1]) if len(s) else None,
+                verdict=v,
+                reason=rs[0].text if rs else "",
+            )
+        )
+    return out
+
+
+def _run_text(runs: list[RunPart]) -> str:
+    """'run 1 (steps 1–500, first loss 10.8): from_scratch; run 2 ...'."""
+    return (
+        "; ".join(
+            f"run {r.index} (first loss {r.first_loss:.3f} at step {r.first_step:g}, "
+            f"{r.values} values): {r.verdict}"
+            if r.first_loss is not None and r.first_step is not None
+            else f"run {r.index}: {r.verdict}"
+            for r in runs
+        )
+        + "."
+    )
+
+
 def _report(log: ParsedLog) -> ParseReport:
     """Parser statistics for the summary."""
     s = log.series
@@ -173,5 +251,9 @@ def _report(log: ParsedLog) -> ParseReport:
         skipped_iterations=log.skipped_iterations,
         nan_iterations=log.nan_iterations,
         first_line=log.first_line,
+        used_lines=log.used,
+        used_line_refs=log.used_lines[:20],
+        skipped_lines=log.skipped,
+        skipped_line_refs=log.skipped_lines[:20],
         notes=log.notes[:20],
     )

@@ -163,6 +163,9 @@ VOCAB_PATTERNS: tuple[tuple[re.Pattern[bytes], str], ...] = (
     (_c(rb"found vocab_size = (\d{1,12})"), "nanoGPT"),
     (_c(rb"defaulting to vocab_size of GPT-2 to (\d{1,12})"), "nanoGPT"),
     (_c(rb"\bvocab_size['\"]?\s*[:=]\s*(\d{1,12})\b"), "vocab_size"),
+    (_c(rb"\b(?:padded_vocab_size|vocab_size)\s*\.{3,}\s*(\d{1,12})\b"), "arguments dump"),
+    (_c(rb"--vocab[-_]size[= ]\s*(\d{1,12})\b"), "--vocab-size"),
+    (_c(rb"(?i)\bvocab(?:ulary)? size\s*[:=]?\s*(\d{1,12})\b"), "vocab size"),
 )
 SEQ_PATTERN = _c(
     rb"\b(?:seq_length|seq_len|max_seq_len|max_seq_length|block_size|sequence_length)"

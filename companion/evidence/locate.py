@@ -13,12 +13,14 @@ from pathlib import Path
 
 from companion.errors import CompanionError
 from companion.evidence.detect import sniff
+from companion.evidence.kvgrammar import parse_line
 from companion.evidence.series import ParsedLog
 from companion.evidence.tabular import parse_csv, parse_jsonl
 from companion.evidence.textio import Chunk, is_lfs_pointer, lfs_error
 from companion.evidence.textlogs import detect_family, parse_text
 
 MAX_DOC_BYTES = 64 << 20
+_GOLDEN_VALUE = re.compile(r'"values"\s*:\s*\{\s*"(\d+)"\s*:\s*([-+0-9.eE]+)')
 _JSON_LOSS = re.compile(r'"loss"\s*:\s*([-+0-9.eE]+|NaN|Infinity|-Infinity)')
 
 
@@ -46,9 +48,11 @@ def looks_like_log(text: str, path: Path) -> bool:
     if is_lfs_pointer(head):
         return bool(re.search(r"(\.log|\.jsonl|\.csv|trainer_state\.json|output\.log)$", path.name))
     kind = sniff(path, head)
+    if kind == "megatron-golden":
+        return True
     if kind in ("hf-trainer-state", "csv", "jsonl"):
         return kind != "csv" or b"loss" in head.lower()
-    return detect_family(head) is not None
+    return detect_family(head) is not None or looks_like_records(head)
 
 
 def scan_document(text: str, path: Path) -> DocScan:
@@ -62,6 +66,8 @@ def scan_document(text: str, path: Path) -> DocScan:
     kind = sniff(path, head)
     if kind == "hf-trainer-state":
         return _scan_json(text)
+    if kind == "megatron-golden":
+        return _scan_golden(text)
     chunks = [Chunk(data, 0, data.count(b"\n"))]
     try:
         if kind == "csv":
@@ -91,6 +97,29 @@ def _from_log(log: ParsedLog) -> DocScan:
         vocab=log.vocab,
         vocab_source=log.vocab_source,
     )
+
+
+def looks_like_records(head: bytes, need: int = 2) -> bool:
+    """Whether a head holds at least `need` lines the generic grammar reads as loss records."""
+    found = 0
+    for raw in head.split(b"\n")[:2000]:
+        fields = parse_line(raw).fields
+        if any(k in fields for k in ("loss", "eval", "ppl")):
+            found += 1
+            if found >= need:
+                return True
+    return False
+
+
+def _scan_golden(text: str) -> DocScan:
+    """Golden values: the line of the first value under "lm loss"."""
+    scan = DocScan(is_log=True, format="megatron-golden")
+    start = text.find('"lm loss"')
+    m = _GOLDEN_VALUE.search(text, max(0, start))
+    if m is not None:
+        scan.first_line = text.count("\n", 0, m.start(1))
+        scan.first_step, scan.first_loss = float(m.group(1)), float(m.group(2))
+    return scan
 
 
 def _scan_json(text: str) -> DocScan:

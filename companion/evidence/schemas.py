@@ -47,7 +47,24 @@ class ParseReport(BaseModel):
     skipped_iterations: int = 0
     nan_iterations: int = 0
     first_line: int | None = Field(default=None, description="Line of the first loss record.")
+    used_lines: int = Field(default=0, description="Lines that gave a value (text logs).")
+    used_line_refs: list[int] = Field(default_factory=list, description="First few used lines.")
+    skipped_lines: int = Field(default=0, description="Record-like lines that gave no loss.")
+    skipped_line_refs: list[int] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+
+
+class RunPart(BaseModel):
+    """One run of a file holding several (the step counter went back to the start)."""
+
+    index: int
+    values: int
+    first_step: float | None
+    first_loss: float | None
+    last_step: float | None
+    last_loss: float | None
+    verdict: Verdict
+    reason: str = Field(description="The leading reason of this run's verdict.")
 
 
 class EvidenceSummary(ToolResult):
@@ -73,6 +90,7 @@ class EvidenceSummary(ToolResult):
     reasons: list[Reason] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     parse: ParseReport
+    runs: list[RunPart] = Field(default_factory=list, description="Each run, when several.")
     plot_png: str | None = None
     plot_svg: str | None = None
     manifest: Manifest

@@ -121,6 +121,11 @@ class ParsedLog:
     seq_length: int | None = None
     tokens_per_step: int | None = None
     notes: list[str] = field(default_factory=list)
+    used: int = 0  # lines that gave a value (generic grammar)
+    used_lines: list[int] = field(default_factory=list)  # 1-based, first few
+    skipped: int = 0  # record-like lines that gave no loss (other metrics, broken values)
+    skipped_lines: list[int] = field(default_factory=list)
+    grad_norms: list[tuple[float, float]] = field(default_factory=list)  # (step, norm), first few
 
     def note_unparseable(self, line: int | None, count: int = 1) -> None:
         """Count unparseable lines, remembering the first few line numbers."""

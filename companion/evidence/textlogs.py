@@ -26,6 +26,7 @@ from companion.evidence.families import (
     VOCAB_PATTERNS,
     Family,
 )
+from companion.evidence.kvlog import parse_kv
 from companion.evidence.series import Floats, ParsedLog, SeriesBuilder
 from companion.evidence.textio import _TEXT_BYTES, Chunk, open_text_chunks
 
@@ -344,7 +345,13 @@ def parse_text(
     path: Path, check: Callable[[], None] = lambda: None, chunks: Iterable[Chunk] | None = None
 ) -> ParsedLog:
     """Parse a console training log of any known family, streaming (or from given chunks)."""
+    given = None if chunks is None else list(chunks)
     parser = _TextParser(path, check)
-    for i, chunk in enumerate(open_text_chunks(path) if chunks is None else chunks):
+    for i, chunk in enumerate(open_text_chunks(path) if given is None else given):
         parser.feed(chunk, i)
+    if parser.family is None or (parser.builder.count == 0 and not parser.log.eval_points):
+        # No framework family claimed the file: the families are hints, not gates.
+        return parse_kv(
+            path, open_text_chunks(path) if given is None else given, check, FORMAT_HINT
+        )
     return parser.finish()

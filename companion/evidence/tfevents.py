@@ -200,6 +200,12 @@ def read_event_file(path: Path, tags: _Tags, log: ParsedLog, check: Callable[[],
             n += 1
             if n % 4096 == 0:
                 check()
+            if masked_crc(body[:length]) != struct.unpack("<I", body[length:])[0]:
+                # the length was intact but the payload is not: skip this record only
+                log.note_unparseable(None)
+                if not any("payload checksum" in note for note in log.notes):
+                    log.notes.append(f"{path.name}: record {n} has a bad payload checksum.")
+                continue
             try:
                 _event(body[:length], tags)
             except WireError:

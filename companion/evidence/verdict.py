@@ -17,6 +17,12 @@ def decide(findings: list[Finding], ln_v: float | None) -> tuple[Verdict, list[R
     s = max((STRENGTH_SCORE[f.strength] for f in scratch), default=0)
     w = max((STRENGTH_SCORE[f.strength] for f in warm), default=0)
     key = lambda f: -STRENGTH_SCORE[f.strength]  # noqa: E731
+    free = [f for f in warm if f.figures.get("vocab_free")]
+    if ln_v is None and free and STRENGTH_SCORE[free[0].strength] >= 2 and s <= 1:
+        # far below ln 256: a warm start whatever V is (the bound is in the message)
+        return "warm_start", [_reason(f) for f in sorted(warm, key=key)] + [
+            _reason(f) for f in scratch
+        ]
     if ln_v is None:
         hints = [_reason(f) for f in sorted(scratch + warm, key=key)]
         return "inconclusive", [
