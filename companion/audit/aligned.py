@@ -118,12 +118,26 @@ def _profile(m: Model, layers: list[int], hidden: int, shared: int) -> tuple[Arr
 
 
 def _hidden_size(m: Model) -> int | None:
-    """The residual width: config hidden_size, else the final norm's length."""
+    """The residual width, from the tensors (a config beside them may describe another model)."""
+    probes = (
+        ("norm", "final", None, 0),
+        ("embedding", "tok", None, 1),
+        ("norm", "attn_norm", 0, 0),
+        ("q", "q", 0, 1),
+        ("up", "up", 0, 1),
+    )
+    widths = [w for probe in probes if (w := _shape(m, *probe))]
+    if not widths:
+        return None
     h = m.side.ckpt.config.get("hidden_size", m.side.ckpt.config.get("n_embd"))
-    if isinstance(h, int) and h > 0:
-        return h
-    g = m.name("norm", "final", None)
-    return m.side.ref(g).info.shape[0] if g else None
+    return h if isinstance(h, int) and h in widths else widths[0]
+
+
+def _shape(m: Model, role: str, slot: str, layer: int | None, axis: int) -> int | None:
+    """One dimension of a tensor, if the model has it (and it has that many axes)."""
+    name = m.name(role, slot, layer)
+    shape = m.side.ref(name).info.shape if name else ()
+    return int(shape[axis]) if len(shape) > axis else None
 
 
 def _shared_rows(a: Model, b: Model) -> int:

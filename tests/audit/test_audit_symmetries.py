@@ -103,3 +103,29 @@ def test_buffers_are_excluded_and_listed(tmp_path: Path) -> None:
     excluded = {e.name for e in r.excluded}
     assert {"embeddings.position_ids", "model.layers.0.self_attn.rotary_emb.inv_freq"} <= excluded
     assert all(t.name_a not in excluded for t in r.per_tensor)
+
+
+def test_a_config_describing_another_model_does_not_break_alignment(tmp_path: Path) -> None:
+    """The residual width comes from the tensors; a stray config.json beside them is ignored."""
+    import json
+
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(3)
+    a = {}
+    for i in range(2):
+        a[f"model.layers.{i}.input_layernorm.weight"] = 1 + 0.05 * rng.standard_normal(64)
+        a[f"model.layers.{i}.self_attn.q_proj.weight"] = 0.02 * rng.standard_normal((64, 64))
+        a[f"model.layers.{i}.mlp.up_proj.weight"] = 0.02 * rng.standard_normal((128, 64))
+    b = {k: v + 0.001 * rng.standard_normal(v.shape) for k, v in a.items()}
+    for name, weights in (("a", a), ("b", b)):
+        (tmp_path / name).mkdir()
+        save_file(
+            {k: v.astype(np.float32) for k, v in weights.items()},
+            str(tmp_path / name / "model.safetensors"),
+        )
+        (tmp_path / name / "config.json").write_text(json.dumps({"hidden_size": 4096}))
+    result = run_tool(
+        "audit.compare", {"a": str(tmp_path / "a"), "b": str(tmp_path / "b")}, ToolContext()
+    )
+    assert result.verdict == "derived"
