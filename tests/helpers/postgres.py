@@ -56,7 +56,10 @@ class PostgresServer:
 
     def restart(self) -> None:
         """Restart the server (fast shutdown: open connections are cut), waiting until up."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "restart")
+        log = str(self.root / "server.log")  # else the server would hold our stdout pipe open
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", log, "-m", "fast", "-w", "-t", "60", "restart"
+        )
 
     def stop(self) -> None:
         """Stop the server and remove the cluster."""
