@@ -17,9 +17,18 @@ from pathlib import Path
 PORT = 5432  # only names the socket file inside our own directory
 
 
+def _bin(name: str) -> str | None:
+    """A server tool: on PATH, else Debian's versioned directory (not on PATH by default)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: p.parts[-3])
+    return str(versions[-1]) if versions else None
+
+
 def available() -> bool:
-    """Whether initdb and pg_ctl are on PATH."""
-    return shutil.which("initdb") is not None and shutil.which("pg_ctl") is not None
+    """Whether initdb and pg_ctl can be found."""
+    return _bin("initdb") is not None and _bin("pg_ctl") is not None
 
 
 class PostgresServer:
@@ -35,6 +44,7 @@ class PostgresServer:
 
     def _run(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run a server tool as the cluster's owner; a failure shows its output."""
+        argv = (_bin(argv[0]) or argv[0], *argv[1:])
         cmd = ["runuser", "-u", "postgres", "--", *argv] if self.as_root else list(argv)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
