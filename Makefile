@@ -27,7 +27,8 @@ venv-test: $(VENV)/.installed-test
 run: venv
 	$(BIN)/companion demo demo-workspace
 
-# Debian packages for the editor end-to-end tests (installed only when missing).
+# Debian packages for the editor end-to-end tests and the PostgreSQL store tests (installed
+# only when missing).
 system-deps:
 	@missing=""; \
 	command -v nvim >/dev/null || missing="$$missing neovim"; \
@@ -37,6 +38,12 @@ system-deps:
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi; \
+	if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing: postgresql (initdb, pg_ctl for the store tests)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends postgresql; \
 	fi
 
 lint: venv-test

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
         description="SQLite audit store file (env COMPANION_STORE_PATH). "
         "Default: <home>/store.sqlite3.",
     )
+    store_url: str | None = Field(
+        default=None,
+        pattern=r"^postgres(ql)?://",
+        description="Shared PostgreSQL audit store, e.g. postgresql://user@db.example/companion "
+        "(env COMPANION_STORE_URL; needs the `postgres` extra). When set it replaces the SQLite "
+        "file; `companion store migrate-to URL` copies an existing file into it.",
+    )
     store_enabled: bool = Field(
         default=True, description="Record every run in the audit store (CLI flag --no-store)."
     )

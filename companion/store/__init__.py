@@ -1,4 +1,5 @@
-"""The SQLite audit store: every recorded run, queryable, exportable and re-verifiable."""
+"""The audit store (SQLite, or PostgreSQL for teams): every recorded run, queryable,
+exportable and re-verifiable."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def recorder_for(settings: Settings) -> Recorder | None:
         return None
     from companion.store.record import StoreRecorder
 
-    return StoreRecorder(settings.resolved_store_path())
+    return StoreRecorder(settings.store_url or settings.resolved_store_path())
 
 
 def save_conversation(settings: Settings, conversation_id: str, messages: list[Any]) -> None:

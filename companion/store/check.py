@@ -1,14 +1,19 @@
-"""`companion store check`: integrity of the store file, and what to do if it is damaged."""
+"""`companion store check`: integrity of the store, and what to do if it is damaged."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from companion.errors import StoreError
-from companion.store.db import check_owner
+from companion.store.backend import Backend, Conn, dialect_of
+from companion.store.db import SqliteBackend, check_owner
 from companion.store.migrations import MIGRATIONS, applied
 from companion.store.schemas import CheckResult
+
+if TYPE_CHECKING:
+    from companion.store.postgres import PostgresBackend
 
 _TABLES = (
     "records",
@@ -55,13 +60,56 @@ def check_store(path: Path) -> CheckResult:
         conn.close()
     if result.status == "corrupt":
         result.advice = _recover_advice(path)
-    elif result.status == "newer":
-        result.advice = "upgrade companion, or point COMPANION_STORE_PATH at another file."
+    return _advise(result)
+
+
+def _advise(result: CheckResult) -> CheckResult:
+    """The next step for a store that is ok, newer than us, or not created yet."""
+    if result.status == "newer":
+        result.advice = (
+            "upgrade companion, or point COMPANION_STORE_PATH (or COMPANION_STORE_URL) at "
+            "another store."
+        )
     elif result.status == "ok":
         result.advice = "nothing to do." + (
             " Pending migrations run on the next open." if result.pending_migrations else ""
         )
     return result
+
+
+def check_backend(backend: Backend) -> CheckResult:
+    """Inspect any store without changing it: the SQLite file, or the PostgreSQL database."""
+    if isinstance(backend, SqliteBackend):
+        return check_store(backend.path)
+    from companion.store.postgres import PostgresBackend
+
+    assert isinstance(backend, PostgresBackend)
+    return check_postgres(backend)
+
+
+def check_postgres(backend: PostgresBackend) -> CheckResult:
+    """Inspect a PostgreSQL store without changing it (no migration, no writes)."""
+    result = CheckResult(path=backend.label, status="ok")
+    conn = backend.open_raw()
+    try:
+        result.size_bytes = int(
+            conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        )
+        if "schema_migrations" not in _tables(conn):
+            result.status = "missing"
+            result.advice = "nothing to do: the tables are created on the first recorded run."
+            return result
+        inspect_schema(conn, result)
+    except backend.error_types as exc:
+        raise backend.translate(exc) from None
+    finally:
+        conn.close()
+    return _advise(result)
+
+
+def _tables(conn: Conn) -> set[str]:
+    """Names of the tables in the store."""
+    return {str(r[0]) for r in conn.execute(dialect_of(conn).list_tables)}
 
 
 def _inspect(conn: sqlite3.Connection, result: CheckResult) -> None:
@@ -75,6 +123,11 @@ def _inspect(conn: sqlite3.Connection, result: CheckResult) -> None:
     if fk:
         result.status = "corrupt"
         result.problems += [f"dangling reference in {r[0]} row {r[1]} to {r[2]}" for r in fk[:20]]
+    inspect_schema(conn, result)
+
+
+def inspect_schema(conn: Conn, result: CheckResult) -> None:
+    """Schema version (applied, unknown and pending migrations) and row counts."""
     result.migrations = applied(conn)
     known = [name for name, _ in MIGRATIONS]
     if any(name not in known for name in result.migrations):
@@ -82,7 +135,7 @@ def _inspect(conn: sqlite3.Connection, result: CheckResult) -> None:
         result.problems.append("written by a newer companion (unknown migrations)")
         return
     result.pending_migrations = [n for n in known if n not in result.migrations]
-    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    present = _tables(conn)
     for table in _TABLES:
         if table in present:
             result.counts[table] = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])

@@ -7,6 +7,7 @@ from typing import Any
 
 from companion.errors import InputError
 from companion.settings import Settings
+from companion.store.backend import dialect_of
 from companion.store.db import settings_store, write_transaction
 from companion.store.record import now_iso
 
@@ -52,9 +53,9 @@ def load(settings: Settings, conversation_id: str) -> list[Any] | None:
 def recent(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
     """The most recently updated conversations: id, updated time and message count."""
     with settings_store(settings) as conn:
+        length = dialect_of(conn).json_array_length("messages")
         rows = conn.execute(
-            "SELECT id, updated, json_array_length(messages) FROM chat_transcripts "
-            "ORDER BY updated DESC LIMIT ?",
+            f"SELECT id, updated, {length} FROM chat_transcripts ORDER BY updated DESC LIMIT ?",
             (max(1, min(limit, 1000)),),
         ).fetchall()
     return [{"id": r[0], "updated": r[1], "messages": r[2]} for r in rows]

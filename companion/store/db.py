@@ -1,15 +1,22 @@
-"""Opening the store: WAL mode, busy timeout, foreign/corrupt file detection, transactions."""
+"""Opening the store: the SQLite backend (WAL mode, busy timeout, foreign/corrupt file
+detection) and the backend-neutral entry points (open_store, settings_store, transactions)."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from companion.errors import StoreError
 from companion.settings import Settings
+from companion.store.backend import Backend, Conn, dialect_of, is_url
+from companion.store.dialect import SQLITE
 from companion.store.migrations import APPLICATION_ID, migrate
+
+T = TypeVar("T")
 
 # Written into the database header by the first migration; tells our files from anyone else's.
 # Writers wait this long for each other instead of failing with "database is locked".
@@ -122,32 +129,78 @@ def connect(path: Path) -> sqlite3.Connection:
         raise
 
 
+class SqliteBackend:
+    """The default store: one SQLite file (WAL; writers wait on the busy timeout)."""
+
+    dialect = SQLITE
+    error_types: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.label = str(path)
+
+    def connect(self) -> Conn:
+        """Open (creating if absent) and migrate the file."""
+        return connect(self.path)
+
+    def translate(self, exc: BaseException) -> BaseException:
+        """The StoreError naming the fix for an sqlite3 error."""
+        return store_error(self.path, exc) if isinstance(exc, sqlite3.Error) else exc
+
+    def run(self, work: Callable[[Conn], T]) -> T:
+        """Run `work` on a fresh connection (SQLite's busy timeout already waits for writers)."""
+        with open_store(self) as conn:
+            return work(conn)
+
+
+def as_backend(target: Backend | Path | str) -> Backend:
+    """The backend for a file path, a `postgresql://` URL, or a backend as is."""
+    if isinstance(target, str) and is_url(target):
+        from companion.store.postgres import PostgresBackend
+
+        return PostgresBackend(target)
+    if isinstance(target, str | Path):
+        return SqliteBackend(Path(target))
+    return target
+
+
+def backend_for(settings: Settings) -> Backend:
+    """The store the settings point at: `store_url` when set, else the SQLite file."""
+    if settings.store_url:
+        return as_backend(settings.store_url)
+    return as_backend(settings.resolved_store_path())
+
+
 @contextmanager
-def open_store(path: Path) -> Iterator[sqlite3.Connection]:
-    """A migrated connection, closed on exit; sqlite errors become StoreError."""
-    conn = connect(path)
+def open_store(target: Backend | Path | str) -> Iterator[Conn]:
+    """A migrated connection to a file, URL or backend, closed on exit; errors name a fix."""
+    backend = as_backend(target)
+    conn = backend.connect()
     try:
         yield conn
-    except sqlite3.Error as exc:
-        raise store_error(path, exc) from None
+    except backend.error_types as exc:
+        raise backend.translate(exc) from None
     finally:
-        conn.close()
+        with contextlib.suppress(*backend.error_types):
+            conn.close()
 
 
 @contextmanager
-def settings_store(settings: Settings) -> Iterator[sqlite3.Connection]:
-    """The store the settings point at."""
-    with open_store(settings.resolved_store_path()) as conn:
+def settings_store(settings: Settings) -> Iterator[Conn]:
+    """The store the settings point at (`store_url`, else the SQLite file)."""
+    with open_store(backend_for(settings)) as conn:
         yield conn
 
 
 @contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One short IMMEDIATE transaction: all of it commits, or none of it is visible."""
-    conn.execute("BEGIN IMMEDIATE")
+def write_transaction(conn: Conn) -> Iterator[Conn]:
+    """One short write transaction: all of it commits, or none of it is visible."""
+    conn.execute(dialect_of(conn).begin_write)
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        # The original error matters; a rollback on a lost connection would only mask it.
+        with contextlib.suppress(Exception):
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from companion import __version__
+from companion.store.backend import Conn
 from companion.store.record import now_iso
 
 BUNDLE_FORMAT = "companion-evidence-bundle/1"
 
 
-def _models(conn: sqlite3.Connection, record_id: int) -> list[dict[str, Any]]:
+def _models(conn: Conn, record_id: int) -> list[dict[str, Any]]:
     """The record's models with their files and ArchSpec."""
     models = []
     for m in conn.execute(
@@ -38,7 +38,7 @@ def _models(conn: sqlite3.Connection, record_id: int) -> list[dict[str, Any]]:
     return models
 
 
-def build_bundle(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+def build_bundle(conn: Conn, row: Any) -> dict[str, Any]:
     """Everything about one record, with no reference back to the store."""
     return {
         "format": BUNDLE_FORMAT,

@@ -6,14 +6,15 @@ we do not know means a newer companion wrote the file, and we refuse rather than
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from companion.errors import StoreError
+from companion.store.backend import Conn, dialect_of
 
-Migration = Callable[[sqlite3.Connection], None]
+# Written in SQLite's DDL; on PostgreSQL the dialect maps the types (store/dialect.py).
+Migration = Callable[[Conn], None]
 
 # Numeric per-tensor metrics that get their own (indexable) column; the rest go to `extra`.
 METRIC_COLUMNS: tuple[str, ...] = ("cosine", "pearson", "spearman", "rel_l2", "z", "p")
@@ -21,16 +22,17 @@ METRIC_COLUMNS: tuple[str, ...] = ("cosine", "pearson", "spearman", "rel_l2", "z
 APPLICATION_ID = 0x434D504E  # "CMPN": marks an SQLite file as a companion store
 
 
-def _run(conn: sqlite3.Connection, script: str) -> None:
+def _run(conn: Conn, script: str) -> None:
     """Execute `;`-separated statements inside the caller's transaction."""
     for statement in script.split(";"):
         if statement.strip():
             conn.execute(statement.strip())
 
 
-def m0001_records_models_artifacts(conn: sqlite3.Connection) -> None:
+def m0001_records_models_artifacts(conn: Conn) -> None:
     """Every recorded run, the models and files it read, and the links between them."""
-    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    if dialect_of(conn).name == "sqlite":
+        conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
     _run(
         conn,
         """
@@ -85,7 +87,7 @@ def m0001_records_models_artifacts(conn: sqlite3.Connection) -> None:
     )
 
 
-def m0002_audits_per_tensor(conn: sqlite3.Connection) -> None:
+def m0002_audits_per_tensor(conn: Conn) -> None:
     """Weight audits (the pair, tensor count) and their per-tensor metrics with baselines."""
     metrics = ",\n".join(f"            {m} REAL" for m in METRIC_COLUMNS)
     _run(
@@ -116,7 +118,7 @@ def m0002_audits_per_tensor(conn: sqlite3.Connection) -> None:
     )
 
 
-def m0003_evidence_tokenizers(conn: sqlite3.Connection) -> None:
+def m0003_evidence_tokenizers(conn: Conn) -> None:
     """Evidence summaries and tokenizer comparisons, with their headline numbers."""
     _run(
         conn,
@@ -138,7 +140,7 @@ def m0003_evidence_tokenizers(conn: sqlite3.Connection) -> None:
     )
 
 
-def m0004_chat_transcripts(conn: sqlite3.Connection) -> None:
+def m0004_chat_transcripts(conn: Conn) -> None:
     """Chat conversations, one row per conversation id."""
     _run(
         conn,
@@ -163,17 +165,15 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
 LATEST = MIGRATIONS[-1][0]
 
 
-def applied(conn: sqlite3.Connection) -> list[str]:
+def applied(conn: Conn) -> list[str]:
     """Names of the migrations recorded in the file (empty for a new file)."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
-    ).fetchone()
-    if not exists:
+    tables = {row[0] for row in conn.execute(dialect_of(conn).list_tables)}
+    if "schema_migrations" not in tables:
         return []
     return [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
 
 
-def _refuse_unknown(done: list[str], path: Path) -> None:
+def _refuse_unknown(done: list[str], path: Path | str) -> None:
     """A migration we do not know means a newer companion wrote this file."""
     known = {name for name, _ in MIGRATIONS}
     unknown = [n for n in done if n not in known]
@@ -181,19 +181,24 @@ def _refuse_unknown(done: list[str], path: Path) -> None:
         raise StoreError(
             f"The audit store {path} was written by a newer companion "
             f"(unknown migrations: {', '.join(unknown)}).",
-            hint="upgrade companion, or point COMPANION_STORE_PATH at another file.",
+            hint="upgrade companion, or point COMPANION_STORE_PATH (or COMPANION_STORE_URL) "
+            "at another store.",
         )
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> list[str]:
+def migrate(conn: Conn, path: Path | str) -> list[str]:
     """Apply the missing migrations in order, in one transaction; return the names applied."""
     done = applied(conn)
     _refuse_unknown(done, path)
     if len(done) == len(MIGRATIONS):
         return []
-    # IMMEDIATE serialises concurrent first opens: the second waits, then sees the work done.
-    conn.execute("BEGIN IMMEDIATE")
+    # Serialises concurrent first opens: the second waits, then sees the work done (SQLite:
+    # BEGIN IMMEDIATE; PostgreSQL: an advisory lock held until the transaction ends).
+    dialect = dialect_of(conn)
+    conn.execute(dialect.begin_write)
     try:
+        if dialect.migration_lock is not None:
+            conn.execute(dialect.migration_lock, (APPLICATION_ID,))
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(name TEXT PRIMARY KEY, applied TEXT NOT NULL)"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from companion.errors import InputError
+from companion.store.backend import Conn, dialect_of
+from companion.store.dialect import SQLITE, Dialect
 from companion.store.migrations import METRIC_COLUMNS
 from companion.store.schemas import ModelRef, QueryInput, QueryResult, RecordSummary, TensorHit
 
@@ -25,7 +26,7 @@ _ORDER = {
     "newest": "r.created DESC, r.id DESC",
     "oldest": "r.created ASC, r.id ASC",
     "kind": "r.kind ASC, r.created DESC, r.id DESC",
-    "verdict": "r.verdict ASC, r.created DESC, r.id DESC",
+    "verdict": "r.verdict ASC NULLS FIRST, r.created DESC, r.id DESC",
 }
 
 
@@ -104,13 +105,14 @@ def _expand_roles(roles: list[str]) -> list[str]:
     return out
 
 
-def tensor_conditions(args: QueryInput) -> tuple[list[str], list[Any]]:
+def tensor_conditions(args: QueryInput, dialect: Dialect = SQLITE) -> tuple[list[str], list[Any]]:
     """SQL conditions on `per_tensor t` for the tensor glob, roles and thresholds."""
     conds: list[str] = []
     params: list[Any] = []
     if args.tensor:
-        conds.append("(t.name_a GLOB ? OR t.name_b GLOB ?)")
-        params += [args.tensor, args.tensor]
+        globs = [dialect.glob(column, args.tensor) for column in ("t.name_a", "t.name_b")]
+        conds.append("(" + " OR ".join(sql for sql, _ in globs) + ")")
+        params += [p for _, ps in globs for p in ps]
     if args.role:
         roles = _expand_roles(args.role)
         conds.append(f"t.role IN ({', '.join('?' * len(roles))})")
@@ -121,19 +123,23 @@ def tensor_conditions(args: QueryInput) -> tuple[list[str], list[Any]]:
             column = METRIC_COLUMNS[METRIC_COLUMNS.index(name)]  # the whitelist's own string
             conds.append(f"t.{column} {op} ?")
         else:
-            conds.append(f"json_extract(t.extra, ?) {op} ?")
-            params.append('$."' + name + '"')
+            sql, key_params = dialect.json_number("t.extra", name)
+            conds.append(f"{sql} {op} ?")
+            params += key_params
         params.append(value)
     return conds, params
 
 
-def record_conditions(args: QueryInput, roots: list[Path]) -> tuple[list[str], list[Any]]:
+def record_conditions(
+    args: QueryInput, roots: list[Path], dialect: Dialect = SQLITE
+) -> tuple[list[str], list[Any]]:
     """SQL conditions on `records r` for every filter."""
     conds: list[str] = []
     params: list[Any] = []
     if args.kind:
-        conds.append("(" + " OR ".join("r.kind GLOB ?" for _ in args.kind) + ")")
-        params += args.kind
+        globs = [dialect.glob("r.kind", k) for k in args.kind]
+        conds.append("(" + " OR ".join(sql for sql, _ in globs) + ")")
+        params += [p for _, ps in globs for p in ps]
     if args.verdict:
         conds.append(f"r.verdict IN ({', '.join('?' * len(args.verdict))})")
         params += args.verdict
@@ -151,7 +157,7 @@ def record_conditions(args: QueryInput, roots: list[Path]) -> tuple[list[str], l
         sql, ps = _model_clause(spec, roots)
         conds.append(sql)
         params += ps
-    t_conds, t_params = tensor_conditions(args)
+    t_conds, t_params = tensor_conditions(args, dialect)
     if t_conds:
         conds.append(
             f"r.id IN (SELECT t.record_id FROM per_tensor t WHERE {' AND '.join(t_conds)})"
@@ -160,14 +166,14 @@ def record_conditions(args: QueryInput, roots: list[Path]) -> tuple[list[str], l
     return conds, params
 
 
-def run_query(
-    conn: sqlite3.Connection, args: QueryInput, roots: list[Path], store: str
-) -> QueryResult:
+def run_query(conn: Conn, args: QueryInput, roots: list[Path], store: str) -> QueryResult:
     """One page of matching records with their models and matching tensors."""
-    conds, params = record_conditions(args, roots)
+    dialect = dialect_of(conn)
+    conds, params = record_conditions(args, roots, dialect)
     where = f"WHERE {' AND '.join(conds)}" if conds else ""
     (total,) = conn.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM records r {where} LIMIT ?)", [*params, TOTAL_CAP + 1]
+        f"SELECT count(*) FROM (SELECT 1 FROM records r {where} LIMIT ?) AS page",
+        [*params, TOTAL_CAP + 1],
     ).fetchone()
     rows = conn.execute(
         "SELECT r.id, r.uid, r.kind, r.created, r.verdict, r.reasons, r.tool_version, "
@@ -176,7 +182,7 @@ def run_query(
         [*params, args.limit, args.offset],
     ).fetchall()
     models = _models_of(conn, [r["id"] for r in rows])
-    t_conds, t_params = tensor_conditions(args)
+    t_conds, t_params = tensor_conditions(args, dialect)
     hits = _tensors_of(conn, [r["id"] for r in rows], t_conds, t_params, args.tensor_limit)
     records = []
     for r in rows:
@@ -204,7 +210,7 @@ def run_query(
     )
 
 
-def _models_of(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[ModelRef]]:
+def _models_of(conn: Conn, ids: list[int]) -> dict[int, list[ModelRef]]:
     """Models of each record, in argument order."""
     out: dict[int, list[ModelRef]] = {}
     if not ids:
@@ -223,7 +229,7 @@ def _models_of(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[Model
 
 
 def _tensors_of(
-    conn: sqlite3.Connection, ids: list[int], conds: list[str], params: list[Any], limit: int
+    conn: Conn, ids: list[int], conds: list[str], params: list[Any], limit: int
 ) -> dict[int, tuple[int, list[TensorHit]]]:
     """Per record of the page: how many tensors match, and the first `limit` of them."""
     out: dict[int, tuple[int, list[TensorHit]]] = {}
@@ -234,7 +240,7 @@ def _tensors_of(
     rows = conn.execute(
         "SELECT * FROM (SELECT t.*, row_number() OVER (PARTITION BY t.record_id ORDER BY t.id) "
         "AS rn, count(*) OVER (PARTITION BY t.record_id) AS hits FROM per_tensor t "
-        f"WHERE {where}) WHERE rn <= ? ORDER BY record_id, id",
+        f"WHERE {where}) AS hit WHERE rn <= ? ORDER BY record_id, id",
         [*ids, *params, max(limit, 1)],
     ).fetchall()
     for row in rows:
@@ -253,19 +259,19 @@ def _tensors_of(
     return out
 
 
-def find_record(conn: sqlite3.Connection, ref: str) -> sqlite3.Row:
+def find_record(conn: Conn, ref: str) -> Any:
     """The record with this id (or a unique prefix of at least 4 characters)."""
     key = ref.strip().lower()
     row = conn.execute("SELECT * FROM records WHERE uid = ?", (key,)).fetchone()
     if row is not None:
-        return row  # type: ignore[no-any-return]
+        return row
     rows = []
     if len(key) >= 4 and re.fullmatch(r"[0-9a-f]+", key):
         rows = conn.execute(
             "SELECT * FROM records WHERE uid >= ? AND uid < ? LIMIT 2", (key, key + "g")
         ).fetchall()
     if len(rows) == 1:
-        return rows[0]  # type: ignore[no-any-return]
+        return rows[0]
     if len(rows) > 1:
         raise InputError(f"Record id {ref!r} is ambiguous.", hint="give more characters of the id.")
     raise InputError(

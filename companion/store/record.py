@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from companion.store.db import open_store, write_transaction
+from companion.store.backend import Backend, Conn
+from companion.store.db import as_backend, write_transaction
 from companion.store.migrations import METRIC_COLUMNS
 from companion.tools import Facts, Tool, ToolResult
 
@@ -197,9 +197,7 @@ def _headline(data: dict[str, Any]) -> str:
     return json.dumps(keep, separators=(",", ":"))
 
 
-def _upsert_model(
-    conn: sqlite3.Connection, group: ModelGroup, spec: str | None, created: str
-) -> int:
+def _upsert_model(conn: Conn, group: ModelGroup, spec: str | None, created: str) -> int:
     """The model row for a group of files (created on first sight; ArchSpec filled in later)."""
     row = conn.execute(
         "INSERT INTO models(content_sha256, name, path, arch_spec, first_seen) "
@@ -210,7 +208,7 @@ def _upsert_model(
     return int(row[0])
 
 
-def _upsert_artifact(conn: sqlite3.Connection, f: dict[str, Any]) -> int:
+def _upsert_artifact(conn: Conn, f: dict[str, Any]) -> int:
     """The artifact row for one file (path + content)."""
     row = conn.execute(
         "INSERT INTO artifacts(path, sha256, size) VALUES (?, ?, ?) "
@@ -221,14 +219,21 @@ def _upsert_artifact(conn: sqlite3.Connection, f: dict[str, Any]) -> int:
 
 
 def write_record(
-    conn: sqlite3.Connection,
+    conn: Conn,
     kind: str,
     args: dict[str, Any],
     result: ToolResult,
     per_tensor: Iterable[Any] | None = None,
+    uid: str | None = None,
 ) -> str:
-    """Insert one run (record, models, artifacts, kind tables, per-tensor rows) atomically."""
-    uid, created = new_uid(), now_iso()
+    """Insert one run (record, models, artifacts, kind tables, per-tensor rows) atomically.
+
+    Given a `uid` that is already stored, nothing is written: a retry after a connection lost
+    around COMMIT does not record the run twice.
+    """
+    if uid is not None and conn.execute("SELECT 1 FROM records WHERE uid = ?", (uid,)).fetchone():
+        return uid
+    uid, created = uid or new_uid(), now_iso()
     facts = result.facts()
     data = json.loads(result.model_dump_json())  # NaN/inf become null, as in any JSON export
     data["record_id"] = uid  # the stored result reads as the caller will see it
@@ -260,7 +265,7 @@ def write_record(
 
 
 def _write_table(
-    conn: sqlite3.Connection,
+    conn: Conn,
     facts: Facts,
     record_id: int,
     model_ids: list[int],
@@ -272,18 +277,25 @@ def _write_table(
     a = model_ids[0] if model_ids else None
     b = model_ids[1] if len(model_ids) > 1 else None
     if facts.table == "audit":
-        n = conn.executemany(
+        written = [0]
+
+        def counted() -> Iterator[tuple[Any, ...]]:
+            for row in tensor_rows(record_id, rows):
+                written[0] += 1
+                yield row
+
+        conn.executemany(
             "INSERT INTO per_tensor(record_id, name_a, name_b, role, layer, "
             + ", ".join(METRIC_COLUMNS)
             + ", extra) VALUES ("
             + ", ".join("?" * (6 + len(METRIC_COLUMNS)))
             + ")",
-            tensor_rows(record_id, rows),
-        ).rowcount
+            counted(),
+        )
         conn.execute(
             "INSERT INTO audits(record_id, model_a, model_b, verdict, n_tensors) "
             "VALUES (?, ?, ?, ?, ?)",
-            (record_id, a, b, verdict, max(n, 0)),
+            (record_id, a, b, verdict, written[0]),
         )
     elif facts.table == "evidence":
         conn.execute(
@@ -300,7 +312,7 @@ def _write_table(
 
 
 def _write_models(
-    conn: sqlite3.Connection,
+    conn: Conn,
     record_id: int,
     args: dict[str, Any],
     inputs: list[dict[str, Any]],
@@ -316,13 +328,14 @@ def _write_models(
         )
         ids.append(model_id)
         conn.execute(
-            "INSERT OR IGNORE INTO record_models(record_id, model_id, side) VALUES (?, ?, ?)",
+            "INSERT INTO record_models(record_id, model_id, side) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (record_id, model_id, group.side),
         )
         for f in group.files:
             conn.execute(
-                "INSERT OR IGNORE INTO record_artifacts(record_id, artifact_id, model_id) "
-                "VALUES (?, ?, ?)",
+                "INSERT INTO record_artifacts(record_id, artifact_id, model_id) "
+                "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (record_id, _upsert_artifact(conn, f), model_id),
             )
     return ids
@@ -331,10 +344,15 @@ def _write_models(
 class StoreRecorder:
     """The recorder `run_tool` calls after a recordable tool succeeds."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, store: Backend | Path | str) -> None:
+        self.store = store
+        self._backend: Backend | None = None
 
     def __call__(self, tool: Tool, args: BaseModel, result: ToolResult) -> str:
-        """Write one record and return its id."""
-        with open_store(self.path) as conn:
-            return write_record(conn, tool.name, args.model_dump(mode="json"), result)
+        """Write one record and return its id (a retried write keeps the same id)."""
+        if self._backend is None:
+            self._backend = as_backend(self.store)  # opened lazily: psycopg loads on first use
+        uid, payload = new_uid(), args.model_dump(mode="json")
+        return self._backend.run(
+            lambda conn: write_record(conn, tool.name, payload, result, uid=uid)
+        )

@@ -15,6 +15,7 @@ from companion.tools import get_tool
 if TYPE_CHECKING:
     from companion.store.schemas import (
         CheckResult,
+        MigrateResult,
         QueryResult,
         RegisterResult,
         TensorHit,
@@ -166,6 +167,16 @@ def check_markdown(r: CheckResult) -> str:
     if r.migrations:
         lines += ["", f"Schema: {', '.join(r.migrations)}"]
     lines += ["", f"**Next step:** {r.advice}"]
+    return "\n".join(lines)
+
+
+def migrate_markdown(r: MigrateResult) -> str:
+    """The copied tables, each verified by row count and checksum."""
+    lines = [f"# Store copied: {r.source} -> {r.target}", "", "| table | rows | sha256 |"]
+    lines.append("|---|---|---|")
+    lines += [f"| {t.table} | {t.rows} | `{t.sha256[:16]}` |" for t in r.tables]
+    lines += ["", "Counts and checksums agree on both sides for every table.", ""]
+    lines.append(f"**Next step:** set `COMPANION_STORE_URL={r.target}` (or `store_url`).")
     return "\n".join(lines)
 
 

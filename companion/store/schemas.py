@@ -335,3 +335,37 @@ class RegisterResult(ToolResult):
         from companion.store import render
 
         return render.register_markdown(self)
+
+
+class MigrateInput(BaseModel):
+    """Arguments of `store.migrate_to`."""
+
+    url: str = Field(
+        pattern=r"^postgres(ql)?://",
+        description="The PostgreSQL store to fill: postgresql://user@host/db, an empty database.",
+    )
+    source: str | None = Field(
+        default=None, description="SQLite store file to copy; default: the configured one."
+    )
+
+
+class TableCopy(BaseModel):
+    """One copied table: rows and the checksum both stores agree on."""
+
+    table: str
+    rows: int
+    sha256: str
+
+
+class MigrateResult(ToolResult):
+    """An SQLite store copied into PostgreSQL, verified table by table."""
+
+    source: str
+    target: str
+    tables: list[TableCopy]
+
+    def to_markdown(self) -> str:
+        """The copied tables with their row counts and checksums."""
+        from companion.store import render
+
+        return render.migrate_markdown(self)

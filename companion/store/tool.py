@@ -1,11 +1,12 @@
-"""Store tools: query, export, verify, check and register (CLI, LSP and LLM from one place)."""
+"""Store tools: query, export, verify, check, register and migrate-to (CLI, LSP and LLM from one
+place)."""
 
 from __future__ import annotations
 
 from companion.errors import InputError
 from companion.manifest import build_manifest
-from companion.store.check import check_store
-from companion.store.db import settings_store
+from companion.store.check import check_backend, check_store
+from companion.store.db import backend_for, settings_store
 from companion.store.engine import register
 from companion.store.export import build_bundle
 from companion.store.query import find_record, run_query
@@ -15,6 +16,8 @@ from companion.store.schemas import (
     CheckResult,
     ExportInput,
     ExportResult,
+    MigrateInput,
+    MigrateResult,
     QueryInput,
     QueryResult,
     RegisterInput,
@@ -36,9 +39,9 @@ from companion.tools import ToolContext, tool
 )
 def query_tool(args: QueryInput, ctx: ToolContext) -> QueryResult:
     """Run one query against the store."""
-    path = ctx.settings.resolved_store_path()
+    backend = backend_for(ctx.settings)
     with settings_store(ctx.settings) as conn:
-        return run_query(conn, args, ctx.roots, str(path))
+        return run_query(conn, args, ctx.roots, backend.label)
 
 
 @tool(
@@ -84,15 +87,32 @@ def verify_tool(args: VerifyInput, ctx: ToolContext) -> VerifyResult:
 
 @tool(
     "store.check",
-    description="Check the audit store file: integrity, schema version, row counts, and what "
-    "to do if it is damaged or not a companion store.",
+    description="Check the audit store (file or PostgreSQL): integrity, schema version, row "
+    "counts, and what to do if it is damaged or not a companion store.",
     read_only=True,
     cli="store check",
 )
 def check_tool(args: CheckInput, ctx: ToolContext) -> CheckResult:
-    """Inspect the configured (or given) store file without changing it."""
-    path = ctx.path(args.path) if args.path else ctx.settings.resolved_store_path()
-    return check_store(path)
+    """Inspect the configured store (or the given file) without changing it."""
+    if args.path:
+        return check_store(ctx.path(args.path))
+    return check_backend(backend_for(ctx.settings))
+
+
+@tool(
+    "store.migrate_to",
+    description="Copy the SQLite audit store into an empty PostgreSQL database (the shared team "
+    "store), verified table by table with row counts and checksums.",
+    read_only=False,
+    cli="store migrate-to",
+    positional=("url",),
+)
+def migrate_to_tool(args: MigrateInput, ctx: ToolContext) -> MigrateResult:
+    """Copy the configured (or given) SQLite file into the PostgreSQL store at `url`."""
+    from companion.store.transfer import migrate_to
+
+    source = ctx.path(args.source) if args.source else ctx.settings.resolved_store_path()
+    return migrate_to(source, args.url, ctx.job())
 
 
 @tool(

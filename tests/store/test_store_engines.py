@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 
 from companion.audit import synth
 from companion.audit.safetensors import write_safetensors
-from companion.settings import Settings
+from companion.store.backend import Conn
 from companion.store.schemas import QueryResult
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
@@ -25,7 +24,7 @@ def family(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_real_audit_is_recorded_queried_exported_and_verified(
-    ctx: ToolContext, settings: Settings, family: dict[str, Path], tmp_path: Path
+    ctx: ToolContext, db: Conn, family: dict[str, Path], tmp_path: Path
 ) -> None:
     derived = run_tool(
         "audit.compare", {"a": str(family["base"]), "b": str(family["finetune"]), **FAST}, ctx
@@ -35,13 +34,12 @@ def test_real_audit_is_recorded_queried_exported_and_verified(
     )
     assert derived.verdict == "derived" and independent.verdict == "independent"  # type: ignore[attr-defined]
     rid = str(derived.record_id)  # type: ignore[attr-defined]
-    conn = sqlite3.connect(settings.resolved_store_path())
-    n_rows = conn.execute(
+    n_rows = db.execute(
         "SELECT count(*) FROM per_tensor t JOIN records r ON r.id = t.record_id WHERE r.uid = ?",
         (rid,),
     ).fetchone()[0]
     assert n_rows == len(derived.per_tensor) > 0  # type: ignore[attr-defined]
-    stored = conn.execute(
+    stored = db.execute(
         "SELECT t.name_a, t.pearson, t.cosine, t.spearman, t.z, t.extra FROM per_tensor t "
         "JOIN records r ON r.id = t.record_id WHERE r.uid = ? ORDER BY t.id LIMIT 1",
         (rid,),
@@ -95,18 +93,17 @@ def test_real_audit_is_recorded_queried_exported_and_verified(
 
 
 def test_arch_describe_fills_the_models_arch_spec(
-    ctx: ToolContext, settings: Settings, family: dict[str, Path]
+    ctx: ToolContext, db: Conn, family: dict[str, Path]
 ) -> None:
     described = run_tool("arch.describe", {"path": str(family["base"] / "config.json")}, ctx)
-    conn = sqlite3.connect(settings.resolved_store_path())
-    name, spec = conn.execute("SELECT name, arch_spec FROM models").fetchone()
+    name, spec = db.execute("SELECT name, arch_spec FROM models").fetchone()
     assert name == "base"
     assert json.loads(spec) == json.loads(described.spec.model_dump_json())  # type: ignore[attr-defined]
     assert run_tool("store.verify", {"target": described.record_id}, ctx).status == "reproduced"  # type: ignore[attr-defined]
 
 
 def test_every_engines_demo_run_is_recorded_and_reproduces(
-    ctx: ToolContext, settings: Settings, tmp_path: Path
+    ctx: ToolContext, db: Conn, tmp_path: Path
 ) -> None:
     from companion.cli.demo import DEMO_SECTIONS
 
@@ -120,12 +117,11 @@ def test_every_engines_demo_run_is_recorded_and_reproduces(
     assert isinstance(listed, QueryResult)
     kinds = {r.kind for r in listed.records}
     assert {"audit.compare", "evidence.summarize", "arch.describe", "tokenizer.compare"} <= kinds
-    conn = sqlite3.connect(settings.resolved_store_path())
-    ev = conn.execute("SELECT count(*), count(verdict) FROM evidence_summaries").fetchone()
+    ev = db.execute("SELECT count(*), count(verdict) FROM evidence_summaries").fetchone()
     assert ev[0] >= 1 and ev[0] == ev[1]
-    tok = conn.execute("SELECT verdict FROM tokenizer_comparisons").fetchall()
+    tok = db.execute("SELECT verdict FROM tokenizer_comparisons").fetchall()
     assert tok and all(v in ("same", "extended", "overlapping", "unrelated") for (v,) in tok)
-    assert conn.execute("SELECT count(*) FROM models WHERE arch_spec IS NOT NULL").fetchone()[0]
+    assert db.execute("SELECT count(*) FROM models WHERE arch_spec IS NOT NULL").fetchone()[0]
     for kind in ("evidence.summarize", "tokenizer.compare"):
         rid = next(r.id for r in listed.records if r.kind == kind)
         result = run_tool("store.verify", {"target": rid}, ctx)

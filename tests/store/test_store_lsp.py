@@ -20,7 +20,8 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# One LSP server over one SQLite home (the PostgreSQL concurrency tests: test_store_postgres.py).
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.sqlite_only]
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = Path(tempfile.mkdtemp(prefix="companion-store-lsp-"))

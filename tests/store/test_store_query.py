@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from helpers.store_tools import make_pair
 
 from companion.errors import InputError
 from companion.settings import Settings
+from companion.store.backend import Conn
 from companion.store.schemas import QueryResult
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
@@ -70,7 +70,7 @@ def test_all_records_newest_first_with_models(ctx: ToolContext, recs: dict[str, 
 
 
 def test_model_filters_by_name_path_and_sha(
-    ctx: ToolContext, settings: Settings, recs: dict[str, Any]
+    ctx: ToolContext, db: Conn, recs: dict[str, Any]
 ) -> None:
     other = recs["paths"][3]
     assert ids(q(ctx, model=["tuned"])) == [rid(recs, "derived")]
@@ -79,16 +79,13 @@ def test_model_filters_by_name_path_and_sha(
     assert ids(q(ctx, model="rel/tuned")) == [rid(recs, "derived")]  # relative to the root
     file_sha = recs["derived"].manifest.inputs[1].sha256
     assert ids(q(ctx, model=[file_sha[:10]])) == [rid(recs, "derived")]
-    conn = sqlite3.connect(settings.resolved_store_path())
-    (content,) = conn.execute("SELECT content_sha256 FROM models WHERE name='weights'").fetchone()
+    (content,) = db.execute("SELECT content_sha256 FROM models WHERE name='weights'").fetchone()
     assert ids(q(ctx, model=[content[:8].upper()])) == [rid(recs, "independent")]
     assert ids(q(ctx, model="tuned,weights")) == [rid(recs, "independent"), rid(recs, "derived")]
     assert ids(q(ctx, model=["nosuchmodel"])) == []
 
 
-def test_pair_verdict_kind_and_dates(
-    ctx: ToolContext, settings: Settings, recs: dict[str, Any]
-) -> None:
+def test_pair_verdict_kind_and_dates(ctx: ToolContext, db: Conn, recs: dict[str, Any]) -> None:
     assert ids(q(ctx, pair="tuned,base")) == [rid(recs, "derived")]
     assert ids(q(ctx, pair=["tuned", "other"])) == []
     assert ids(q(ctx, verdict=["derived"])) == [rid(recs, "derived")]
@@ -97,12 +94,10 @@ def test_pair_verdict_kind_and_dates(
         rid(recs, "independent"),
     ]
     assert ids(q(ctx, kind="evidence.test_summary")) == [rid(recs, "evidence")]
-    conn = sqlite3.connect(settings.resolved_store_path(), isolation_level=None)
-    conn.execute(
+    db.execute(
         "UPDATE records SET created = '2020-01-01T10:00:00.000000Z' WHERE uid = ?",
         (rid(recs, "independent"),),
     )
-    conn.close()
     assert ids(q(ctx, until="2020-01-01")) == [rid(recs, "independent")]
     assert ids(q(ctx, until="2020-01-01T09:00")) == []
     assert rid(recs, "independent") not in ids(q(ctx, since="2021-06-01"))
@@ -158,16 +153,15 @@ INJECTIONS = [
 
 @pytest.mark.parametrize("payload", INJECTIONS)
 def test_injection_in_text_filters_is_just_text(
-    ctx: ToolContext, settings: Settings, recs: dict[str, Any], payload: str
+    ctx: ToolContext, db: Conn, recs: dict[str, Any], payload: str
 ) -> None:
     for field in ("model", "verdict", "role", "pair"):
         value = [payload, payload] if field == "pair" else [payload]
         assert ids(q(ctx, **{field: value})) == [], field
     assert ids(q(ctx, kind=[payload])) == []
     assert ids(q(ctx, tensor=payload)) == []
-    conn = sqlite3.connect(settings.resolved_store_path())
-    assert conn.execute("SELECT count(*) FROM records").fetchone()[0] == 4
-    assert conn.execute("SELECT count(*) FROM per_tensor").fetchone()[0] == 20
+    assert db.execute("SELECT count(*) FROM records").fetchone()[0] == 4
+    assert db.execute("SELECT count(*) FROM per_tensor").fetchone()[0] == 20
 
 
 @pytest.mark.parametrize(
@@ -183,13 +177,12 @@ def test_injection_in_text_filters_is_just_text(
     ],
 )
 def test_injection_in_thresholds_is_refused(
-    ctx: ToolContext, settings: Settings, recs: dict[str, Any], where: str
+    ctx: ToolContext, db: Conn, recs: dict[str, Any], where: str
 ) -> None:
     with pytest.raises(InputError, match="metric threshold") as err:
         q(ctx, where=[where])
     assert err.value.hint is not None and "pearson>0.5" in err.value.hint
-    conn = sqlite3.connect(settings.resolved_store_path())
-    assert conn.execute("SELECT count(*) FROM records").fetchone()[0] == 4
+    assert db.execute("SELECT count(*) FROM records").fetchone()[0] == 4
 
 
 def test_bad_arguments_are_input_errors(ctx: ToolContext) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,28 +13,20 @@ from helpers.store_tools import make_pair
 
 from companion.settings import Settings
 from companion.store import load_conversation, recorder_for, save_conversation
-from companion.store.db import open_store
+from companion.store.backend import Conn
+from companion.store.db import settings_store
 from companion.store.record import model_groups, tensor_row
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _db(settings: Settings) -> sqlite3.Connection:
-    conn = sqlite3.connect(settings.resolved_store_path())
-    conn.row_factory = sqlite3.Row
-    return conn
-
 
 def test_audit_run_writes_record_models_artifacts_and_per_tensor_rows(
-    ctx: ToolContext, settings: Settings, tmp_path: Path
+    ctx: ToolContext, db: Conn, tmp_path: Path
 ) -> None:
     a, b = make_pair(tmp_path / "ckpt")
     result = run_tool("audit.test_compare", {"a": str(a), "b": str(b), "chunks": 6}, ctx)
     rid = result.record_id  # type: ignore[attr-defined]
     assert isinstance(rid, str) and len(rid) == 12
-    db = _db(settings)
     rec = db.execute("SELECT * FROM records WHERE uid = ?", (rid,)).fetchone()
     assert rec["kind"] == "audit.test_compare"
     assert rec["verdict"] == result.verdict  # type: ignore[attr-defined]
@@ -68,7 +59,7 @@ def test_audit_run_writes_record_models_artifacts_and_per_tensor_rows(
 
 
 def test_same_content_is_one_model_and_kinds_land_in_their_tables(
-    ctx: ToolContext, settings: Settings, tmp_path: Path
+    ctx: ToolContext, db: Conn, tmp_path: Path
 ) -> None:
     a, b = make_pair(tmp_path / "ckpt")
     run_tool("audit.test_compare", {"a": str(a), "b": str(b)}, ctx)
@@ -80,7 +71,6 @@ def test_same_content_is_one_model_and_kinds_land_in_their_tables(
     va.write_text("a b c d")
     vb.write_text("a b c e")
     run_tool("tokenizer.test_compare", {"a": str(va), "b": str(vb)}, ctx)
-    db = _db(settings)
     assert db.execute("SELECT count(*) FROM models").fetchone()[0] == 5
     assert db.execute("SELECT count(*) FROM audits").fetchone()[0] == 2
     ev = db.execute("SELECT verdict, headline FROM evidence_summaries").fetchone()
@@ -98,11 +88,21 @@ def test_recording_off_writes_nothing(settings: Settings, tmp_path: Path) -> Non
     result = run_tool("audit.test_compare", {"a": str(a), "b": str(b)}, ctx)
     assert result.record_id is None  # type: ignore[attr-defined]
     assert not settings.resolved_store_path().exists()
+    if settings.store_url:  # the database is still empty: not even migrated
+        import psycopg
+
+        with psycopg.connect(settings.store_url) as conn:
+            tables = conn.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            ).fetchone()
+            assert tables == (0,)
 
 
-def test_cli_records_by_default_and_no_store_skips(tmp_path: Path) -> None:
+def test_cli_records_by_default_and_no_store_skips(
+    settings: Settings, store_env: dict[str, str], tmp_path: Path
+) -> None:
     a, b = make_pair(tmp_path / "ckpt")
-    env = {"COMPANION_HOME": str(tmp_path / "home"), "PYTHONPATH": f"{REPO}:{REPO / 'tests'}"}
+    env = store_env
     code = (
         "import sys, helpers.store_tools; from companion.cli import main; "
         "sys.exit(main(sys.argv[1:]))"
@@ -113,8 +113,7 @@ def test_cli_records_by_default_and_no_store_skips(tmp_path: Path) -> None:
             [*base, *extra, "--json"], env=env, capture_output=True, text=True, timeout=60
         )
         assert out.returncode == 0, out.stderr
-    store = tmp_path / "home" / "store.sqlite3"
-    with open_store(store) as conn:
+    with settings_store(settings) as conn:
         assert conn.execute("SELECT count(*) FROM records").fetchone()[0] == 2
 
 

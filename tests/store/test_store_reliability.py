@@ -21,6 +21,8 @@ from companion.toolbox import run_tool
 from companion.tools import ToolContext
 
 REPO = Path(__file__).resolve().parents[2]
+# These tests are about the SQLite file (locks, WAL, damaged pages, foreign files).
+pytestmark = pytest.mark.sqlite_only
 
 
 def writer_env(home: Path) -> dict[str, str]:

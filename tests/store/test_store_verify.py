@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ from companion.store.schemas import ExportResult, VerifyResult
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
 
-REPO = Path(__file__).resolve().parents[2]
 CLI = (
     "import sys, helpers.store_tools; from companion.cli import main; sys.exit(main(sys.argv[1:]))"
 )
@@ -167,13 +165,11 @@ def test_unknown_ids_and_unverifiable_targets(ctx: ToolContext, tmp_path: Path) 
         run_tool("store.export", {"id": "0000"}, ctx)
 
 
-def test_cli_query_json_ids_work_with_verify_and_export(tmp_path: Path) -> None:
+def test_cli_query_json_ids_work_with_verify_and_export(
+    store_env: dict[str, str], tmp_path: Path
+) -> None:
     a, b = make_pair(tmp_path / "ckpt")
-    env = {
-        **os.environ,
-        "COMPANION_HOME": str(tmp_path / "home"),
-        "PYTHONPATH": f"{REPO}:{REPO / 'tests'}",
-    }
+    env = store_env
 
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
