@@ -87,7 +87,7 @@ def headline(verdict: str, rule_because: str) -> str:
     return f"{answer} {rule_because}"
 
 
-def investigate(args: CaseInput, a: Side, b: Side, g: Gathered, records: list[str]) -> CaseResult:
+def investigate(args: CaseInput, a: Side, b: Side, g: Gathered) -> CaseResult:
     """Combine the sub-results into the dossier (no I/O besides reading reconstruction notes)."""
     links = chain(g)
     rule = decide(links)
@@ -116,7 +116,6 @@ def investigate(args: CaseInput, a: Side, b: Side, g: Gathered, records: list[st
         conflicts=conflicts(links),
         traps=traps(g),
         would_change=would_change(g, rule.verdict),
-        records=records,
         layers=[] if g.audit is None else layer_points(g.audit),
         arch_rows=_arch_rows(g),
         shapes_compatible=None if g.diff is None else g.diff.shapes_compatible,

@@ -24,7 +24,9 @@ def verdict_lines(r: CaseResult) -> list[str]:
         ]
     lines.append(f"Decided by rule `{r.rule.name}`.")
     if r.record_id:
-        lines.append(f"Case id `{r.record_id}`; sub-results: {', '.join(r.records) or 'none'}.")
+        lines.append(
+            f"Case id `{r.record_id}`; sub-results: {', '.join(r.sub_records()) or 'none'}."
+        )
     return lines
 
 

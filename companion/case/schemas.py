@@ -128,7 +128,6 @@ class CaseResult(ToolResult):
     conflicts: list[str] = Field(default_factory=list)
     traps: list[Trap] = Field(default_factory=list)
     would_change: list[str] = Field(default_factory=list)
-    records: list[str] = Field(default_factory=list, description="Sub-results' record ids.")
     layers: list[LayerPoint] = Field(default_factory=list)
     arch_rows: list[ArchRow] = Field(default_factory=list)
     shapes_compatible: bool | None = None
@@ -140,6 +139,10 @@ class CaseResult(ToolResult):
     report_path: str | None = None
     manifest: Manifest
     record_id: str | None = None
+
+    def sub_records(self) -> list[str]:
+        """The record ids of the sub-results (each link of the chain that was recorded)."""
+        return [e.record_id for e in self.chain if e.record_id]
 
     def to_markdown(self) -> str:
         """The dossier for people."""

@@ -157,3 +157,18 @@ def build(folder: Path) -> dict[str, Path]:
     )
     (log.parent / "RECONSTRUCTION.json").write_text(json.dumps(notes, indent=2) + "\n", "utf-8")
     return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m companion.case.solar FOLDER`: write the reconstructed case files."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    folder = Path(args[0] if args else "examples/solar")
+    for name, path in build(folder).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -112,12 +112,7 @@ def investigate_tool(args: CaseInput, ctx: ToolContext) -> CaseResult:
     with tempfile.TemporaryDirectory(prefix="companion-case-") as tmp:
         plots = Path(tmp) if html is not None else None
         g = _gather(args, ctx, a, b, plots)
-        records = [
-            r.record_id
-            for r in (g.audit, g.log_a, g.log_b, g.tokenizer)
-            if r is not None and r.record_id
-        ]
-        result = investigate(args, a, b, g, records)
+        result = investigate(args, a, b, g)
         if html is not None:
             result = result.model_copy(update={"html_path": str(html)})
             _write(html, render_html(result, plots), "html")
