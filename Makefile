@@ -3,9 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := neovim emacs-nox elpa-eglot
+APT_PACKAGES := neovim emacs-nox elpa-eglot chromium
 
-.PHONY: run test venv venv-test system-deps lint typecheck pytest vscode e2e-vscode bench clean \
+.PHONY: run solar test venv venv-test system-deps lint typecheck pytest vscode e2e-vscode bench clean \
 	test-mcp-clients bench-mcp test-llm llama
 
 $(BIN)/python:
@@ -27,23 +27,28 @@ venv-test: $(VENV)/.installed-test
 run: venv
 	$(BIN)/companion demo demo-workspace
 
-# Debian packages for the editor end-to-end tests and the PostgreSQL store tests (installed
-# only when missing).
+# The shipped Solar example, rebuilt from public figures by the project's own generator.
+solar: venv
+	$(BIN)/python -m companion.case.solar examples/solar
+	$(BIN)/companion investigate examples/solar/glm-4.5-air examples/solar/solar-open-100b \
+	  --claimed "trained from scratch" --html examples/solar/dossier.html \
+	  --report examples/solar/dossier.md --no-store
+
+# Debian packages for the editor end-to-end tests, the dossier's browser check and the
+# PostgreSQL store tests (installed only when missing, without recommended extras).
 system-deps:
 	@missing=""; \
 	command -v nvim >/dev/null || missing="$$missing neovim"; \
 	command -v emacs >/dev/null || missing="$$missing emacs-nox"; \
 	dpkg -s elpa-eglot >/dev/null 2>&1 || missing="$$missing elpa-eglot"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi; \
-	if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  echo "installing: postgresql (initdb, pg_ctl for the store tests)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    --no-install-recommends postgresql; \
+	    --no-install-recommends $$missing; \
 	fi
 
 lint: venv-test

@@ -7,6 +7,7 @@ from typing import Any
 
 from companion.architecture import tool as _architecture_tools
 from companion.audit import tool as _audit_tools
+from companion.case import tool as _case_tools
 from companion.errors import CompanionError, NotRecordedError
 from companion.evidence import tool as _evidence_tools
 from companion.settings import Settings
@@ -22,6 +23,7 @@ ENGINE_TOOL_MODULES = (
     _architecture_tools,
     _audit_tools,
     _evidence_tools,
+    _case_tools,
 )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from companion import __version__
-from companion.errors import CompanionError, NotRecordedError
+from companion.errors import CompanionError, InputError, NotRecordedError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -18,6 +18,27 @@ if TYPE_CHECKING:
     from companion.tools import ToolResult
 
 EXIT_USER_ERROR = 2
+# Documented exit codes (README "Exit codes"): scripts and CI gate on them.
+EXIT_CODES: dict[str, int] = {
+    "mismatch": 3,  # `companion verify`: the recorded result was not reproduced (always)
+    "derived": 4,
+    "independent": 5,
+    "inconclusive": 6,
+    "from_scratch": 7,
+    "warm_start": 8,
+    "contradicts": 9,  # an investigation's claim contradicted
+    "cannot tell": 10,
+}
+FAIL_ON_CHOICES: tuple[str, ...] = (
+    "mismatch",
+    "derived",
+    "independent",
+    "inconclusive",
+    "from_scratch",
+    "warm_start",
+    "contradicts",
+    "cannot-tell",
+)
 
 
 def _is_list(annotation: Any) -> bool:
@@ -38,12 +59,39 @@ def _is_bool(annotation: Any) -> bool:
     ) and bool in typing.get_args(annotation)
 
 
+def _choices(annotation: Any) -> list[str] | None:
+    """The allowed values of a Literal[str, ...] annotation (possibly optional), else None."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        values = typing.get_args(annotation)
+        return [str(v) for v in values] if all(isinstance(v, str) for v in values) else None
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if arg is not type(None) and (found := _choices(arg)) is not None:
+                return found
+    return None
+
+
+def _help(field: Any) -> str:
+    """A field's description with its default, when it has a meaningful one."""
+    text = (field.description or "").replace("%", "%%")
+    default = field.get_default(call_default_factory=True)
+    if default not in (None, [], (), "", False) and not field.is_required():
+        text += f" (default: {default})"
+    return text
+
+
+def _comma_list(value: str) -> list[str]:
+    """One command-line word of a comma list ('norm,attn') as its items."""
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
 def add_model_arguments(
     parser: argparse.ArgumentParser, model: type[BaseModel], positional: tuple[str, ...]
 ) -> None:
     """Add one argument per input field; values stay strings and pydantic coerces them."""
     for name, field in model.model_fields.items():
-        help_text = field.description or ""
+        help_text = _help(field)
         if name in positional:
             nargs = ("+" if field.is_required() else "*") if _is_list(field.annotation) else None
             if nargs is None and not field.is_required():
@@ -57,11 +105,23 @@ def add_model_arguments(
                 default=None,
                 help=help_text,
             )
+        elif _is_list(field.annotation):
+            # One word per flag, comma-separated and repeatable: `--roles norm,attn` or
+            # `--roles norm --roles attn`; never swallows the positionals that follow.
+            parser.add_argument(
+                "--" + name.replace("_", "-"),
+                dest=name,
+                action="extend",
+                type=_comma_list,
+                metavar="A,B",
+                required=field.is_required(),
+                help=help_text + " Comma list; the flag may repeat.",
+            )
         else:
             parser.add_argument(
                 "--" + name.replace("_", "-"),
                 dest=name,
-                nargs="+" if _is_list(field.annotation) else None,
+                choices=_choices(field.annotation),
                 required=field.is_required(),
                 help=help_text,
             )
@@ -84,6 +144,23 @@ def _tool_parsers(sub: Any) -> None:
         p = parent.add_parser(words[-1], help=t.description, description=t.description)
         add_model_arguments(p, t.input_model, t.positional)
         p.add_argument("--json", dest="_json", action="store_true", help="print JSON")
+        p.add_argument(
+            "--fail-on",
+            dest="_fail_on",
+            action="extend",
+            type=_comma_list,
+            metavar="OUTCOME",
+            default=[],
+            help="exit non-zero when the outcome is one of these (comma list): "
+            + ", ".join(FAIL_ON_CHOICES)
+            + "; exit codes in README",
+        )
+        p.add_argument(
+            "--progress",
+            dest="_progress",
+            action="store_true",
+            help="draw progress bars even when stderr is not a terminal",
+        )
         if t.record:
             p.add_argument(
                 "--no-store",
@@ -98,16 +175,26 @@ def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
     """The argument parser; without tools for `serve` and `mcp`, whose start-up clients feel."""
     parser = argparse.ArgumentParser(
         prog="companion",
+        epilog="Exit codes: 0 ok; 2 bad input; 3 verify mismatch; with --fail-on: 4 derived, "
+        "5 independent, 6 inconclusive, 7 from_scratch, 8 warm_start, 9 claim contradicted, "
+        "10 claim cannot tell.",
         description="Was model B derived from model A, or trained from scratch? Evidence from "
         "training logs, weights and architectures, calibrated and reproducible; a language "
         "server for editors; an LLM chat grounded in the recorded results.",
     )
     parser.add_argument("--version", action="version", version=f"companion {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the language server (stdio by default)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the language server (stdio by default)",
+        description="Run the companion language server for an editor: JSON-RPC over stdio "
+        "(the default) or over loopback TCP with --tcp. Logs go to stderr or --log-file; "
+        "with --port 0 the log names the port actually bound.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     serve.add_argument("--tcp", action="store_true", help="listen on 127.0.0.1 instead of stdio")
     serve.add_argument("--port", type=int, default=2087, help="TCP port (with --tcp)")
-    serve.add_argument("--log-file", type=Path, help="write logs to this file")
+    serve.add_argument("--log-file", type=Path, help="write logs to this file (default: stderr)")
     serve.add_argument("--stdio", action="store_true", help="accepted for editor compatibility")
     mcp = sub.add_parser("mcp", help="run the MCP server over stdio (for Cline, Claude Code...)")
     mcp.add_argument(
@@ -121,7 +208,13 @@ def build_parser(with_tools: bool = True) -> argparse.ArgumentParser:
     mcp.add_argument(
         "--allow-writes", action="store_true", help="also offer tools that write files"
     )
-    demo = sub.add_parser("demo", help="build an example workspace and run every tool on it")
+    demo = sub.add_parser(
+        "demo",
+        help="build an example workspace and run every tool on it",
+        description="Build an example workspace with the project's own generators, run every "
+        "tool on it (recorded in your default store), write the reports and the Solar dossier, "
+        "and print a short summary with the commands to try next.",
+    )
     demo.add_argument(
         "folder", nargs="?", type=Path, help="where to build it (default: a temp dir)"
     )
@@ -139,6 +232,8 @@ def _print_result(result: ToolResult, as_json: bool) -> None:
         print(result.to_json())
         return
     text = result.to_text()
+    if text is None and not sys.stdout.isatty():
+        text = result.to_markdown()  # redirected: the raw markdown, no terminal rendering
     if text is not None:  # machine formats (csv, table) go out raw, ready to redirect
         print(text, end="" if text.endswith("\n") else "\n")
         return
@@ -159,32 +254,40 @@ def run_cli_tool(ns: argparse.Namespace) -> int:
     settings = Settings()
     if ns._no_store:
         settings = settings.model_copy(update={"store_enabled": False})
-    ctx = context(settings, [Path.cwd()], progress=_console_progress())
-    try:
-        result = run_tool(t.name, raw, ctx)
-    except NotRecordedError as exc:
-        if isinstance(exc.result, ToolResult):
-            _print_result(exc.result, ns._json)  # show the answer, then the store problem
-        raise
+    from companion.cli.progress import console_progress
+
+    with console_progress(force=ns._progress) as progress:
+        ctx = context(settings, [Path.cwd()], progress=progress)
+        try:
+            result = run_tool(t.name, raw, ctx)
+        except NotRecordedError as exc:
+            if isinstance(exc.result, ToolResult):
+                _print_result(exc.result, ns._json)  # show the answer, then the store problem
+            raise
     _print_result(result, ns._json)
+    return exit_code(result, ns._fail_on)
+
+
+def outcomes(result: ToolResult) -> list[str]:
+    """The outcomes a result can be gated on: its verdict, status and claim verdict."""
+    found = [result.facts().verdict, getattr(result, "status", None)]
+    found.append(getattr(result, "claim_verdict", None))
+    return [str(x) for x in found if x is not None]
+
+
+def exit_code(result: ToolResult, fail_on: list[str]) -> int:
+    """0, or the documented code of the first gated outcome (a mismatch always fails)."""
+    wanted = {f.replace("-", " ") for f in fail_on}
+    bad = [f for f in wanted if f not in {c.replace("-", " ") for c in FAIL_ON_CHOICES}]
+    if bad:
+        raise InputError(
+            f"Unknown --fail-on outcome(s): {', '.join(sorted(bad))}.",
+            hint=f"use {', '.join(FAIL_ON_CHOICES)}.",
+        )
+    for outcome in outcomes(result):
+        if outcome == "mismatch" or outcome in wanted:
+            return EXIT_CODES.get(outcome, 1)
     return 0
-
-
-def _console_progress() -> Any:
-    """A progress callback that draws on stderr (never stdout, which carries results)."""
-    from rich.console import Console
-
-    err = Console(stderr=True)
-    last: list[str] = [""]
-
-    def report(message: str, fraction: float | None) -> None:
-        if not err.is_terminal or message == last[0]:
-            return
-        last[0] = message
-        pct = "" if fraction is None else f" {fraction * 100:5.1f}%"
-        err.print(f"[dim]…{pct} {message}[/dim]")
-
-    return report
 
 
 def main(argv: list[str] | None = None) -> int:

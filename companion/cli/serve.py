@@ -31,8 +31,11 @@ def serve(tcp: bool = False, port: int = 2087, log_file: Path | None = None) -> 
 
     server = build_server()
     log = logging.getLogger("companion.serve")
-    log.info("companion %s serving on %s", __version__, f"127.0.0.1:{port}" if tcp else "stdio")
+    where = "stdio" if not tcp else f"127.0.0.1 (port {port or 'chosen by the system'})"
+    log.info("companion %s serving on %s", __version__, where)
     if tcp:
+        # pygls logs "Serving on ('127.0.0.1', N)" once bound: the real port, even for --port 0.
+        logging.getLogger("pygls.server").setLevel(logging.INFO)
         server.start_tcp("127.0.0.1", port)
     else:
         server.start_io()

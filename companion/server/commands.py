@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from lsprotocol import types as lsp
 
 from companion.errors import InputError
 from companion.server.core import CompanionServer, handles_errors
@@ -48,4 +51,12 @@ def register(server: CompanionServer) -> None:
         result = await ls.run_tool(spec["tool"], spec.get("args") or {})
         title = str(spec.get("title") or spec["tool"])
         uri = ls.open_result(title, result.to_markdown())
+        external = spec.get("open_external")
+        caps = ls.client_capabilities.window
+        can_show = caps is not None and caps.show_document is not None
+        if can_show and isinstance(external, str) and Path(external).is_file():
+            # The HTML dossier opens in the browser: window/showDocument with external: true.
+            await ls.window_show_document_async(
+                lsp.ShowDocumentParams(uri=Path(external).as_uri(), external=True)
+            )
         return {"uri": uri, "result": result.model_dump(mode="json")}

@@ -187,6 +187,7 @@ class ConfigProvider(Provider):
                 title = f"Compare with… {self._rel(ls, other)}"
                 out.append(show_action(title, "arch.diff", {"a": str(path), "b": other}, kind))
         out += self._audit_actions(ls, path, checkpoints)
+        out += self._investigate_actions(ls, path, configs, checkpoints)
         # "Explain this architecture" comes from the chat provider (chat_provider.py).
         return out
 
@@ -207,6 +208,26 @@ class ConfigProvider(Provider):
             )
             for o in others[:8]
         ]
+
+    def _investigate_actions(
+        self, ls: CompanionServer, path: Path, configs: list[str], checkpoints: list[str]
+    ) -> list[lsp.CodeAction]:
+        """'Investigate against…' the other model folders: every engine, one dossier."""
+        folder = path.parent
+        others = sorted({str(Path(p).parent) for p in [*configs, *checkpoints]} - {str(folder)})
+        out = []
+        for o in others[:8]:
+            html = folder / f"dossier-vs-{Path(o).name}.html"
+            title = f"Investigate against… {self._rel(ls, o)}"
+            spec = {
+                "tool": "case.investigate",
+                "args": {"a": o, "b": str(folder), "html": str(html)},  # A = reference
+                "title": title,
+                "open_external": str(html),  # the HTML dossier opens in the browser too
+            }
+            command = lsp.Command(title=title, command="companion.show", arguments=[spec])
+            out.append(lsp.CodeAction(title=title, kind=lsp.CodeActionKind.Source, command=command))
+        return out
 
     def _rel(self, ls: CompanionServer, p: str) -> str:
         """A path relative to the first workspace root, when inside it."""

@@ -18,10 +18,10 @@ from companion.tools import ToolContext, get_tool
 # Keys whose values legitimately change between runs (timestamps, timings, our own ids).
 VOLATILE_KEYS = frozenset(
     {"manifest", "record_id", "created", "elapsed", "elapsed_s", "duration_s", "seconds"}
-    | {"report_path", "plot_png", "plot_svg", "written"}
+    | {"report_path", "plot_png", "plot_svg", "written", "html_path"}
 )
 # Parameters that make a tool write files: the re-run must not overwrite the user's files.
-SIDE_EFFECT_PARAMETERS = ("report", "plot", "output")
+SIDE_EFFECT_PARAMETERS = ("report", "plot", "output", "html")
 MAX_LISTED = 100
 
 

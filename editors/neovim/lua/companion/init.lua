@@ -10,7 +10,9 @@ M.config = {
     'config.json', '*.safetensors.index.json', '*.chat.md', '*.log', '*.jsonl',
     'trainer_state.json', 'wandb-summary.json',
   },
-  root_markers = { '.git', 'pyproject.toml' },
+  -- A model or investigation folder, never the enclosing repository: with '.git' a whole
+  -- repository became the workspace and its own data files were scanned as model configs.
+  root_markers = { '.companion' },
 }
 
 local clients = {} -- root dir -> client id

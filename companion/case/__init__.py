@@ -1,0 +1,1 @@
+"""The investigation dossier: every engine on one pair, one combined verdict (+ HTML)."""
