@@ -10,6 +10,7 @@ from companion.audit import tool as _audit_tools
 from companion.case import tool as _case_tools
 from companion.errors import CompanionError, NotRecordedError
 from companion.evidence import tool as _evidence_tools
+from companion.fingerprint import tool as _fingerprint_tools
 from companion.settings import Settings
 from companion.store import recorder_for
 from companion.store import tool as _store_tools
@@ -24,6 +25,7 @@ ENGINE_TOOL_MODULES = (
     _audit_tools,
     _evidence_tools,
     _case_tools,
+    _fingerprint_tools,
 )
 
 

@@ -26,7 +26,7 @@ In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound="ToolResult")
 Recorder = Callable[["Tool", BaseModel, "ToolResult"], "str | None"]
 Runner = Callable[[str, object, "ToolContext"], "ToolResult"]
-Table = Literal["audit", "evidence", "tokenizer"]
+Table = Literal["audit", "evidence", "tokenizer", "fingerprint"]
 Show = Callable[[str, "ToolResult"], None]  # how a demo section hands a result to the demo
 
 

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "companion.store": 1,
     "companion.case": 1,
     "companion.fleet": 1,
+    "companion.fingerprint": 1,
 }
 FRONT_DOOR_LIBRARIES = ("pygls", "lsprotocol", "mcp")
 

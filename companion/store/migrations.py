@@ -156,11 +156,41 @@ def m0004_chat_transcripts(conn: Conn) -> None:
     )
 
 
+def m0005_fingerprints(conn: sqlite3.Connection) -> None:
+    """Model fingerprints (one per content digest and scheme), failed ones with their error."""
+    _run(
+        conn,
+        """
+        CREATE TABLE fingerprints (
+            id INTEGER PRIMARY KEY,
+            record_id INTEGER REFERENCES records(id) ON DELETE CASCADE,
+            model_id INTEGER REFERENCES models(id),
+            content_sha256 TEXT NOT NULL,
+            scheme TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            hidden INTEGER,
+            layers INTEGER,
+            nbytes INTEGER,
+            sketch TEXT,
+            data TEXT NOT NULL DEFAULT '{}',
+            created TEXT NOT NULL,
+            UNIQUE (content_sha256, scheme)
+        );
+        CREATE INDEX fingerprints_status ON fingerprints(status, scheme);
+        CREATE INDEX fingerprints_model ON fingerprints(model_id);
+        CREATE INDEX fingerprints_path ON fingerprints(path)
+        """,
+    )
+
+
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("0001_records_models_artifacts", m0001_records_models_artifacts),
     ("0002_audits_per_tensor", m0002_audits_per_tensor),
     ("0003_evidence_tokenizers", m0003_evidence_tokenizers),
     ("0004_chat_transcripts", m0004_chat_transcripts),
+    ("0005_fingerprints", m0005_fingerprints),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -309,6 +309,10 @@ def _write_table(
             "headline) VALUES (?, ?, ?, ?, ?)",
             (record_id, a, b, verdict, _headline(data)),
         )
+    elif facts.table == "fingerprint":
+        from companion.store.fingerprints import write_fingerprints
+
+        write_fingerprints(conn, record_id, rows)
 
 
 def _write_models(

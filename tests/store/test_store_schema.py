@@ -66,11 +66,21 @@ EXPECTED_SCHEMA = {
     "messages TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL )",
     ("index", "chat_transcripts_updated"): "CREATE INDEX chat_transcripts_updated ON "
     "chat_transcripts(updated)",
+    ("table", "fingerprints"): "CREATE TABLE fingerprints ( id INTEGER PRIMARY KEY, record_id "
+    "INTEGER REFERENCES records(id) ON DELETE CASCADE, model_id INTEGER REFERENCES models(id), "
+    "content_sha256 TEXT NOT NULL, scheme TEXT NOT NULL, path TEXT NOT NULL, status TEXT NOT "
+    "NULL, error TEXT, hidden INTEGER, layers INTEGER, nbytes INTEGER, sketch TEXT, data TEXT "
+    "NOT NULL DEFAULT '{}', created TEXT NOT NULL, UNIQUE (content_sha256, scheme) )",
+    ("index", "fingerprints_status"): "CREATE INDEX fingerprints_status ON "
+    "fingerprints(status, scheme)",
+    ("index", "fingerprints_model"): "CREATE INDEX fingerprints_model ON fingerprints(model_id)",
+    ("index", "fingerprints_path"): "CREATE INDEX fingerprints_path ON fingerprints(path)",
 }
 # SQLite's own indexes for UNIQUE / PRIMARY KEY constraints (no SQL text).
 AUTO_INDEXES = {
     "sqlite_autoindex_artifacts_1",
     "sqlite_autoindex_chat_transcripts_1",
+    "sqlite_autoindex_fingerprints_1",
     "sqlite_autoindex_models_1",
     "sqlite_autoindex_records_1",
     "sqlite_autoindex_schema_migrations_1",

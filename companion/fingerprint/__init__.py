@@ -1,0 +1,1 @@
+"""Fingerprints of checkpoints and the search for a stored parent."""
