@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-
 from companion.cli import main
 from companion.fingerprint import features as F
 from companion.fingerprint.engine import feature_map, fingerprint_checkpoint
