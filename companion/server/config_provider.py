@@ -14,6 +14,7 @@ from companion.architecture.analysis import Analysis, Problem, analyse
 from companion.architecture.params import human
 from companion.errors import CompanionError
 from companion.server.core import CompanionServer
+from companion.server.parent_lens import PARENT_LENS
 from companion.server.providers import Provider, show_action, wants
 
 _MAX_BYTES = 16 * 1024 * 1024
@@ -127,6 +128,8 @@ class ConfigProvider(Provider):
             label = "same as" if n.distance == 0 else "nearest"
             title = f"{label}: {n.name} (distance {n.distance:.2f})"
             lenses.append(lsp.CodeLens(range=top, command=self._show(title, "arch.nearest", path)))
+        if path is not None:  # "likely parent: X (p = …)", computed in the background
+            lenses += PARENT_LENS.lenses(ls, path.parent, top)
         return lenses
 
     def _show(self, title: str, tool: str, path: Path | None) -> lsp.Command | None:
