@@ -27,6 +27,8 @@ def _arguments(ws: Path, record: str) -> dict[str, dict[str, Any]]:
         "evidence_summarize": {"paths": ["train.log", "config.json"]},
         "audit_compare": {"a": "a.safetensors", "b": "b.safetensors", "null_draws": 50},
         "store_register": {"paths": ["a.safetensors"]},
+        "fingerprint_compute": {"paths": ["a.safetensors"]},
+        "fingerprint_identify": {"path": "b.safetensors", "top": 3},
         "audit_query": {"kind": ["evidence.*"]},
         "store_check": {},
         "store_verify": {"target": record},
