@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := neovim emacs-nox elpa-eglot chromium
 
 .PHONY: run solar test venv venv-test system-deps lint typecheck pytest vscode e2e-vscode bench clean \
-	test-mcp-clients bench-mcp test-llm llama
+	test-mcp-clients bench-mcp test-llm llama test-fleet bench-fleet
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,7 +59,7 @@ typecheck: venv-test
 	$(BIN)/mypy --strict companion
 
 pytest: venv-test system-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --ignore=tests/fleet
 
 # VS Code extension: npm ci, strict tsc lint, node --test unit tests, .vsix package.
 vscode:
@@ -85,6 +85,19 @@ llama: venv-test
 # Chat against that real model server (started and stopped by the tests). Not part of `make test`.
 test-llm: llama
 	COMPANION_REAL_LLM=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/llm_real
+
+$(VENV)/.installed-fleet: pyproject.toml | $(VENV)/.installed-test
+	$(BIN)/pip install --quiet -e '.[test,fleet]'
+	touch $@
+
+# Fleet fingerprinting on a real local Ray (2 CPUs): slow, so not part of `make test`.
+test-fleet: $(VENV)/.installed-fleet
+	$(BIN)/pytest -q tests/fleet
+
+# Fingerprint throughput, fleet scaling (needs the fleet extra) and identify latency.
+bench-fleet: $(VENV)/.installed-fleet
+	$(BIN)/python bench/identify.py
+	$(BIN)/python bench/fleet.py
 
 # Benchmarks print ratios against baselines measured in the same run (not tests).
 bench: venv-test

@@ -11,6 +11,7 @@ from companion.case import tool as _case_tools
 from companion.errors import CompanionError, NotRecordedError
 from companion.evidence import tool as _evidence_tools
 from companion.fingerprint import tool as _fingerprint_tools
+from companion.fleet import tool as _fleet_tools
 from companion.settings import Settings
 from companion.store import recorder_for
 from companion.store import tool as _store_tools
@@ -26,6 +27,7 @@ ENGINE_TOOL_MODULES = (
     _evidence_tools,
     _case_tools,
     _fingerprint_tools,
+    _fleet_tools,
 )
 
 

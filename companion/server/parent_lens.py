@@ -24,7 +24,7 @@ Key = tuple[tuple[str, int, int], ...]
 
 def _key(folder: Path, store: Path) -> Key:
     """What invalidates a folder's answer: its tensor files and the store file."""
-    paths = sorted(folder.glob("*.safetensors")) + [store]
+    paths = [*sorted(folder.glob("*.safetensors")), store]
     out = []
     for p in paths:
         try:

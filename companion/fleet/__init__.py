@@ -1,0 +1,1 @@
+"""Fleet fingerprinting on Ray (optional extra `fleet`; the core never imports ray)."""
