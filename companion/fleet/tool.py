@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from companion.errors import CompanionError, InputError
+from companion.errors import InputError
 from companion.fingerprint.schemas import SCHEME, FingerprintInput, FingerprintResult
 from companion.fingerprint.schemas import ModelFingerprint as Fp
 from companion.fleet.schemas import FleetInput, FleetItem, FleetResult
@@ -77,26 +77,26 @@ def _bar(total: int) -> Any:
 )
 def fleet_tool(args: FleetInput, ctx: ToolContext) -> FleetResult:
     """Tool entry point for `fleet.fingerprint`."""
-    try:
-        import ray  # noqa: F401  (only to give a clear error without the extra)
-    except ImportError:
-        raise InputError(
-            "Ray is not installed.", hint="pip install 'companion[fleet]' (ray[default])."
-        ) from None
     from companion.fleet.engine import discover, run_fleet, start_ray
 
     started = time.perf_counter()
     paths = [ctx.path(p) for p in discover(ctx.path(args.source))]
     skip = _resumable(ctx, paths) if args.resume else set()
     todo = [p for p in paths if p not in skip]
-    cpus = start_ray(args.ray_address, args.num_cpus)
     items = [FleetItem(path=str(p), status="skipped") for p in sorted(skip)]
+    if not todo:  # nothing to run: no cluster is started
+        return _result(items, todo, time.perf_counter() - started, 0.0)
+    try:
+        import ray  # noqa: F401  (only to give a clear error without the extra)
+    except ImportError:
+        raise InputError(
+            "Ray is not installed.", hint="pip install 'companion[fleet]' (ray[default])."
+        ) from None
+    cpus = start_ray(args.ray_address, args.num_cpus)
     bar = _bar(len(todo))
     try:
         run_fleet(todo, _recorder(ctx, items, bar), ctx.job(), args.max_retries,
                   ctx.settings.digest_path())  # fmt: skip
-    except CompanionError:
-        raise
     finally:
         if bar is not None:
             bar[0].stop()

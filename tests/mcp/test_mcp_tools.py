@@ -29,6 +29,7 @@ def _arguments(ws: Path, record: str) -> dict[str, dict[str, Any]]:
         "store_register": {"paths": ["a.safetensors"]},
         "fingerprint_compute": {"paths": ["a.safetensors"]},
         "fingerprint_identify": {"path": "b.safetensors", "top": 3},
+        "fleet_fingerprint": {"source": "other"},  # no checkpoints there: no cluster started
         "audit_query": {"kind": ["evidence.*"]},
         "store_check": {},
         "store_verify": {"target": record},
