@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+
+from companion.store.backend import Conn
 
 _COLUMNS = (
     "record_id, model_id, content_sha256, scheme, path, status, error, hidden, layers, "
@@ -27,7 +28,7 @@ def _content_key(row: dict[str, Any]) -> str:
     return digest or "path:" + hashlib.sha256(str(row["path"]).encode()).hexdigest()
 
 
-def _model_id(conn: sqlite3.Connection, record_id: int, row: dict[str, Any]) -> int | None:
+def _model_id(conn: Conn, record_id: int, row: dict[str, Any]) -> int | None:
     """The model the record linked to this fingerprint's first input file."""
     files = row.get("files") or []
     if not files:
@@ -40,9 +41,7 @@ def _model_id(conn: sqlite3.Connection, record_id: int, row: dict[str, Any]) -> 
     return None if found is None or found[0] is None else int(found[0])
 
 
-def write_fingerprints(
-    conn: sqlite3.Connection, record_id: int, rows: Iterable[dict[str, Any]]
-) -> None:
+def write_fingerprints(conn: Conn, record_id: int, rows: Iterable[dict[str, Any]]) -> None:
     """Upsert the fingerprint rows of one record (inside the record's transaction)."""
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for row in rows:
@@ -73,9 +72,7 @@ def write_fingerprints(
         )
 
 
-def index_rows(
-    conn: sqlite3.Connection, scheme: str
-) -> list[tuple[int, int | None, str, str, str]]:
+def index_rows(conn: Conn, scheme: str) -> list[tuple[int, int | None, str, str, str]]:
     """(id, model_id, path, content digest, sketch) of every good fingerprint of a scheme."""
     return [
         (int(r[0]), None if r[1] is None else int(r[1]), str(r[2]), str(r[3]), str(r[4]))
@@ -87,7 +84,7 @@ def index_rows(
     ]
 
 
-def stamp(conn: sqlite3.Connection, scheme: str) -> tuple[int, int, str]:
+def stamp(conn: Conn, scheme: str) -> tuple[int, int, str]:
     """(count, largest id, latest write time) of good fingerprints: an index cache key."""
     row = conn.execute(
         "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(MAX(created), '') FROM fingerprints "
@@ -97,7 +94,7 @@ def stamp(conn: sqlite3.Connection, scheme: str) -> tuple[int, int, str]:
     return int(row[0]), int(row[1]), str(row[2])
 
 
-def fingerprint_rows(conn: sqlite3.Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
+def fingerprint_rows(conn: Conn, ids: list[int]) -> dict[int, dict[str, Any]]:
     """Full rows (with decoded data) by id."""
     if not ids:
         return {}
@@ -131,7 +128,7 @@ def _row(r: Any) -> dict[str, Any]:
     }
 
 
-def by_digest(conn: sqlite3.Connection, digest: str, scheme: str) -> dict[str, Any] | None:
+def by_digest(conn: Conn, digest: str, scheme: str) -> dict[str, Any] | None:
     """The stored fingerprint of a content digest, if any."""
     r = conn.execute(
         "SELECT id, model_id, content_sha256, scheme, path, status, error, hidden, layers, "
@@ -141,7 +138,7 @@ def by_digest(conn: sqlite3.Connection, digest: str, scheme: str) -> dict[str, A
     return None if r is None else _row(r)
 
 
-def status_by_path(conn: sqlite3.Connection, scheme: str) -> dict[str, str]:
+def status_by_path(conn: Conn, scheme: str) -> dict[str, str]:
     """The latest status of every fingerprinted path (for resume and reports)."""
     return {
         str(r[0]): str(r[1])
@@ -151,7 +148,7 @@ def status_by_path(conn: sqlite3.Connection, scheme: str) -> dict[str, str]:
     }
 
 
-def known_digests(conn: sqlite3.Connection, scheme: str) -> set[str]:
+def known_digests(conn: Conn, scheme: str) -> set[str]:
     """Content digests already fingerprinted successfully (fleet resume skips them)."""
     return {
         str(r[0])

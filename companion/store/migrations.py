@@ -156,7 +156,7 @@ def m0004_chat_transcripts(conn: Conn) -> None:
     )
 
 
-def m0005_fingerprints(conn: sqlite3.Connection) -> None:
+def m0005_fingerprints(conn: Conn) -> None:
     """Model fingerprints (one per content digest and scheme), failed ones with their error."""
     _run(
         conn,

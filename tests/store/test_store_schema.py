@@ -163,6 +163,10 @@ EXPECTED_PG_COLUMNS = {
     f"verdict {T}, headline {T} NOT NULL DEFAULT '{{}}'::text",
     "chat_transcripts": f"id {T} NOT NULL, messages {T} NOT NULL, created {T} NOT NULL, "
     f"updated {T} NOT NULL",
+    "fingerprints": f"id bigint NOT NULL IDENTITY BY DEFAULT, record_id bigint, model_id bigint, "
+    f"content_sha256 {T} NOT NULL, scheme {T} NOT NULL, path {T} NOT NULL, status {T} NOT NULL, "
+    f"error {T}, hidden bigint, layers bigint, nbytes bigint, sketch {T}, data {T} NOT NULL "
+    f"DEFAULT '{{}}'::text, created {T} NOT NULL",
 }
 CASCADE = "REFERENCES records(id) ON DELETE CASCADE"
 EXPECTED_PG_CONSTRAINTS = {
@@ -194,6 +198,10 @@ EXPECTED_PG_CONSTRAINTS = {
     ("tokenizer_comparisons", "FOREIGN KEY (model_a) REFERENCES models(id)"),
     ("tokenizer_comparisons", "FOREIGN KEY (model_b) REFERENCES models(id)"),
     ("chat_transcripts", "PRIMARY KEY (id)"),
+    ("fingerprints", "PRIMARY KEY (id)"),
+    ("fingerprints", "UNIQUE (content_sha256, scheme)"),
+    ("fingerprints", f"FOREIGN KEY (record_id) {CASCADE}"),
+    ("fingerprints", "FOREIGN KEY (model_id) REFERENCES models(id)"),
 }
 # The explicit indexes: the same names and columns as SQLite's CREATE INDEX statements.
 EXPECTED_PG_INDEXES = {
