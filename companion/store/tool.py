@@ -111,6 +111,11 @@ def migrate_to_tool(args: MigrateInput, ctx: ToolContext) -> MigrateResult:
     """Copy the configured (or given) SQLite file into the PostgreSQL store at `url`."""
     from companion.store.transfer import migrate_to
 
+    if ctx.confine:  # the user's store and a database server are both outside the workspace
+        raise InputError(
+            "Copying the store to a database is not offered to chat or agents.",
+            hint=f"run `companion store migrate-to {args.url}` yourself.",
+        )
     source = ctx.path(args.source) if args.source else ctx.settings.resolved_store_path()
     return migrate_to(source, args.url, ctx.job())
 

@@ -34,7 +34,13 @@ def _arguments(ws: Path, record: str) -> dict[str, dict[str, Any]]:
         "store_check": {},
         "store_verify": {"target": record},
         "store_export": {"id": record, "format": "json", "output": "bundle.json"},
+        "case_investigate": {"a": "a.safetensors", "b": "b.safetensors", "logs_b": ["train.log"]},
+        "store_migrate_to": {"url": "postgresql://127.0.0.1:1/none"},
     }
+
+
+# Tools an agent is offered (with --allow-writes) that must still refuse, with a next step.
+REFUSED = {"store_migrate_to": "yourself"}
 
 
 async def test_list_tools_generated_from_registry(workspace: Path, home: Path) -> None:
@@ -65,6 +71,9 @@ async def test_every_tool_called_on_generated_files(workspace: Path, home: Path)
         calls = _arguments(workspace, record)
         assert set(calls) == set(listed), "a tool has no MCP test case"
         results = {name: await s.call_tool(name, args) for name, args in calls.items()}
+    for name in REFUSED:
+        refused = results.pop(name)
+        assert refused.is_error and REFUSED[name] in text(refused), text(refused)
     for name, result in results.items():
         assert not result.is_error, f"{name}: {text(result)}"
         assert text(result).strip(), name
