@@ -30,6 +30,8 @@ FAMILIES: dict[str, str] = {
     "gpt2": "GPT-2 (learned positions, LayerNorm, biased MLP)",
     "bert": "BERT (encoder, learned positions, token types, pooler)",
 }
+# A layer count past this is beyond any real model: parameter counting loops once per layer.
+MAX_LAYERS = 4096
 _MLA = ("deepseek_v2", "deepseek_v3")
 _GEMMA = ("gemma", "gemma2", "gemma3")
 
@@ -37,7 +39,9 @@ _GEMMA = ("gemma", "gemma2", "gemma3")
 def _common(spec: ArchSpec, r: Reader) -> None:
     """Fields shared by the decoder families."""
     spec.hidden_size = r.integer("hidden_size", "n_embd", "d_model", minimum=1)
-    spec.num_layers = r.integer("num_hidden_layers", "n_layer", "num_layers", minimum=1)
+    spec.num_layers = r.integer(
+        "num_hidden_layers", "n_layer", "num_layers", minimum=1, maximum=MAX_LAYERS
+    )
     spec.num_heads = r.integer("num_attention_heads", "n_head", "num_heads", minimum=1)
     spec.num_kv_heads = r.integer("num_key_value_heads", minimum=1) or spec.num_heads
     spec.intermediate_size = r.integer("intermediate_size", "n_inner", "ffn_dim", minimum=1)
@@ -97,12 +101,14 @@ def _moe(spec: ArchSpec, r: Reader, family: str) -> None:
     spec.first_k_dense = r.integer("first_k_dense_replace") or 0
     spec.moe_layer_freq = r.integer("moe_layer_freq", "decoder_sparse_step", minimum=1) or 1
     only = r.array("mlp_only_layers") or []
-    spec.mlp_only_layers = [i for i in only if isinstance(i, int) and not isinstance(i, bool)]
+    spec.mlp_only_layers = sorted(
+        {i for i in only[:MAX_LAYERS] if isinstance(i, int) and not isinstance(i, bool)}
+    )
     spec.router_bias = family in ("gpt_oss",) or (
         family in ("deepseek_v3", "glm4_moe", "solar_open")
         and r.text("topk_method") in (None, "noaux_tc")
     )
-    spec.mtp_layers = r.integer("num_nextn_predict_layers") or 0
+    spec.mtp_layers = r.integer("num_nextn_predict_layers", maximum=MAX_LAYERS) or 0
 
 
 def _mla(spec: ArchSpec, r: Reader) -> None:

@@ -14,6 +14,7 @@ from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
 MAX_DEPTH = 64
+MAX_NUMBER_CHARS = 400  # a config number longer than this is hostile (int-string limit: 4300)
 
 _TOKEN = re.compile(
     r"""
@@ -218,9 +219,7 @@ class _Parser:
         if kind == "str":
             return Node("string", start, end, self.string_value(start, end))
         if kind == "num":
-            raw = self.text[start:end]
-            num: Any = float(raw) if any(c in raw for c in ".eE") else int(raw)
-            return Node("number", start, end, num)
+            return Node("number", start, end, self.number(start, end))
         word = self.text[start:end]
         if word in _WORDS:
             v = _WORDS[word]
@@ -229,6 +228,14 @@ class _Parser:
             )
         self.error(f"Unknown word {word!r} (expected true, false or null).", start, end)
         return Node("null", start, end, None)
+
+    def number(self, start: int, end: int) -> int | float | None:
+        """A number token's value; one too long for Python's int conversion is an error."""
+        raw = self.text[start:end]
+        if len(raw) > MAX_NUMBER_CHARS:
+            self.error(f"A number of {len(raw)} characters is beyond any config value.", start, end)
+            return None
+        return float(raw) if any(c in raw for c in ".eE") else int(raw)
 
     def skip_nested(self) -> None:
         """Skip a too-deep container without recursing."""
@@ -370,7 +377,7 @@ def _fast(text: str) -> Parsed | None:
     try:
         start = _WS.match(text).end()  # type: ignore[union-attr]
         root, end = _fast_value(text, start, 0)
-    except (ValueError, IndexError, RecursionError):
+    except (ValueError, IndexError, RecursionError):  # also Python's int-string digit limit
         return None
     if _WS.match(text, end).end() != len(text):  # type: ignore[union-attr]
         return None

@@ -25,7 +25,9 @@ class Reader:
                 return k, self.cfg[k]
         return None, None
 
-    def integer(self, *keys: str, default: int | None = None, minimum: int = 0) -> int | None:
+    def integer(
+        self, *keys: str, default: int | None = None, minimum: int = 0, maximum: int = _MAX_INT
+    ) -> int | None:
         """An integer field; numeric strings and integral floats are accepted with a note."""
         key, v = self.raw(*keys)
         if key is None or v is None:
@@ -43,8 +45,8 @@ class Reader:
             self.coercions[key] = out
         else:
             self.notes.append(f"{key} has type {type(v).__name__}; expected an integer, ignored.")
-        if out is not None and not (minimum <= out <= _MAX_INT):
-            self.notes.append(f"{key} = {out} is out of range (must be >= {minimum}); ignored.")
+        if out is not None and not (minimum <= out <= maximum):
+            self.notes.append(f"{key} = {out} is out of range ({minimum} to {maximum:,}); ignored.")
             out = None
         return default if out is None else out
 

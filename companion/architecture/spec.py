@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from companion import files
 from companion.architecture.archspec import ArchSpec
 from companion.architecture.families import FAMILIES, apply_family
 from companion.architecture.keydocs import KEY_DOCS
 from companion.architecture.reader import Reader
+from companion.convert import parser
 from companion.errors import InputError
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
@@ -81,24 +83,8 @@ def build_spec(cfg: object, source: str | None = None) -> ArchSpec:
 
 
 def read_config_text(path: Path) -> str:
-    """Read a config file's text with a size guard."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise InputError(
-            f"Cannot read {path}: {exc.strerror or exc}.", hint="check the path exists."
-        ) from None
-    if size > MAX_CONFIG_BYTES:
-        raise InputError(
-            f"{path} is {size:,} bytes; a model config is at most {MAX_CONFIG_BYTES:,}.",
-            hint="pass the model's config.json, not a weights or tokenizer file.",
-        )
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"Cannot read {path} as UTF-8 text: {exc}.", hint="pass a config.json text file."
-        ) from None
+    """Read a config file's text (a regular file, size-capped, inside any confinement)."""
+    return files.read_text(path, MAX_CONFIG_BYTES, "Config")
 
 
 def resolve_config_path(path: Path) -> Path:
@@ -116,6 +102,7 @@ def resolve_config_path(path: Path) -> Path:
     return path
 
 
+@parser("The config", "pass a plain model config.json.")
 def load_config(path: Path) -> dict[str, Any]:
     """Load a config.json (JSON or JSONC), or a .gguf's metadata, as a dict."""
     from companion.architecture.jsonc import parse, to_python

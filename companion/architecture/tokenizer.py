@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from companion import files
+from companion.convert import parser
 from companion.errors import CompanionError, InputError
 
 MAX_TOKENIZER_BYTES = 512 * 1024 * 1024
@@ -82,7 +84,8 @@ def _from_json(path: Path, data: Any) -> Vocab:
             hint="pass a complete tokenizer.json.",
         )
     added = 0
-    for t in data.get("added_tokens") or []:
+    listed = data.get("added_tokens")
+    for t in listed if isinstance(listed, list) else []:
         if (
             isinstance(t, dict)
             and isinstance(t.get("content"), str)
@@ -101,6 +104,7 @@ def _from_json(path: Path, data: Any) -> Vocab:
     return Vocab(str(path), kind, tokens, keys, added)
 
 
+@parser("The tokenizer", "pass an intact tokenizer.json or vocab.txt.")
 def load_vocab(path: Path) -> Vocab:
     """Load tokenizer.json, vocab.txt or a .gguf's tokenizer arrays; bad input is InputError."""
     if path.suffix == ".gguf" and path.is_file():  # the tokenizer arrays in its metadata
@@ -109,12 +113,7 @@ def load_vocab(path: Path) -> Vocab:
         kind, ids, merges = gguf_vocab(path)
         return Vocab(str(path), kind, ids, merges)
     path = _resolve(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(
-            f"Cannot read {path}: {exc.strerror}.", hint="check permissions."
-        ) from None
+    raw = files.read_bytes(path, MAX_TOKENIZER_BYTES, "Tokenizer")
     if path.suffix == ".txt":
         try:
             lines = raw.decode("utf-8").splitlines()

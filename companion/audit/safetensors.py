@@ -19,6 +19,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from companion import files
 from companion.errors import InputError
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -191,13 +192,7 @@ class SafetensorsFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            raise InputError(
-                f"Cannot open {path}: {exc.strerror or exc}.",
-                hint="check the path exists, is readable and is not a symlink loop.",
-            ) from None
+        fd = files.open_fd(path, "Checkpoint file")  # regular, inside any confinement
         try:
             size = os.fstat(fd).st_size
             prefix = os.pread(fd, 8, 0)

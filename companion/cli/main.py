@@ -39,6 +39,7 @@ FAIL_ON_CHOICES: tuple[str, ...] = (
     "contradicts",
     "cannot-tell",
 )
+EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug, reported in one line
 
 
 def _is_list(annotation: Any) -> bool:
@@ -322,3 +323,20 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # a bug: one clean line, the traceback only when asked for
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    """Report an unexpected exception as one line (traceback with COMPANION_DEBUG=1)."""
+    import os
+    import traceback
+
+    if os.environ.get("COMPANION_DEBUG"):
+        traceback.print_exception(exc, file=sys.stderr)
+    print(
+        f"companion: internal error ({type(exc).__name__}: {str(exc)[:200]}). Next step: "
+        "re-run with COMPANION_DEBUG=1 for the traceback and report it as a bug.",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL_ERROR

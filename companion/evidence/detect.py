@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from companion.convert import parser
 from companion.errors import InputError
 from companion.evidence.golden import is_golden, parse_golden
 from companion.evidence.series import ParsedLog
@@ -107,6 +108,7 @@ def read_folder(folder: Path, check: Check = _no_check) -> ParsedLog:
     )
 
 
+@parser("The training log", "check the log is complete and in a supported format.")
 def read_log(path: Path, check: Check = _no_check) -> ParsedLog:
     """Parse a log file or run folder."""
     if not path.exists():

@@ -39,6 +39,7 @@ class Request:
     config: Path | None = None
     claimed_tokens: float | None = None
     plot: Path | None = None
+    vocab_search: int = 2
 
 
 def merge(logs: list[ParsedLog]) -> ParsedLog:
@@ -70,7 +71,7 @@ def resolve_vocab(req: Request, log: ParsedLog) -> Vocab | None:
     if req.config is not None:
         return vocab_from_file(req.config)
     for p in req.paths:
-        if (found := find_beside(p)) is not None:
+        if (found := find_beside(p, req.vocab_search)) is not None:
             return found
     if log.vocab is not None:
         return Vocab(log.vocab, log.vocab_source)
@@ -120,6 +121,7 @@ def summarize(
         min_loss=float(np.min(s.loss[finite])) if finite.any() else None,
         vocab_size=vocab.size if vocab else None,
         vocab_source=vocab.source if vocab else None,
+        vocab_file=str(vocab.file) if vocab is not None and vocab.file else None,
         ln_vocab=ln_v,
         tokens_seen=seen,
         claimed_tokens=req.claimed_tokens,

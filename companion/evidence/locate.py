@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from companion.convert import as_input_error
 from companion.errors import CompanionError
 from companion.evidence.detect import sniff
 from companion.evidence.kvgrammar import parse_line
@@ -56,7 +57,18 @@ def looks_like_log(text: str, path: Path) -> bool:
 
 
 def scan_document(text: str, path: Path) -> DocScan:
-    """Parse a document's text and locate its interesting lines."""
+    """Parse a document's text and locate its interesting lines; hostile text is an error."""
+    try:
+        return _scan_document(text, path)
+    except Exception as exc:
+        converted = as_input_error(exc, f"The log {path.name}", "finish or fix the text.")
+        if converted is None:
+            raise
+        return DocScan(is_log=True, error=converted.text)
+
+
+def _scan_document(text: str, path: Path) -> DocScan:
+    """`scan_document` without the conversion of failures."""
     data = text.encode("utf-8", "replace")
     head = data[:65536]
     if is_lfs_pointer(head):
@@ -133,7 +145,10 @@ def _scan_json(text: str) -> DocScan:
         m = _JSON_LOSS.search(line)
         if m is None:
             continue
-        value = float(m.group(1).replace("Infinity", "inf"))
+        try:
+            value = float(m.group(1).replace("Infinity", "inf"))
+        except (ValueError, OverflowError):  # a number still being typed: "2.", "1e"
+            continue
         if scan.first_line is None:
             scan.first_line, scan.first_loss = n, value
         if value != value or value in (float("inf"), float("-inf")):

@@ -84,6 +84,9 @@ class EvidenceSummary(ToolResult):
     min_loss: float | None = None
     vocab_size: int | None = None
     vocab_source: str | None = None
+    vocab_file: str | None = Field(
+        default=None, description="The config/tokenizer file V was read from, if any."
+    )
     ln_vocab: float | None = None
     tokens_seen: float | None = None
     claimed_tokens: float | None = None
@@ -124,8 +127,18 @@ class SummarizeInput(BaseModel):
     config: str | None = Field(
         default=None, description="config.json or tokenizer.json giving V (instead of N)."
     )
+    vocab_search: int = Field(
+        default=2,
+        ge=0,
+        le=2,
+        description="Folders above the log searched for config.json/tokenizer.json giving V "
+        "(0 = only the log's own folder; the file used is reported).",
+    )
     plot: str | None = Field(
         default=None, description="Write the loss-curve picture here (PNG, plus an .svg beside)."
+    )
+    overwrite: bool = Field(
+        default=False, description="Replace an existing output file (asked for on the CLI)."
     )
     claimed_tokens: float | None = Field(
         default=None, gt=0, description="Claimed training budget in tokens (e.g. 19.7T, 2e12)."

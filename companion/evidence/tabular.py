@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from companion import files
 from companion.errors import InputError
 from companion.evidence import metrics
 from companion.evidence.series import ParsedLog, SeriesBuilder
@@ -222,10 +223,7 @@ def _require_values(log: ParsedLog, path: Path) -> None:
 
 def load_json(path: Path) -> Any:
     """Parse a JSON file (size-guarded; BOM tolerated) or raise InputError."""
-    size = path.stat().st_size
-    if size > MAX_JSON_BYTES:
-        raise InputError(f"{path} is {size} bytes; too large for JSON.", hint="split it.")
-    raw = path.read_bytes()
+    raw = files.read_bytes(path, MAX_JSON_BYTES, "JSON log")
     if raw[:3] == b"\xef\xbb\xbf":
         raw = raw[3:]
     if not raw.strip():

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from companion import files
 from companion.errors import InputError
 
 CHUNK = 1 << 22
@@ -54,18 +55,14 @@ class Chunk:
 
 def read_head(path: Path, size: int = 65536) -> bytes:
     """The first bytes of a file, as an InputError if unreadable."""
-    try:
-        with path.open("rb") as fh:
-            return fh.read(size)
-    except IsADirectoryError:
+    if path.is_dir():
         raise InputError(
             f"{path} is a directory.", hint="pass a log file or a W&B/TensorBoard run folder."
-        ) from None
+        )
+    try:
+        return files.current().head(path, size, "Log")
     except OSError as exc:
-        raise InputError(
-            f"Cannot read {path}: {exc.strerror or exc}.",
-            hint="check the path exists and is readable.",
-        ) from None
+        raise files.os_error(path, "Log", exc) from None
 
 
 def is_lfs_pointer(head: bytes) -> bool:
@@ -148,10 +145,7 @@ def _chunks(path: Path, codec: str | None, chunk_size: int) -> Iterator[Chunk]:
     first = True
     key = _key(path)
     digest = hashlib.sha256()
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.", hint="check it.") from None
+    fh = files.open_regular(path, "Log")  # regular files only: a FIFO never blocks the scan
     # sha256 releases the GIL: hash chunk k on a helper thread while chunk k is parsed.
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence-sha256")
     pending: Future[None] | None = None

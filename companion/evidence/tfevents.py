@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from companion import files
 from companion.errors import InputError
 from companion.evidence import metrics
 from companion.evidence.protowire import (
@@ -162,10 +163,7 @@ def _event(buf: bytes, tags: _Tags) -> None:
 def read_event_file(path: Path, tags: _Tags, log: ParsedLog, check: Callable[[], None]) -> None:
     """Read every record of one event file; a truncated tail is reported, never hidden."""
     n = 0
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.", hint="check it.") from None
+    fh = files.open_regular(path, "Event file")
     with fh:
         while True:
             header = fh.read(12)

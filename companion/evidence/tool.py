@@ -7,6 +7,7 @@ from pathlib import Path
 from companion.errors import InputError
 from companion.evidence.schemas import EvidenceSummary, SummarizeInput
 from companion.evidence.textio import known_digest
+from companion.files import output_target
 from companion.manifest import InputFile, Manifest, sha256_file
 from companion.tools import ToolContext, tool
 
@@ -25,6 +26,16 @@ def _manifest(args: SummarizeInput, files: list[Path]) -> Manifest:
     )
 
 
+def _plot_target(ctx: ToolContext, args: SummarizeInput) -> Path | None:
+    """The plot path (PNG, with an SVG beside it), refused if it would replace a file unasked."""
+    if not args.plot:
+        return None
+    png = ctx.path(args.plot)
+    output_target(png, args.overwrite, "Plot")
+    output_target(png.with_suffix(".svg"), args.overwrite, "Plot")
+    return png
+
+
 @tool(
     "evidence.summarize",
     description="Summarize training-log evidence: was this model trained from scratch? Compares "
@@ -35,6 +46,7 @@ def _manifest(args: SummarizeInput, files: list[Path]) -> Manifest:
     cli="evidence",
     positional=("paths",),
     record=True,
+    outputs=("plot",),
 )
 def summarize_tool(args: SummarizeInput, ctx: ToolContext) -> EvidenceSummary:
     """Run the evidence pipeline on the given logs."""
@@ -56,6 +68,7 @@ def summarize_tool(args: SummarizeInput, ctx: ToolContext) -> EvidenceSummary:
         vocab_size=args.vocab_size,
         config=config,
         claimed_tokens=args.claimed_tokens,
-        plot=ctx.path(args.plot) if args.plot else None,
+        plot=_plot_target(ctx, args),
+        vocab_search=args.vocab_search,
     )
     return summarize(req, ctx.job(), lambda files: _manifest(args, files))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from companion import files
 from companion.errors import InputError
 
 MAX_TOKENIZER_BYTES = 256 << 20
@@ -23,12 +24,7 @@ class Vocab:
 
 def _load(path: Path) -> Any:
     """JSON content of a config/tokenizer file, as InputError when unusable."""
-    try:
-        if path.stat().st_size > MAX_TOKENIZER_BYTES:
-            raise InputError(f"{path} is too large to be a config.", hint="pass config.json.")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.", hint="check it.") from None
+    raw = files.read_bytes(path, MAX_TOKENIZER_BYTES, "Config")
     if raw.startswith(b"version https://git-lfs"):
         raise InputError(f"{path} is a Git LFS pointer.", hint="run `git lfs pull`.")
     try:
@@ -85,17 +81,24 @@ def vocab_from_file(path: Path) -> Vocab:
     return Vocab(size, f"{path.name} ({kind})", path)
 
 
-def find_beside(log_path: Path) -> Vocab | None:
-    """A config.json or tokenizer.json next to the log, or up to two folders above it."""
+_WHERE = ("beside the log", "one folder above the log", "two folders above the log")
+
+
+def find_beside(log_path: Path, levels: int = 2) -> Vocab | None:
+    """A config.json or tokenizer.json beside the log or up to `levels` folders above it.
+
+    Only regular files the current file access allows are read (a confined run never looks
+    outside the workspace); the source names the file and how far up it was found.
+    """
     start = log_path if log_path.is_dir() else log_path.parent
-    for folder in (start, start.parent, start.parent.parent):
+    for depth, folder in enumerate((start, start.parent, start.parent.parent)[: levels + 1]):
         for name in ("config.json", "tokenizer.json"):
             candidate = folder / name
-            if candidate.is_file():
+            if files.is_regular(candidate):
                 try:
                     found = vocab_from_file(candidate)
                 except InputError:
                     continue
-                found.source = f"{candidate} (found beside the log)"
+                found.source = f"{candidate} ({_WHERE[depth]})"
                 return found
     return None

@@ -18,6 +18,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from companion import files
 from companion.errors import InputError
 from companion.evidence.protowire import WireError, as_bytes, as_int, as_str, fields
 from companion.evidence.series import ParsedLog, SeriesBuilder
@@ -38,10 +39,7 @@ def is_wandb_log(head: bytes) -> bool:
 
 def records(path: Path, problems: list[str]) -> Iterator[bytes]:
     """Yield each reassembled record payload; framing damage is reported in `problems`."""
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.", hint="check it.") from None
+    fh = files.open_regular(path, "W&B run log")
     with fh:
         head = fh.read(HEADER)
         if len(head) < HEADER or head[:4] != IDENT:

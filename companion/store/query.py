@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -166,10 +167,30 @@ def record_conditions(
     return conds, params
 
 
-def run_query(conn: Conn, args: QueryInput, roots: list[Path], store: str) -> QueryResult:
-    """One page of matching records with their models and matching tensors."""
+def confined_condition(roots: list[Path]) -> tuple[str, list[Any]]:
+    """Records whose every input file lies under the roots (and that have at least one)."""
+    inside: list[str] = []
+    params: list[Any] = []
+    for root in roots:
+        full = os.path.realpath(root)
+        inside.append("(a.path = ? OR (a.path > ? AND a.path < ?))")
+        params += [full, full + "/", full + "0"]
+    test = " OR ".join(inside) or "1 = 0"
+    files = "SELECT ra.record_id FROM record_artifacts ra JOIN artifacts a ON a.id = ra.artifact_id"
+    sql = f"(r.id IN ({files} WHERE {test}) AND r.id NOT IN ({files} WHERE NOT ({test})))"
+    return sql, params + params
+
+
+def run_query(
+    conn: Conn, args: QueryInput, roots: list[Path], store: str, confine: bool = False
+) -> QueryResult:
+    """One page of matching records (when confined, only the workspace's own records)."""
     dialect = dialect_of(conn)
     conds, params = record_conditions(args, roots, dialect)
+    if confine:
+        sql, ps = confined_condition(roots)
+        conds.append(sql)
+        params += ps
     where = f"WHERE {' AND '.join(conds)}" if conds else ""
     (total,) = conn.execute(
         f"SELECT count(*) FROM (SELECT 1 FROM records r {where} LIMIT ?) AS page",

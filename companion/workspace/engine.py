@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from companion import files
 from companion.errors import InputError
 from companion.jobs import Job
 from companion.workspace.schemas import Artifact, Kind, ScanProblem, ScanResult
@@ -40,15 +42,14 @@ def _is_lfs_pointer(path: Path, size: int) -> bool:
     """A small file that starts with the Git LFS pointer header."""
     if size > 1024:
         return False
-    with path.open("rb") as fh:
-        return fh.read(len(_LFS_MAGIC)) == _LFS_MAGIC
+    return files.current().head(path, len(_LFS_MAGIC), "File") == _LFS_MAGIC
 
 
 def _looks_like_model_config(path: Path, size: int) -> bool:
     """config.json-like files that carry model hyperparameters (by content, cheaply)."""
     if size > 2_000_000:
         return False
-    head = path.read_bytes()[:65536]
+    head = files.current().head(path, 65536, "File")
     return any(k in head for k in (b'"model_type"', b'"hidden_size"', b'"n_embd"', b'"d_model"'))
 
 
@@ -97,8 +98,8 @@ def scan(paths: list[Path], max_files: int, job: Job | None = None) -> ScanResul
     for root in paths:
         if not root.exists():
             raise InputError(f"{root} does not exist.", hint="pass an existing folder to scan.")
-        files = [root] if root.is_file() else _walk(root, on_error)
-        for path in files:
+        found = [root] if root.is_file() else _walk(root, on_error)
+        for path in found:
             if seen >= max_files:
                 truncated = True
                 break
@@ -109,10 +110,20 @@ def scan(paths: list[Path], max_files: int, job: Job | None = None) -> ScanResul
                 if path.is_symlink() and not path.exists():
                     on_error(str(path), "broken or looping symlink")
                     continue
-                size = path.stat().st_size
+                st = path.stat()
+                if not stat.S_ISREG(st.st_mode):
+                    on_error(str(path), "not a regular file (FIFO, device or socket); skipped")
+                    continue
+                if not files.current().allows(path):
+                    on_error(str(path), "resolves outside the workspace folders; skipped")
+                    continue
+                size = st.st_size
                 kind = classify(path, size)
             except OSError as exc:
                 on_error(str(path), exc.strerror or str(exc))
+                continue
+            except InputError as exc:
+                on_error(str(path), exc.message)
                 continue
             if kind is not None:
                 artifacts.append(Artifact(path=str(path), kind=kind, size=size))
