@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from companion import files
 from companion.architecture import tool as _architecture_tools
 from companion.audit import tool as _audit_tools
 from companion.case import tool as _case_tools
-from companion.errors import CompanionError, NotRecordedError
+from companion.convert import guard
+from companion.errors import CompanionError, InputError, NotRecordedError
 from companion.evidence import tool as _evidence_tools
 from companion.fingerprint import tool as _fingerprint_tools
 from companion.fleet import tool as _fleet_tools
@@ -43,7 +47,11 @@ def run_tool(name: str, raw: object, ctx: ToolContext) -> ToolResult:
     if ctx.runner is None:
         ctx.runner = run_tool  # tools that re-run others (verify, chat context) go through here
     ctx.check_cancelled()
-    result = t.func(args, ctx)
+    if ctx.confine:
+        refuse_outputs(t, args)
+    access = files.Access(ctx.roots) if ctx.confine else files.UNCONFINED
+    with files.using(access), guard(f"The input of {t.name}", f"check the files given to {t.cli}."):
+        result = t.func(args, ctx)
     if t.record and ctx.recorder is not None:
         try:
             record_id = ctx.recorder(t, args, result)
@@ -63,9 +71,19 @@ def context(settings: Settings, roots: list[Path], **kw: Any) -> ToolContext:
     )
 
 
+def refuse_outputs(t: Tool, args: BaseModel) -> None:
+    """In a confined (LLM/MCP) run, refuse any output parameter that was set."""
+    given = [f for f in t.output_fields if getattr(args, f, None) not in (None, "", False)]
+    if given:
+        raise InputError(
+            f"{t.name} cannot write files here ({', '.join(given)}): chat tools are read-only.",
+            hint="run the command from the CLI to write a report, plot or export.",
+        )
+
+
 def llm_tools() -> list[dict[str, Any]]:
-    """Function-calling schemas of the read-only tools (the only ones an LLM may call)."""
-    return [t.llm_schema() for t in DECLARED.values() if t.read_only]
+    """Function-calling schemas of the read-only tools, without their output parameters."""
+    return [t.llm_schema(confined=True) for t in DECLARED.values() if t.read_only]
 
 
 class SchemaCache:

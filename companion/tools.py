@@ -128,6 +128,13 @@ class Tool:
     cli: str
     positional: tuple[str, ...] = ()
     record: bool = False
+    outputs: tuple[str, ...] = ()
+
+    @property
+    def output_fields(self) -> tuple[str, ...]:
+        """Parameters that make the tool write files (never offered in a confined context)."""
+        extra = ("overwrite",) if "overwrite" in self.input_model.model_fields else ()
+        return self.outputs + extra
 
     @property
     def command(self) -> str:
@@ -139,14 +146,22 @@ class Tool:
         """The name LLM function calling and MCP use (no dots)."""
         return wire_name(self.name)
 
-    def llm_schema(self) -> dict[str, Any]:
-        """The OpenAI function-calling declaration for this tool."""
+    def llm_schema(self, confined: bool = True) -> dict[str, Any]:
+        """The OpenAI function-calling declaration (confined: without output parameters)."""
+        params = self.input_model.model_json_schema()
+        if confined and self.output_fields:
+            props = {
+                k: v for k, v in params.get("properties", {}).items() if k not in self.output_fields
+            }
+            params = {**params, "properties": props}
+            if "required" in params:
+                params["required"] = [r for r in params["required"] if r not in self.output_fields]
         return {
             "type": "function",
             "function": {
                 "name": self.wire_name,
                 "description": self.description,
-                "parameters": self.input_model.model_json_schema(),
+                "parameters": params,
             },
         }
 
@@ -167,6 +182,7 @@ def tool(
     cli: str | None = None,
     positional: tuple[str, ...] = (),
     record: bool = False,
+    outputs: tuple[str, ...] = (),
 ) -> Callable[[Callable[[In, ToolContext], Out]], Callable[[In, ToolContext], Out]]:
     """Declare a tool; input and output models are read from the function's annotations."""
 
@@ -176,7 +192,7 @@ def tool(
         input_model, output_model = hints[params[0]], hints["return"]
         if not issubclass(output_model, ToolResult):
             raise TypeError(f"tool {name}: its result must be a ToolResult")
-        for fld in positional:
+        for fld in positional + outputs:
             if fld not in input_model.model_fields:
                 raise TypeError(f"tool {name}: positional {fld!r} is not an input field")
         DECLARED[name] = Tool(
@@ -189,6 +205,7 @@ def tool(
             cli=cli or name.replace(".", " "),
             positional=positional,
             record=record,
+            outputs=outputs,
         )
         return func
 

@@ -27,6 +27,9 @@ class AuditInput(BaseModel):
         f"Groups: {', '.join(GROUPS)}; roles: {', '.join(ROLES)}.",
     )
     report: str | None = Field(default=None, description="Also write the markdown report here.")
+    overwrite: bool = Field(
+        default=False, description="Replace an existing output file (asked for on the CLI)."
+    )
     sample_size: int = Field(
         default=16384, ge=256, le=1 << 22, description="Elements sampled per tensor."
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from companion.audit.schemas import AuditInput, AuditResult
 from companion.errors import InputError
+from companion.files import output_target
 from companion.tools import ToolContext, tool
 
 
@@ -49,6 +50,7 @@ NAME = "audit.compare"
     cli="audit",
     positional=("a", "b"),
     record=True,
+    outputs=("report",),
 )
 def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
     """Tool entry point for `audit.compare`."""
@@ -57,6 +59,8 @@ def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
     a, b = _checkpoint(ctx, args.a, "A"), _checkpoint(ctx, args.b, "B")
     c = _checkpoint(ctx, args.baseline, "Baseline") if args.baseline else None
     report = _resolve(ctx, args.report, "Report") if args.report else None
+    if report is not None:
+        output_target(report, args.overwrite, "Report")
     from companion.audit.remote_http import RemoteOptions
 
     remote = RemoteOptions.from_settings(ctx.settings)

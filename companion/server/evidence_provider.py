@@ -151,6 +151,7 @@ class EvidenceProvider(Provider):
         args: dict[str, object] = {
             "paths": [str(path)],
             "plot": str(results / f"evidence-{path.stem}-{digest}.png"),
+            "overwrite": True,  # the server's own file in its results folder, named per log
         }
         return [show_action(ACTION_TITLE, "evidence.summarize", args, lsp.CodeActionKind.Source)]
 

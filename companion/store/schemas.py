@@ -207,6 +207,9 @@ class ExportInput(BaseModel):
     id: str = Field(description="Record id (from `companion query`), or a unique prefix of it.")
     format: Literal["json", "md"] = Field(default="md", description="Bundle format: json or md.")
     output: str | None = Field(default=None, description="Also write the bundle to this file.")
+    overwrite: bool = Field(
+        default=False, description="Replace an existing output file (asked for on the CLI)."
+    )
 
 
 class ExportResult(ToolResult):

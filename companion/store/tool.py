@@ -4,6 +4,7 @@ place)."""
 from __future__ import annotations
 
 from companion.errors import InputError
+from companion.files import output_target
 from companion.manifest import build_manifest
 from companion.store.check import check_backend, check_store
 from companion.store.db import backend_for, settings_store
@@ -41,7 +42,7 @@ def query_tool(args: QueryInput, ctx: ToolContext) -> QueryResult:
     """Run one query against the store."""
     backend = backend_for(ctx.settings)
     with settings_store(ctx.settings) as conn:
-        return run_query(conn, args, ctx.roots, backend.label)
+        return run_query(conn, args, ctx.roots, backend.label, confine=ctx.confine)
 
 
 @tool(
@@ -58,7 +59,7 @@ def export_tool(args: ExportInput, ctx: ToolContext) -> ExportResult:
         bundle = build_bundle(conn, find_record(conn, args.id))
     result = ExportResult(id=bundle["id"], format=args.format, bundle=bundle)
     if args.output:
-        target = ctx.path(args.output)
+        target = output_target(ctx.path(args.output), args.overwrite, "Export")
         text = result.to_json() if args.format == "json" else bundle_markdown(bundle)
         try:
             target.write_text(text + "\n", encoding="utf-8")

@@ -200,6 +200,7 @@ def verify(args: VerifyInput, ctx: ToolContext) -> VerifyResult:
     try:
         parameters = dict(manifest.get("parameters") or {})
         parameters.update({k: None for k in SIDE_EFFECT_PARAMETERS if k in parameters})
+        parameters.pop("overwrite", None)
         actual = ctx.run(tool.name, parameters, rerun_ctx)
         comparer.walk("", expected, json.loads(actual.model_dump_json()))
     except Cancelled:
