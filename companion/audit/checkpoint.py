@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from companion import files as file_access
 from companion.audit.remote_http import RemoteOptions
 from companion.audit.safetensors import SafetensorsFile, TensorInfo
 from companion.audit.source import TensorFile
+from companion.convert import loads
 from companion.errors import InputError
 from companion.manifest import InputFile
 
@@ -86,15 +88,11 @@ def _stat(path: Path, what: str) -> os.stat_result:
 
 
 def _load_json(path: Path, what: str) -> Any:
-    """Read a small JSON file with a size cap and clear errors."""
-    if _stat(path, what).st_size > MAX_JSON_BYTES:
-        raise InputError(f"{what} {path} is larger than 100 MB.", hint="check the file.")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(
-            f"{what} {path} is not valid JSON ({str(exc)[:120]}).", hint="re-export the file."
-        ) from None
+    """Read a small JSON file (regular, size-capped, confined) with clear errors."""
+    _stat(path, what)
+    return loads(
+        file_access.read_bytes(path, MAX_JSON_BYTES, what), f"{what} {path}", "re-export it."
+    )
 
 
 def _open_index(index: Path) -> tuple[list[TensorFile], dict[str, TensorRef]]:
@@ -120,9 +118,14 @@ def _open_index(index: Path) -> tuple[list[TensorFile], dict[str, TensorRef]]:
             shard_path = index.parent / shard
             if _stat(shard_path, "Shard").st_size == 0 and not shard_path.is_file():
                 raise InputError(f"Shard {shard_path} is not a file.", hint="check the index.")
-            shards[shard] = _open_file(shard_path)
+            try:
+                shards[shard] = _open_file(shard_path)
+            except BaseException:
+                _close_all(shards.values())  # a failed open must not leak the shards before it
+                raise
         file = shards[shard]
         if name not in file.tensors:
+            _close_all(shards.values())
             raise InputError(
                 f"Index {index} puts tensor {name!r} in {shard}, which does not contain it.",
                 hint="the index and shards disagree; re-export the checkpoint.",
@@ -164,12 +167,19 @@ def _merge(files: list[TensorFile]) -> tuple[list[TensorFile], dict[str, TensorR
     for f in files:
         for name, info in f.tensors.items():
             if name in tensors:
+                _close_all(files)
                 raise InputError(
                     f"Tensor {name!r} appears in both {tensors[name].file.path} and {f.path}.",
                     hint="pass one checkpoint file, or a folder with a model index.",
                 )
             tensors[name] = TensorRef(f, info)
     return files, tensors
+
+
+def _close_all(opened: Iterable[TensorFile]) -> None:
+    """Close the files opened so far (an open that fails half-way must not leak descriptors)."""
+    for f in opened:
+        f.close()
 
 
 def _folder_index(path: Path) -> Path | None:
@@ -224,13 +234,22 @@ def open_checkpoint(path: Path | str, settings: RemoteOptions | None = None) -> 
         extra.append(path)
     else:
         files, tensors = _open_files([path])
-    config: dict[str, Any] = {}
+    try:
+        config = _config(folder, extra)
+        if not tensors:
+            raise InputError(f"Checkpoint {path} holds no tensors.", hint="check the file.")
+    except BaseException:
+        _close_all(files)
+        raise
+    return Checkpoint(path=path, files=files, tensors=tensors, config=config, extra_inputs=extra)
+
+
+def _config(folder: Path, extra: list[Path]) -> dict[str, Any]:
+    """The config.json beside the checkpoint, if any (recorded as an input)."""
     cfg = folder / "config.json"
     if cfg.is_file():
         loaded = _load_json(cfg, "Config")
         if isinstance(loaded, dict):
-            config = loaded
             extra.append(cfg)
-    if not tensors:
-        raise InputError(f"Checkpoint {path} holds no tensors.", hint="check the file.")
-    return Checkpoint(path=path, files=files, tensors=tensors, config=config, extra_inputs=extra)
+            return loaded
+    return {}

@@ -35,7 +35,7 @@ from companion.audit.pairing import (
 )
 from companion.audit.reader import Gate, Span
 from companion.audit.remote_http import RemoteOptions
-from companion.audit.schemas import AuditInput, AuditResult
+from companion.audit.schemas import AuditInput, AuditResult, Reason
 from companion.audit.summarize import Streams, summarize
 from companion.digests import Digests
 from companion.jobs import Job
@@ -44,6 +44,10 @@ from companion.manifest import Manifest
 T = TypeVar("T")
 Array = np.ndarray[Any, Any]
 _PROJ_DIMS = 64
+# Tensors examined per checkpoint: above the largest real MoE checkpoints (~100k with scales);
+# a hostile header with a million tiny tensors is cut here and the result says so.
+MAX_TENSORS = 131_072
+MAX_UNMATCHED = 1000
 _NONE = np.empty(0, dtype=np.int64)
 
 
@@ -55,6 +59,7 @@ class AuditSetup:
     digest_path: Path | None
     tool: str
     remote: RemoteOptions | None = None  # how URLs and hf:// are read (None: the defaults)
+    max_tensors: int = MAX_TENSORS
 
 
 class Progress:
@@ -257,6 +262,33 @@ def _pick_layers(layers: list[int], count: int) -> set[int]:
     return {layers[i] for i in idx}
 
 
+def _cap(c: Checkpoint, limit: int) -> int:
+    """Keep at most `limit` tensors of a checkpoint (first by name); how many were cut."""
+    if len(c.tensors) <= limit:
+        return 0
+    cut = len(c.tensors) - limit
+    c.tensors = {n: c.tensors[n] for n in sorted(c.tensors)[:limit]}
+    return cut
+
+
+def _bounded(result: AuditResult, skipped: int, limit: int) -> AuditResult:
+    """Say when tensors were cut, and keep the unmatched list short."""
+    reasons = list(result.reasons)
+    if skipped:
+        reasons.append(
+            Reason(
+                kind="tensor_cap",
+                statement=f"{skipped:,} tensors past the first {limit:,} per checkpoint "
+                "(by name) were not examined; no real model has that many.",
+            )
+        )
+    unmatched = result.unmatched[:MAX_UNMATCHED]
+    if len(result.unmatched) > MAX_UNMATCHED:
+        left = len(result.unmatched) - MAX_UNMATCHED
+        reasons.append(Reason(kind="unmatched_cap", statement=f"{left:,} more unmatched tensors."))
+    return result.model_copy(update={"reasons": reasons, "unmatched": unmatched})
+
+
 def run_audit(
     args: AuditInput,
     paths: tuple[Path | str, Path | str, Path | str | None],
@@ -270,6 +302,7 @@ def run_audit(
         for p in paths:
             if p is not None:
                 ckpts.append(open_checkpoint(p, setup.remote))
+        skipped = sum(_cap(c, setup.max_tensors) for c in ckpts)
         roles = role_filter(args.roles)
         sides = [index_side(c, roles) for c in ckpts]
         for c, s in zip(ckpts, sides, strict=True):  # remote files: fetch the selected ranges
@@ -331,7 +364,7 @@ def run_audit(
         bytes_read = sum(
             ra.info.end - ra.info.begin for p in pairs for ra in (a.ref(p.name_a), b.ref(p.name_b))
         )
-        return result.model_copy(
+        return _bounded(result, skipped, setup.max_tensors).model_copy(
             update={"bytes_read": bytes_read, "seconds": round(time.monotonic() - started, 3)}
         )
     finally:

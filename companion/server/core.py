@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import json
 import logging
 import threading
 import uuid
@@ -13,7 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from lsprotocol import types as lsp
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcParseError,
+)
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
@@ -75,9 +81,23 @@ class CompanionProtocol(LanguageServerProtocol):
             return _Rejected()
 
     def handle_message(self, message: Any) -> None:
-        """Skip messages already answered as invalid."""
-        if not isinstance(message, _Rejected):
-            super().handle_message(message)
+        """Skip messages already answered as invalid; answer requests sent after shutdown."""
+        if isinstance(message, _Rejected):
+            return
+        if not hasattr(message, "jsonrpc"):  # valid JSON but not an object: [1, 2], 42, "x"
+            self.reply_error(None, JsonRpcInvalidRequest("A JSON-RPC message is an object."))
+            return
+        method = getattr(message, "method", None)
+        if self._shutdown and method not in (None, lsp.EXIT) and hasattr(message, "id"):
+            error = JsonRpcInvalidRequest(f"The server is shut down; {method!r} refused.")
+            self.reply_error(message.id, error)
+            return
+        super().handle_message(message)
+
+    def reply_error(self, msg_id: int | str | None, error: JsonRpcException) -> None:
+        """Send an error response (id null when the request could not be read)."""
+        payload = {"code": error.code, "message": error.message}
+        self._send_data({"jsonrpc": "2.0", "id": msg_id, "error": payload})
 
 
 class CompanionServer(LanguageServer):
@@ -90,10 +110,18 @@ class CompanionServer(LanguageServer):
             text_document_sync_kind=lsp.TextDocumentSyncKind.Full,
             protocol_cls=CompanionProtocol,
         )
+        self.protocol: CompanionProtocol
         self.settings = Settings()
         self.results_dir: Path | None = None
         self.chat_service: ChatService | None = None  # created by the chat feature on first use
         self._background: set[asyncio.Future[Any]] = set()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """An unreadable frame gets a -32700 Parse error reply; other errors as pygls does."""
+        if isinstance(error, json.JSONDecodeError | UnicodeDecodeError | RecursionError):
+            self.protocol.reply_error(None, JsonRpcParseError(f"Parse error: {error}"[:300]))
+            return
+        super().report_server_error(error, source)
 
     def roots(self) -> list[Path]:
         """Workspace folders as paths (root_uri when the client sent no folders)."""
