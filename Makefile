@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := neovim emacs-nox elpa-eglot chromium
 
-.PHONY: run solar test venv venv-test system-deps lint typecheck pytest vscode e2e-vscode bench clean \
+.PHONY: run solar test venv venv-test system-deps lint typecheck pytest vscode e2e-vscode bench fuzz clean \
 	test-mcp-clients bench-mcp test-llm llama test-fleet bench-fleet
 
 $(BIN)/python:
@@ -58,8 +58,9 @@ lint: venv-test
 typecheck: venv-test
 	$(BIN)/mypy --strict companion
 
+# CI=true selects the derandomized Hypothesis profile without deadlines (tests/conftest.py).
 pytest: venv-test system-deps
-	$(BIN)/pytest -q --ignore=tests/fleet
+	CI=$${CI:-true} $(BIN)/pytest -q --ignore=tests/fleet
 
 # VS Code extension: npm ci, strict tsc lint, node --test unit tests, .vsix package.
 vscode:
@@ -112,6 +113,12 @@ bench: venv-test
 # MCP round trips (tools/list, tools/call) against a bare echo server, and start-up time.
 bench-mcp: venv-test
 	$(BIN)/python bench/mcp_latency.py
+
+# The fuzz campaign (not part of `make test`): every parser and the LSP document path,
+# >= 1 M cases under a time budget per target; prints cases/s, crashes and the slowest input.
+FUZZ_BUDGET ?= 45
+fuzz: venv-test
+	$(BIN)/python -m fuzz --budget $(FUZZ_BUDGET)
 
 clean:
 	rm -rf $(VENV) demo-workspace test-artifacts .cache editors/vscode/node_modules

@@ -155,7 +155,7 @@ def st_family(v: object) -> object:
     return FAMS[v % len(FAMS)] if isinstance(v, int) and not isinstance(v, bool) else v
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(cfg=configs)
 def test_fuzz_configs_only_companion_errors(cfg: dict[str, object]) -> None:
     try:
@@ -170,7 +170,6 @@ def test_fuzz_configs_only_companion_errors(cfg: dict[str, object]) -> None:
         a.hover(off)
 
 
-@settings(max_examples=200, deadline=None)
 @given(text=st.text(alphabet='{}[]:,"\\/*\n -0123456789aeflnrstu', max_size=60))
 def test_fuzz_text_never_raises(text: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     a = analyse(text, None)

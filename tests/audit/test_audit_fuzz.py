@@ -56,10 +56,10 @@ def files(draw: st.DrawFn) -> bytes:
     return struct.pack("<Q", length % 2**64) + blob + data
 
 
-@settings(max_examples=10_000, deadline=100, suppress_health_check=list(HealthCheck), database=None)
+@settings(suppress_health_check=list(HealthCheck), database=None)
 @given(files())
 def _fuzz_case(data: bytes) -> None:
-    """One case: a clear InputError, or a header whose invariants hold (deadline: 100 ms)."""
+    """One case: a clear InputError, or a header whose invariants hold."""
     tracemalloc.start()
     try:
         header = parse_header(data, len(data), "fuzz")
@@ -80,5 +80,5 @@ def _fuzz_case(data: bytes) -> None:
 
 
 def test_header_parser_fuzz() -> None:
-    """10k cases, each a clear error (or a valid header) within 100 ms, no big allocation."""
+    """Each case a clear error (or a valid header), no big allocation (volume: `make fuzz`)."""
     _fuzz_case()

@@ -25,7 +25,6 @@ from companion.evidence.textlogs import parse_text
 from companion.evidence.tfevents import parse_events
 from companion.evidence.wandb_run import parse_wandb_log
 
-EXAMPLES = 900
 WORK = Path(tempfile.mkdtemp(prefix="evidence-fuzz-"))
 
 
@@ -132,8 +131,6 @@ def test_fuzz_parser(name: str) -> None:
     parse, seed = PARSERS[name]
 
     @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
