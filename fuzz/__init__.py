@@ -1,0 +1,1 @@
+"""The fuzz campaign behind `make fuzz`: every parser and the LSP document path."""
