@@ -47,7 +47,7 @@ def run_tool(name: str, raw: object, ctx: ToolContext) -> ToolResult:
     if ctx.runner is None:
         ctx.runner = run_tool  # tools that re-run others (verify, chat context) go through here
     ctx.check_cancelled()
-    if ctx.confine:
+    if ctx.confine and t.read_only:  # write tools (MCP --allow-writes) keep their outputs
         refuse_outputs(t, args)
     access = files.Access(ctx.roots) if ctx.confine else files.UNCONFINED
     with files.using(access), guard(f"The input of {t.name}", f"check the files given to {t.cli}."):
@@ -72,7 +72,7 @@ def context(settings: Settings, roots: list[Path], **kw: Any) -> ToolContext:
 
 
 def refuse_outputs(t: Tool, args: BaseModel) -> None:
-    """In a confined (LLM/MCP) run, refuse any output parameter that was set."""
+    """In a confined (LLM/MCP) run of a read-only tool, refuse any output parameter set."""
     given = [f for f in t.output_fields if getattr(args, f, None) not in (None, "", False)]
     if given:
         raise InputError(

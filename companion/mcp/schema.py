@@ -77,7 +77,8 @@ def declaration(t: Tool) -> types.Tool:
         name=mcp_name(t),
         title=title,
         description=describe(t),
-        input_schema=t.input_model.model_json_schema(),
+        # Read-only tools write nothing: their output parameters (report, plot) are not offered.
+        input_schema=t.llm_schema(confined=t.read_only)["function"]["parameters"],
         output_schema=output_schema(t.output_model),
         annotations=types.ToolAnnotations(
             title=title,

@@ -54,7 +54,8 @@ async def test_list_tools_generated_from_registry(workspace: Path, home: Path) -
         if not t.read_only:
             continue
         decl = listed[mcp_name(t)]
-        assert decl.input_schema == t.input_model.model_json_schema()
+        assert decl.input_schema == t.llm_schema(confined=True)["function"]["parameters"]
+        assert not set(t.output_fields) & set(decl.input_schema.get("properties", {}))
         assert decl.output_schema is not None and decl.output_schema["type"] == "object"
         assert decl.description is not None and decl.description.startswith(t.description)
         assert decl.annotations is not None and decl.annotations.read_only_hint is True
