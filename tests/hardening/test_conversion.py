@@ -89,3 +89,19 @@ def test_half_typed_trainer_state_never_raises(text: str, tmp_path: Path) -> Non
 def test_jsonc_parse_never_raises_on_long_numbers() -> None:
     parsed = parse('/* c */ {"n": ' + "7" * 5000 + "}")
     assert parsed.errors and "beyond any config value" in parsed.errors[0].message
+
+
+@pytest.mark.parametrize("field", ["current_steps", "loss", "lr"])
+def test_jsonl_huge_integers_never_raise(field: str, tmp_path: Path) -> None:
+    from companion.errors import CompanionError
+    from companion.evidence.tabular import parse_jsonl
+
+    rows = [{"current_steps": i + 1, "loss": 5.0 - i * 0.1, "lr": 1e-4} for i in range(5)]
+    lines = [json.dumps(r) for r in rows]
+    lines[1] = lines[1].replace(f'"{field}": ', f'"{field}": {"9" * 400}, "x": ', 1)
+    path = tmp_path / "trainer_log.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        parse_jsonl(path)
+    except CompanionError:
+        pass
