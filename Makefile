@@ -52,8 +52,8 @@ system-deps:
 	fi
 
 lint: venv-test
-	$(BIN)/ruff check companion tests bench
-	$(BIN)/ruff format --check companion tests bench
+	$(BIN)/ruff check companion tests bench fuzz
+	$(BIN)/ruff format --check companion tests bench fuzz
 
 typecheck: venv-test
 	$(BIN)/mypy --strict companion

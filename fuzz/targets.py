@@ -24,7 +24,7 @@ from companion.evidence.trainer import Model, markov_corpus, train
 from companion.evidence.wandb_run import parse_wandb_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from helpers.evidence_binary import tensorboard_events, wandb_run_dir  # noqa: E402
+from helpers.evidence_binary import tensorboard_events, wandb_run_dir
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "configs"
 WORK = Path(tempfile.mkdtemp(prefix="companion-fuzz-"))
@@ -106,7 +106,7 @@ def config_seeds() -> list[bytes]:
         "vocab_size": 128256,
         "tie_word_embeddings": False,
     }
-    return found + [json.dumps(llama, indent=2).encode(), b"// c\n" + json.dumps(llama).encode()]
+    return [*found, json.dumps(llama, indent=2).encode(), b"// c\n" + json.dumps(llama).encode()]
 
 
 def header_seeds() -> list[bytes]:
@@ -146,7 +146,10 @@ def targets() -> dict[str, tuple[Target, list[bytes]]]:
         "wandb-csv": (as_file("export.csv", parse_csv), [logs["csv"]]),
         "jsonl": (as_file("trainer_log.jsonl", parse_jsonl), [logs["jsonl"]]),
         "wandb-binary": (as_file("run-x.wandb", parse_wandb_log), [logs["wandb"]]),
-        "tfevents": (as_file("events.out.tfevents.1", lambda p: parse_events([p])), [logs["tfevents"]]),
+        "tfevents": (
+            as_file("events.out.tfevents.1", lambda p: parse_events([p])),
+            [logs["tfevents"]],
+        ),
         "tokenizer-json": (as_file("tokenizer.json", load_vocab), tokenizer_seeds()),
         "tokenizer-vocab-txt": (as_file("vocab.txt", load_vocab), [b"[PAD]\n[UNK]\nthe\n##s\n"]),
     }
