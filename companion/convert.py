@@ -33,8 +33,14 @@ _CONTENT_ERRORS = (
 )
 
 
-def as_input_error(exc: BaseException, what: str, hint: str) -> InputError | None:
-    """The InputError a parser failure means, or None when it is not a content problem."""
+def as_input_error(
+    exc: BaseException, what: str, hint: str, content: bool = True
+) -> InputError | None:
+    """The InputError a failure means, or None when it is not an input problem.
+
+    `content=False` (a front door) converts only what no parser can rule out: deep nesting,
+    overflow, memory and OS errors; a TypeError or IndexError there stays a bug.
+    """
     if isinstance(exc, CompanionError):
         return None
     if isinstance(exc, RecursionError):
@@ -43,19 +49,23 @@ def as_input_error(exc: BaseException, what: str, hint: str) -> InputError | Non
         return os_error(getattr(exc, "filename", None) or what, what, exc)
     if isinstance(exc, MemoryError):
         return InputError(f"{what} is too large to read in memory.", hint=hint)
-    if isinstance(exc, _CONTENT_ERRORS):
+    if isinstance(exc, OverflowError):
+        return InputError(f"{what} holds a number too large to use ({exc}).", hint=hint)
+    if content and isinstance(exc, _CONTENT_ERRORS):
         detail = str(exc)[:160] or type(exc).__name__
         return InputError(f"{what} holds a value companion cannot use ({detail}).", hint=hint)
     return None
 
 
 @contextmanager
-def guard(what: str, hint: str = "fix or replace the file.") -> Iterator[None]:
-    """Turn a parser's failure inside the block into an InputError about `what`."""
+def guard(
+    what: str, hint: str = "fix or replace the file.", content: bool = True
+) -> Iterator[None]:
+    """Turn a failure inside the block into an InputError about `what` (see as_input_error)."""
     try:
         yield
     except Exception as exc:
-        converted = as_input_error(exc, what, hint)
+        converted = as_input_error(exc, what, hint, content)
         if converted is None:
             raise
         raise converted from None

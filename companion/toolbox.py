@@ -50,7 +50,8 @@ def run_tool(name: str, raw: object, ctx: ToolContext) -> ToolResult:
     if ctx.confine and t.read_only:  # write tools (MCP --allow-writes) keep their outputs
         refuse_outputs(t, args)
     access = files.Access(ctx.roots) if ctx.confine else files.UNCONFINED
-    with files.using(access), guard(f"The input of {t.name}", f"check the files given to {t.cli}."):
+    hint = f"check the files given to {t.cli}."
+    with files.using(access), guard(f"The input of {t.name}", hint, content=False):
         result = t.func(args, ctx)
     if t.record and ctx.recorder is not None:
         try:
