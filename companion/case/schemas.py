@@ -29,6 +29,9 @@ class CaseInput(BaseModel):
     )
     html: str | None = Field(default=None, description="Also write the HTML dossier here.")
     report: str | None = Field(default=None, description="Also write the markdown dossier here.")
+    overwrite: bool = Field(
+        default=False, description="Replace an existing output file (asked for on the CLI)."
+    )
     seed: int = Field(default=0, ge=0, description="Seed for the weight audit's samples and nulls.")
 
     @field_validator("logs_a", "logs_b", mode="before")

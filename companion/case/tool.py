@@ -9,6 +9,7 @@ from typing import Any
 
 from companion.case.schemas import CaseInput, CaseResult, Side
 from companion.errors import InputError
+from companion.files import output_target
 from companion.tools import ToolContext, ToolResult, tool
 
 NAME = "case.investigate"
@@ -94,6 +95,7 @@ def _write(path: Path, text: str, what: str) -> None:
     cli="investigate",
     positional=("a", "b"),
     record=True,
+    outputs=("html", "report"),
 )
 def investigate_tool(args: CaseInput, ctx: ToolContext) -> CaseResult:
     """Tool entry point for `case.investigate`."""
@@ -109,6 +111,9 @@ def investigate_tool(args: CaseInput, ctx: ToolContext) -> CaseResult:
         claim_means(args.claimed)  # a claim we cannot read fails before the long work
     html = ctx.path(args.html) if args.html else None
     report = ctx.path(args.report) if args.report else None
+    for target, what in ((html, "HTML dossier"), (report, "Report")):
+        if target is not None:
+            output_target(target, args.overwrite, what)
     with tempfile.TemporaryDirectory(prefix="companion-case-") as tmp:
         plots = Path(tmp) if html is not None else None
         g = _gather(args, ctx, a, b, plots)
