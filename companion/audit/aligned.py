@@ -284,9 +284,12 @@ def _deltas(a: Model, b: Model, la: int, lb: int, perm: Array) -> list[DeltaStat
     out = []
     for role in ("q", "k", "v", "o", "up", "gate", "down"):
         wa, wb = a.get(role, role, la), b.get(role, role, lb)
-        if wa is None or wb is None or wa.shape != wb.shape:
+        axis = 0 if role in ("o", "down") else 1  # the side that touches the residual stream
+        if wa is None or wb is None or wa.shape != wb.shape or wb.ndim != 2 or wb.size == 0:
             continue
-        wb = wb[perm] if role in ("o", "down") else wb[:, perm]
+        if wb.shape[axis] != perm.size:
+            continue  # not a residual-width projection (or an empty one): nothing to align
+        wb = wb[perm] if axis == 0 else wb[:, perm]
         if (d := _delta(role, la, wa, wb)) is not None:
             out.append(d)
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from companion.llm.context import DocumentContext
 from companion.llm.endpoint import Endpoint, resolve_endpoint
 from companion.llm.loop import ChatRequest, ChatService
-from companion.llm.models import ChatResult, ToolCallRecord, Usage
+from companion.llm.schemas import ChatResult, ToolCallRecord, Usage
 
 __all__ = [
     "ChatRequest",

@@ -26,7 +26,7 @@ from companion.llm.endpoint import (
     discover_context_length,
     resolve_endpoint,
 )
-from companion.llm.models import ChatResult
+from companion.llm.schemas import ChatResult
 from companion.llm.turn import Delta, Status, TurnLoop
 from companion.settings import Settings
 from companion.toolbox import run_tool

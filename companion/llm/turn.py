@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,9 +17,11 @@ from companion.llm.budget import Fitted, TokenBudget
 from companion.llm.client import ChatClient, Completion, RawToolCall
 from companion.llm.endpoint import remember_context_length
 from companion.llm.failures import ContextExceeded
-from companion.llm.models import ToolCallRecord, Usage
+from companion.llm.schemas import ToolCallRecord, Usage
 from companion.toolbox import LLM_SCHEMAS, load_tools, run_tool
 from companion.tools import Tool, ToolContext, wire_name
+
+log = logging.getLogger("companion.llm")
 
 Delta = Callable[[str], None]
 Status = Callable[[str], None]
@@ -288,6 +291,13 @@ class TurnLoop:
         except CompanionError as exc:
             record.error = exc.text
             return record, json.dumps({"error": exc.text})
+        except Exception as exc:  # a bug in one tool must not end the chat turn
+            log.exception("tool %s failed", tool.name)
+            record.error = (
+                f"internal error in {tool.name} ({type(exc).__name__}); the other tools still "
+                "work: answer without it, and report the arguments used."
+            )
+            return record, json.dumps({"error": record.error})
         text = result.model_dump_json()
         record.result = (
             result.model_dump(mode="json") if len(text) <= limit else cap_text(text, limit)
