@@ -20,6 +20,7 @@ import numpy as np
 from companion.audit.alignment import Key
 from companion.audit.hidden import (
     SKETCH,
+    Z_DECISIVE,
     Calibrated,
     HiddenAlignment,
     align_hidden,
@@ -48,10 +49,12 @@ from companion.audit.sketch import (
 Array = np.ndarray[Any, Any]
 DRAWS = 19
 EMB_ROWS = 1024
+EMB_ENOUGH = 256
 K_UNIT = 32
 K_HEAD = 12
 MAX_B_UNITS = 768
 ALIGNED_Z = 5.0
+ASSIGN = 512  # exact assignment up to this many B units; above: nearest match (null alike)
 _INPUT = {
     "q": "attn_norm",
     "k": "attn_norm",
@@ -258,7 +261,7 @@ def _mlp_test(
     def feature_b(sigma: Array) -> Array:
         return np.concatenate([p[:, sigma] @ p32 for p in xb], axis=1).astype(np.float64)
 
-    return relabel_test(fa, feature_b, hidden, DRAWS, rng, 4096, check)
+    return relabel_test(fa, feature_b, hidden, DRAWS, rng, ASSIGN, check, True)
 
 
 @dataclass(frozen=True)
@@ -356,7 +359,7 @@ def _head_test(
         qs, ks, vs = q[:, s] @ r1, k[:, s] @ r2, v[:, s] @ r2
         return _head_features(qs, ks, vs, o[s].T @ r1, lay, count)
 
-    return relabel_test(fa, feature_b, hidden, DRAWS, rng, 4096, check)
+    return relabel_test(fa, feature_b, hidden, DRAWS, rng, ASSIGN, check, True)
 
 
 def _summary(kind: Any, t: Calibrated, la: int, lb: int) -> MatchSummary:
@@ -433,16 +436,19 @@ def compare_aligned(
     if hidden is None or hidden != _hidden_size(b):
         return None
     shared = _shared_rows(a, b)
-    pa = _profile(a, layers, hidden, shared, seed, job)
-    pb = _profile(b, [a_to_b[la] for la in layers], hidden, shared, seed, job)
+    # many shared embedding rows carry the hidden order; projections then add one layer
+    prof_layers = layers[:1] if shared >= EMB_ENOUGH else layers
+    pa = _profile(a, prof_layers, hidden, shared, seed, job)
+    pb = _profile(b, [a_to_b[la] for la in prof_layers], hidden, shared, seed, job)
     h = None
     if pa.features == pb.features and pa.features >= 2:
-        h = align_hidden(pa.sketch, pb.sketch, pa.source, DRAWS, seed, 4096, job.check)
+        h = align_hidden(pa.sketch, pb.sketch, pa.source, DRAWS, seed, ASSIGN, job.check)
     perm = h.perm if h is not None else np.arange(hidden)
     rng = np.random.default_rng([seed, hidden, 41])
     tests: list[MatchSummary] = []
     deltas: list[DeltaStat] = []
-    for la in layers:
+    stopped = None
+    for k, la in enumerate(layers):
         job.check()
         lb = a_to_b[la]
         for kind, run in (("mlp_units", _mlp_test), ("heads_invariant", _head_test)):
@@ -450,6 +456,12 @@ def compare_aligned(
             if t is not None:
                 tests.append(_summary(kind, t, la, lb))
         deltas += _deltas(a, b, la, lb, perm)
+        if k + 1 < len(layers) and tests and min(t.z for t in tests) >= Z_DECISIVE:
+            stopped = (
+                f"after {k + 1} of {len(layers)} layers: every layer test so far is at least "
+                f"z {Z_DECISIVE:.0f} above its null"
+            )
+            break
     z = stouffer([t.z for t in tests])
     return AlignedEvidence(
         hidden=_hidden_evidence(h) if h is not None else None,
@@ -459,4 +471,5 @@ def compare_aligned(
         related=z is not None and z >= ALIGNED_Z,
         deltas=deltas,
         skipped=sorted(set(a.skipped + b.skipped)),
+        stopped_early=stopped,
     )
