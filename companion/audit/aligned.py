@@ -415,13 +415,16 @@ def _deltas(a: Model, b: Model, la: int, lb: int, perm: Array) -> list[DeltaStat
     out = []
     for role in ("q", "k", "v", "o", "up", "gate", "down"):
         na, nb = a.matrix(role, la), b.matrix(role, lb)
+        axis = 0 if role in ("o", "down") else 1
         if na is None or nb is None or a.shape(na) != b.shape(nb) or min(a.shape(na)) > 1024:
+            continue
+        if a.shape(na)[axis] != perm.size:  # not a residual-stream matrix (or empty)
             continue
         wa, wb = read_whole(a.side.ref(na), na), read_whole(b.side.ref(nb), nb)
         if wa is None or wb is None:
             a.skipped.append(f"{na}: over {WHOLE} elements or non-finite (no delta rank)")
             continue
-        wb = wb[perm] if role in ("o", "down") else wb[:, perm]
+        wb = wb[perm] if axis == 0 else wb[:, perm]
         if (d := _delta(role, la, wa, wb)) is not None:
             out.append(d)
     return out
