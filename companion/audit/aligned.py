@@ -10,6 +10,7 @@ test has a calibrated null (see hidden.py) and layers are combined by Stouffer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import sqrt
 from typing import Any
@@ -18,6 +19,8 @@ import numpy as np
 
 from companion.audit.alignment import Key
 from companion.audit.hidden import (
+    SKETCH,
+    Z_DECISIVE,
     Calibrated,
     HiddenAlignment,
     align_hidden,
@@ -26,21 +29,32 @@ from companion.audit.hidden import (
     stouffer,
 )
 from companion.audit.pairing import Side
-from companion.audit.safetensors import decode
 from companion.audit.schemas import (
     AlignedEvidence,
     DeltaStat,
     HiddenEvidence,
     MatchSummary,
 )
+from companion.audit.sketch import (
+    WHOLE,
+    ProfileSketch,
+    Scan,
+    keep_budget,
+    read_rows,
+    read_whole,
+    row_blocks,
+    scan,
+)
 
 Array = np.ndarray[Any, Any]
-CAP = 1 << 24  # largest tensor (elements) loaded whole for alignment
+DRAWS = 19
 EMB_ROWS = 1024
+EMB_ENOUGH = 256
 K_UNIT = 32
 K_HEAD = 12
 MAX_B_UNITS = 768
 ALIGNED_Z = 5.0
+ASSIGN = 512  # exact assignment up to this many B units; above: nearest match (null alike)
 _INPUT = {
     "q": "attn_norm",
     "k": "attn_norm",
@@ -52,7 +66,7 @@ _INPUT = {
 
 @dataclass
 class Model:
-    """One side's tensors, read whole on demand (up to CAP elements) as float64."""
+    """One side's tensors, streamed in float32 (never a whole matrix held; see sketch.py)."""
 
     side: Side
     skipped: list[str] = field(default_factory=list)
@@ -61,60 +75,93 @@ class Model:
         """The tensor name for a key, if present."""
         return self.side.by_key.get(Key(role, slot, layer, None, param))
 
-    def get(self, role: str, slot: str, layer: int | None, param: str = "weight") -> Array | None:
-        """A whole tensor, or None when absent, too large or not finite."""
+    def matrix(self, role: str, layer: int | None) -> str | None:
+        """The name of a 2-D tensor of this role at a layer, if present."""
+        name = self.name(role, role, layer)
+        return name if name is not None and len(self.side.ref(name).info.shape) == 2 else None
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """A tensor's shape."""
+        return tuple(self.side.ref(name).info.shape)
+
+    def vector(
+        self, role: str, slot: str, layer: int | None, param: str = "weight"
+    ) -> Array | None:
+        """A small 1-D tensor (a norm gain or bias) in float64, or None."""
         name = self.name(role, slot, layer, param)
+        if name is None or len(self.shape(name)) != 1 or self.shape(name)[0] > (1 << 20):
+            return None
+        x = read_whole(self.side.ref(name), name)
+        return None if x is None else np.asarray(x, dtype=np.float64)
+
+    def scan(self, role: str, layer: int, **kw: Any) -> Scan | None:
+        """One streamed pass over a layer's matrix (None when absent or not finite)."""
+        name = self.matrix(role, layer)
         if name is None:
             return None
-        ref = self.side.ref(name)
-        if ref.info.numel > CAP:
-            self.skipped.append(f"{name}: {ref.info.numel} elements, over the {CAP} cap")
+        s = scan(self.side.ref(name), name, **kw)
+        if not s.finite:
+            self.skipped.append(f"{name}: non-finite values (left out of the alignment)")
             return None
-        x = np.asarray(decode(ref.file.read(name)), dtype=np.float64).reshape(ref.info.shape)
-        return x if np.isfinite(x).all() else None
+        return s
 
-    def rows(self, role: str, slot: str, count: int) -> Array | None:
-        """The first `count` rows of a 2-D top-level tensor (shared token rows)."""
-        name = self.name(role, slot, None)
-        if name is None or len(self.side.ref(name).info.shape) != 2:
+    def lead_rows(self, role: str, layer: int, count: int) -> Array | None:
+        """The first `count` rows of a layer's matrix (float64), or None."""
+        name = self.matrix(role, layer)
+        if name is None:
             return None
-        info = self.side.ref(name).info
-        n = min(count, info.shape[0])
-        raw = self.side.ref(name).file.read(name, 0, n * info.shape[1])
-        x = np.asarray(decode(raw), dtype=np.float64).reshape(n, info.shape[1])
+        x = read_rows(self.side.ref(name), name, count).astype(np.float64)
         return x if np.isfinite(x).all() else None
 
     def gain(self, slot: str, layer: int, hidden: int) -> Array:
         """The norm gain feeding a projection (ones when absent or mis-shaped)."""
-        g = self.get("norm", slot, layer)
+        g = self.vector("norm", slot, layer)
         return g if g is not None and g.shape == (hidden,) else np.ones(hidden)
 
 
-def _profile(m: Model, layers: list[int], hidden: int, shared: int) -> tuple[Array, str]:
-    """Per hidden dim, a feature vector from everything that touches the residual stream."""
-    feats: list[Array] = []
+def _profile(m: Model, layers: list[int], hidden: int, shared: int, seed: int, job: Any) -> Profile:
+    """Per hidden dim, a sketch of everything that touches the residual stream.
+
+    Embedding rows stream in blocks; projections contribute their gain-folded column
+    norms (inputs) or row norms (outputs), accumulated block by block.
+    """
+    prof = ProfileSketch(hidden, SKETCH, seed)
     sources: list[str] = []
     for role, slot in (("embedding", "tok"), ("lm_head", "lm_head")):
-        x = m.rows(role, slot, shared) if shared else None
-        if x is not None and x.shape[1] == hidden:
-            feats.append(x.T)
-            sources.append(f"{role} ({x.shape[0]} shared rows)")
+        name = m.name(role, slot, None)
+        if not shared or name is None or m.shape(name)[1:] != (hidden,):
+            continue
+        ok = True
+        for _, block in row_blocks(m.side.ref(name), name, shared):
+            ok = ok and bool(np.isfinite(block).all())
+            prof.add(np.nan_to_num(block).T)
+        sources.append(f"{role} ({shared} shared rows)" + ("" if ok else ", non-finite zeroed"))
     norms = [k for k in m.side.by_key if k.role == "norm" and k.expert is None]
     for k in sorted(norms, key=lambda k: (k.layer or -1, k.slot, k.param)):
-        g = m.get(k.role, k.slot, k.layer, k.param)
+        g = m.vector(k.role, k.slot, k.layer, k.param)
         if g is not None and g.shape == (hidden,):
-            feats.append(g[:, None])
+            prof.add(g[:, None])
     sources.append(f"{len(norms)} norms")
     for layer in layers:
+        job.check()
         for role, slot in _INPUT.items():
-            w = m.get(role, role, layer)
-            if w is not None and w.ndim == 2 and w.shape[1] == hidden:
-                feats.append(np.linalg.norm(w * m.gain(slot, layer, hidden), axis=0)[:, None])
+            name = m.matrix(role, layer)
+            if name is not None and m.shape(name)[1] == hidden and (s := m.scan(role, layer)):
+                prof.add((np.sqrt(s.col_sq) * np.abs(m.gain(slot, layer, hidden)))[:, None])
         for role in ("o", "down"):
-            w = m.get(role, role, layer)
-            if w is not None and w.ndim == 2 and w.shape[0] == hidden:
-                feats.append(np.linalg.norm(w, axis=1)[:, None])
-    return (np.concatenate(feats, axis=1) if feats else np.zeros((hidden, 0))), ", ".join(sources)
+            name = m.matrix(role, layer)
+            if name is not None and m.shape(name)[0] == hidden and (s := m.scan(role, layer)):
+                prof.add(np.sqrt(s.row_sq)[:, None])
+    return Profile(prof.acc, prof.count, ", ".join(sources))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One side's sketched hidden profile, how many features went in, and their sources."""
+
+    sketch: Array
+    features: int
+    source: str
 
 
 def _hidden_size(m: Model) -> int | None:
@@ -148,87 +195,171 @@ def _shared_rows(a: Model, b: Model) -> int:
     return min(a.side.ref(na).info.shape[0], b.side.ref(nb).info.shape[0], EMB_ROWS)
 
 
-def _unit_features(m: Model, layer: int, hidden: int, limit: int | None) -> Array | None:
-    """Gain-folded up/gate rows and down columns of one layer (optionally the first units)."""
-    up, down = m.get("up", "up", layer), m.get("down", "down", layer)
-    if up is None or down is None or up.shape[1] != hidden or down.shape != up.shape[::-1]:
+def _mlp_names(m: Model, layer: int, hidden: int) -> bool:
+    """Whether a layer has up and down projections of matching shapes (gate optional)."""
+    up, down = m.matrix("up", layer), m.matrix("down", layer)
+    if up is None or down is None:
+        return False
+    return m.shape(up)[1] == hidden and m.shape(down) == m.shape(up)[::-1]
+
+
+def _has_gate(m: Model, layer: int) -> bool:
+    """Whether the layer has a gate shaped like its up projection."""
+    gate, up = m.matrix("gate", layer), m.matrix("up", layer)
+    return gate is not None and up is not None and m.shape(gate) == m.shape(up)
+
+
+def _unit_sketch(m: Model, layer: int, hidden: int, proj: Array, gated: bool) -> Array | None:
+    """A's unit features, streamed: gain-folded up/gate rows and down columns, projected."""
+    g = m.gain("mlp_norm", layer, hidden)[:, None]
+    parts = [m.scan("up", layer, right=g * proj)]
+    parts += [m.scan("gate", layer, right=g * proj)] if gated else []
+    down = m.scan("down", layer, left=proj)
+    if down is None or any(p is None or p.right is None for p in parts):
         return None
-    gate = m.get("gate", "gate", layer)
+    feats = [np.asarray(p.right, dtype=np.float64) for p in parts if p is not None]
+    return np.concatenate([*feats, np.asarray(down.left).T], axis=1)
+
+
+def _unit_raw(m: Model, layer: int, hidden: int, gated: bool) -> Array | None:
+    """B's first units, raw and gain-folded (parts x units x hidden), within the KEEP budget."""
+    n = keep_budget(hidden, MAX_B_UNITS)
     g = m.gain("mlp_norm", layer, hidden)
-    parts = [up * g] + ([gate * g] if gate is not None and gate.shape == up.shape else [])
-    parts.append(down.T)
-    return np.stack(parts)[:, :limit]  # (parts, units, hidden)
+    rows = [m.lead_rows(r, layer, n) for r in (("up", "gate") if gated else ("up",))]
+    down = m.scan("down", layer, keep_cols=n)
+    if down is None or down.cols is None or any(r is None for r in rows):
+        return None
+    parts = [(r * g).astype(np.float32) for r in rows if r is not None]
+    return np.stack([*parts, down.cols.T])
 
 
 def _mlp_test(
-    a: Model, b: Model, la: int, lb: int, hidden: int, perm: Array, rng: np.random.Generator
+    a: Model,
+    b: Model,
+    la: int,
+    lb: int,
+    hidden: int,
+    perm: Array,
+    rng: np.random.Generator,
+    check: Callable[[], None],
 ) -> Calibrated | None:
     """Assignment of MLP units after hidden alignment; null: B's hidden dims relabelled."""
     proj = rng.standard_normal((hidden, K_UNIT)) / sqrt(K_UNIT)
-    xa = _unit_features(a, la, hidden, None)
-    xb = _unit_features(b, lb, hidden, MAX_B_UNITS)
-    if xa is None or xb is None or xa.shape[0] != xb.shape[0]:
+    if not (_mlp_names(a, la, hidden) and _mlp_names(b, lb, hidden)):
+        return None
+    gated = _has_gate(a, la)
+    if gated != _has_gate(b, lb):
+        return None
+    fa = _unit_sketch(a, la, hidden, proj, gated)
+    xb = _unit_raw(b, lb, hidden, gated)
+    if fa is None or xb is None:
         return None
     xb = xb[:, :, perm]
-    fa = np.concatenate([p @ proj for p in xa], axis=1)
+
+    p32 = proj.astype(np.float32)
 
     def feature_b(sigma: Array) -> Array:
-        return np.concatenate([p[:, sigma] @ proj for p in xb], axis=1)
+        return np.concatenate([p[:, sigma] @ p32 for p in xb], axis=1).astype(np.float64)
 
-    return relabel_test(fa, feature_b, hidden, 19, rng, 4096)
+    return relabel_test(fa, feature_b, hidden, DRAWS, rng, ASSIGN, check, True)
 
 
-def _heads(m: Model, layer: int, hidden: int) -> tuple[Array, ...] | None:
-    """q, k, v (gain-folded) and o of one layer, or None."""
-    g = m.gain("attn_norm", layer, hidden)
-    q, k, v, o = (m.get(r, r, layer) for r in ("q", "k", "v", "o"))
-    if q is None or k is None or v is None or o is None:
+@dataclass(frozen=True)
+class _Heads:
+    """A layer's attention layout: heads, key/value heads and head width."""
+
+    heads: int
+    kv: int
+    d: int
+
+    def group(self, h: int) -> int:
+        """The key/value head serving query head h."""
+        return h // max(self.heads // self.kv, 1)
+
+
+def _layout(m: Model, layer: int, hidden: int) -> _Heads | None:
+    """The attention layout, if q, k, v and o have consistent shapes."""
+    cfg = m.side.ckpt.config
+    heads = cfg.get("num_attention_heads")
+    kv = cfg.get("num_key_value_heads", heads)
+    names = [m.matrix(r, layer) for r in ("q", "k", "v", "o")]
+    if not isinstance(heads, int) or not isinstance(kv, int) or heads < 2 or kv < 1:
         return None
-    if q.shape[1] != hidden or k.shape[1] != hidden or v.shape[1] != hidden:
+    if any(n is None for n in names):
         return None
-    if o.shape != (hidden, q.shape[0]):
+    q, k, v, o = (m.shape(n) for n in names if n is not None)
+    if q[1] != hidden or k[1] != hidden or v != k or o != (hidden, q[0]):
         return None
-    return q * g, k * g, v * g, o
+    if q[0] % heads or k[0] % kv or q[0] // heads != k[0] // kv:
+        return None
+    return _Heads(heads, kv, q[0] // heads)
 
 
-def _head_features(w: tuple[Array, ...], heads: int, kv: int, r1: Array, r2: Array) -> Array:
+def _head_features(qs: Array, ks: Array, vs: Array, os_: Array, lay: _Heads, count: int) -> Array:
     """Per head, sketches of W_Q^hᵀW_K^h and W_O^h W_V^h (invariant to per-head rotations)."""
-    q, k, v, o = w
-    d = q.shape[0] // heads
-    qs, ks, vs = (x @ r for x, r in ((q, r1), (k, r2), (v, r2)))
-    os_ = o.T @ r1  # (heads·d, k)
+    d = lay.d
     out = []
-    for h in range(heads):
-        g = h // max(heads // kv, 1)
+    for h in range(count):
+        g = lay.group(h)
         qh, oh = qs[h * d : (h + 1) * d], os_[h * d : (h + 1) * d]
         kh, vh = ks[g * d : (g + 1) * d], vs[g * d : (g + 1) * d]
         out.append(np.concatenate([(qh.T @ kh).ravel(), (oh.T @ vh).ravel()]))
     return np.asarray(out)
 
 
+def _head_sketch(
+    m: Model, layer: int, hidden: int, lay: _Heads, r1: Array, r2: Array
+) -> Array | None:
+    """A's per-head invariants from streamed projections of q, k, v (gain-folded) and o."""
+    g = m.gain("attn_norm", layer, hidden)[:, None]
+    q, k, v = (m.scan(role, layer, right=g * r) for role, r in (("q", r1), ("k", r2), ("v", r2)))
+    o = m.scan("o", layer, left=r1)
+    if q is None or k is None or v is None or o is None or o.left is None:
+        return None
+    qs, ks, vs = (np.asarray(x.right, dtype=np.float64) for x in (q, k, v))
+    return _head_features(qs, ks, vs, np.asarray(o.left).T, lay, lay.heads)
+
+
+def _head_raw(m: Model, layer: int, hidden: int, lay: _Heads) -> tuple[Array, ...] | None:
+    """B's first heads, raw: q, k, v rows (gain-folded) and o columns, within KEEP."""
+    count = keep_budget(lay.d * hidden, lay.heads)
+    g = m.gain("attn_norm", layer, hidden)
+    kv_rows = (lay.group(count - 1) + 1) * lay.d
+    q = m.lead_rows("q", layer, count * lay.d)
+    k, v = m.lead_rows("k", layer, kv_rows), m.lead_rows("v", layer, kv_rows)
+    o = m.scan("o", layer, keep_cols=count * lay.d)
+    if q is None or k is None or v is None or o is None or o.cols is None:
+        return None
+    return q * g, k * g, v * g, o.cols.astype(np.float64)
+
+
 def _head_test(
-    a: Model, b: Model, la: int, lb: int, hidden: int, perm: Array, rng: np.random.Generator
+    a: Model,
+    b: Model,
+    la: int,
+    lb: int,
+    hidden: int,
+    perm: Array,
+    rng: np.random.Generator,
+    check: Callable[[], None],
 ) -> Calibrated | None:
     """Assignment of heads on rotation-invariant products; null: hidden dims relabelled."""
-    cfg = a.side.ckpt.config
-    heads = cfg.get("num_attention_heads")
-    kv = cfg.get("num_key_value_heads", heads)
-    wa, wb = _heads(a, la, hidden), _heads(b, lb, hidden)
-    if not isinstance(heads, int) or not isinstance(kv, int) or heads < 2 or kv < 1:
+    lay = _layout(a, la, hidden)
+    if lay is None or lay != _layout(b, lb, hidden):
         return None
-    if wa is None or wb is None or any(x.shape != y.shape for x, y in zip(wa, wb, strict=True)):
-        return None
-    if wa[0].shape[0] % heads or wa[1].shape[0] % kv:
-        return None
-    q, k, v, o = wb
-    wb = (q[:, perm], k[:, perm], v[:, perm], o[perm])
     r1, r2 = (rng.standard_normal((hidden, K_HEAD)) / sqrt(K_HEAD) for _ in range(2))
-    fa = _head_features(wa, heads, kv, r1, r2)
+    fa = _head_sketch(a, la, hidden, lay, r1, r2)
+    raw = _head_raw(b, lb, hidden, lay)
+    if fa is None or raw is None:
+        return None
+    q, k, v, o = raw[0][:, perm], raw[1][:, perm], raw[2][:, perm], raw[3][perm]
+    count = q.shape[0] // lay.d
 
     def feature_b(s: Array) -> Array:
-        return _head_features((wb[0][:, s], wb[1][:, s], wb[2][:, s], wb[3][s]), heads, kv, r1, r2)
+        qs, ks, vs = q[:, s] @ r1, k[:, s] @ r2, v[:, s] @ r2
+        return _head_features(qs, ks, vs, o[s].T @ r1, lay, count)
 
-    return relabel_test(fa, feature_b, hidden, 19, rng, 4096)
+    return relabel_test(fa, feature_b, hidden, DRAWS, rng, ASSIGN, check, True)
 
 
 def _summary(kind: Any, t: Calibrated, la: int, lb: int) -> MatchSummary:
@@ -270,8 +401,8 @@ def _delta(name: str, layer: int, wa: Array, wb: Array) -> DeltaStat | None:
     """Relative size and 90 %-energy rank of B - A (small matrices only)."""
     if wa.shape != wb.shape or wa.ndim != 2 or min(wa.shape) > 1024:
         return None
-    d = wb - wa
-    na = float(np.linalg.norm(wa))
+    d = (wb - wa).astype(np.float64)
+    na = float(np.linalg.norm(wa.astype(np.float64)))
     s = np.linalg.svd(d, compute_uv=False) ** 2
     total = float(s.sum())
     rank = int(np.searchsorted(np.cumsum(s), 0.9 * total) + 1) if total > 0 else 0
@@ -280,15 +411,21 @@ def _delta(name: str, layer: int, wa: Array, wb: Array) -> DeltaStat | None:
 
 
 def _deltas(a: Model, b: Model, la: int, lb: int, perm: Array) -> list[DeltaStat]:
-    """Delta statistics of the attention and MLP projections of one aligned layer pair."""
+    """Delta statistics of the projections of one aligned layer pair (up to WHOLE elements)."""
     out = []
     for role in ("q", "k", "v", "o", "up", "gate", "down"):
-        wa, wb = a.get(role, role, la), b.get(role, role, lb)
+        na, nb = a.matrix(role, la), b.matrix(role, lb)
         axis = 0 if role in ("o", "down") else 1  # the side that touches the residual stream
-        if wa is None or wb is None or wa.shape != wb.shape or wb.ndim != 2 or wb.size == 0:
+        if na is None or nb is None or a.shape(na) != b.shape(nb):
             continue
-        if wb.shape[axis] != perm.size:
-            continue  # not a residual-width projection (or an empty one): nothing to align
+        if min(a.shape(na)) > 1024 or min(a.shape(na)) == 0:
+            continue
+        if a.shape(na)[axis] != perm.size:  # not a residual-stream matrix (or empty)
+            continue
+        wa, wb = read_whole(a.side.ref(na), na), read_whole(b.side.ref(nb), nb)
+        if wa is None or wb is None:
+            a.skipped.append(f"{na}: over {WHOLE} elements or non-finite (no delta rank)")
+            continue
         wb = wb[perm] if axis == 0 else wb[:, perm]
         if (d := _delta(role, la, wa, wb)) is not None:
             out.append(d)
@@ -304,21 +441,32 @@ def compare_aligned(
     if hidden is None or hidden != _hidden_size(b):
         return None
     shared = _shared_rows(a, b)
-    pa, source = _profile(a, layers, hidden, shared)
-    pb, _ = _profile(b, [a_to_b[la] for la in layers], hidden, shared)
-    h = align_hidden(pa, pb, source, 19, seed, 4096) if pa.shape == pb.shape else None
+    # many shared embedding rows carry the hidden order; projections then add one layer
+    prof_layers = layers[:1] if shared >= EMB_ENOUGH else layers
+    pa = _profile(a, prof_layers, hidden, shared, seed, job)
+    pb = _profile(b, [a_to_b[la] for la in prof_layers], hidden, shared, seed, job)
+    h = None
+    if pa.features == pb.features and pa.features >= 2:
+        h = align_hidden(pa.sketch, pb.sketch, pa.source, DRAWS, seed, ASSIGN, job.check)
     perm = h.perm if h is not None else np.arange(hidden)
     rng = np.random.default_rng([seed, hidden, 41])
     tests: list[MatchSummary] = []
     deltas: list[DeltaStat] = []
-    for la in layers:
+    stopped = None
+    for k, la in enumerate(layers):
         job.check()
         lb = a_to_b[la]
         for kind, run in (("mlp_units", _mlp_test), ("heads_invariant", _head_test)):
-            t: Calibrated | None = run(a, b, la, lb, hidden, perm, rng)
+            t: Calibrated | None = run(a, b, la, lb, hidden, perm, rng, job.check)
             if t is not None:
                 tests.append(_summary(kind, t, la, lb))
         deltas += _deltas(a, b, la, lb, perm)
+        if k + 1 < len(layers) and tests and min(t.z for t in tests) >= Z_DECISIVE:
+            stopped = (
+                f"after {k + 1} of {len(layers)} layers: every layer test so far is at least "
+                f"z {Z_DECISIVE:.0f} above its null"
+            )
+            break
     z = stouffer([t.z for t in tests])
     return AlignedEvidence(
         hidden=_hidden_evidence(h) if h is not None else None,
@@ -328,4 +476,5 @@ def compare_aligned(
         related=z is not None and z >= ALIGNED_Z,
         deltas=deltas,
         skipped=sorted(set(a.skipped + b.skipped)),
+        stopped_early=stopped,
     )

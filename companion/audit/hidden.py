@@ -12,7 +12,7 @@ so the selection bias of the assignment is in the null too. Two nulls are used:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from math import erfc, sqrt
 from typing import Any
@@ -44,6 +44,47 @@ class Calibrated:
         return float((1 + np.count_nonzero(self.null >= self.observed)) / (1 + self.null.size))
 
 
+def _noop() -> None:
+    """No cancellation check."""
+
+
+def _draws(count: int, check: Callable[[], None]) -> Iterator[int]:
+    """range(count), calling `check` (the job's cancel check) before every draw."""
+    for k in range(count):
+        check()
+        yield k
+
+
+MIN_DRAWS = 5
+Z_DECISIVE = 20.0  # observation this many null sd above every draw: no more draws needed
+
+
+def decisive(observed: float, null: Array) -> bool:
+    """Whether MIN_DRAWS or more draws already settle the test in either direction.
+
+    Above: the observation beats every draw by Z_DECISIVE null sd. Inside: it is at most
+    the draws' median (its z cannot reach any threshold). The stopped test's false-derived
+    rate is checked in tests/audit/test_audit_calibration.py.
+    """
+    if null.size < MIN_DRAWS:
+        return False
+    sd = max(float(null.std()), 1e-9)
+    above = observed > null.max() and (observed - null.mean()) / sd >= Z_DECISIVE
+    return bool(above or observed <= float(np.median(null)))
+
+
+def null_draws(
+    observed: float, draw: Callable[[], float], draws: int, check: Callable[[], None], early: bool
+) -> Array:
+    """Up to `draws` null draws; with `early`, stop once `decisive` says so."""
+    values: list[float] = []
+    for _ in _draws(draws, check):
+        values.append(draw())
+        if early and decisive(observed, np.asarray(values)):
+            break
+    return np.asarray(values)
+
+
 def normal_sf(z: float) -> float:
     """Upper tail of the standard normal."""
     return 0.5 * erfc(z / sqrt(2.0))
@@ -55,15 +96,22 @@ def stouffer(zs: list[float]) -> float | None:
 
 
 def rotation_test(
-    fa: Array, fb: Array, draws: int, rng: np.random.Generator, max_units: int
+    fa: Array,
+    fb: Array,
+    draws: int,
+    rng: np.random.Generator,
+    max_units: int,
+    check: Callable[[], None] = _noop,
+    early: bool = False,
 ) -> Calibrated:
     """Match B rows to A rows; null: the same matching after mixing B's rows (mix_rows)."""
     za = unit_rows(fa)
     observed, chosen = matched(za, unit_rows(fb), max_units)
-    null = np.array(
-        [matched(za, unit_rows(standardize(mix_rows(fb, rng))), max_units)[0] for _ in range(draws)]
-    )
-    return Calibrated(observed, null, chosen)
+
+    def draw() -> float:
+        return matched(za, unit_rows(standardize(mix_rows(fb, rng))), max_units)[0]
+
+    return Calibrated(observed, null_draws(observed, draw, draws, check, early), chosen)
 
 
 def sketch(x: Array, k: int, seed: int) -> Array:
@@ -103,7 +151,14 @@ class HiddenAlignment:
 
 
 def align_hidden(
-    pa: Array, pb: Array, source: str, draws: int, seed: int, max_units: int
+    pa: Array,
+    pb: Array,
+    source: str,
+    draws: int,
+    seed: int,
+    max_units: int,
+    check: Callable[[], None] = _noop,
+    early: bool = False,
 ) -> HiddenAlignment | None:
     """Match hidden dims by their profiles (dims x features); None if nothing to match."""
     if pa.shape != pb.shape or pa.shape[0] < 2 or pa.shape[1] < 2:
@@ -112,7 +167,7 @@ def align_hidden(
     sk = sketch(both, SKETCH, seed)
     fa, fb = standardize(sk[: pa.shape[0]]), standardize(sk[pa.shape[0] :])
     rng = np.random.default_rng([seed, pa.shape[0], 31])
-    test = rotation_test(fa, fb, draws, rng, max_units)
+    test = rotation_test(fa, fb, draws, rng, max_units, check, early)
     # matched() maps every B dim to an A dim; invert to A dim -> B dim
     perm = np.arange(pa.shape[0])
     perm[test.chosen] = np.arange(pa.shape[0])  # nearest matching may leave A dims unused
@@ -126,6 +181,8 @@ def relabel_test(
     draws: int,
     rng: np.random.Generator,
     max_units: int,
+    check: Callable[[], None] = _noop,
+    early: bool = False,
 ) -> Calibrated:
     """Match B units to A units; null: the same matching after relabelling B's hidden dims.
 
@@ -134,10 +191,8 @@ def relabel_test(
     """
     za = unit_rows(fa)
     observed, chosen = matched(za, unit_rows(feature_b(np.arange(hidden))), max_units)
-    null = np.array(
-        [
-            matched(za, unit_rows(feature_b(rng.permutation(hidden))), max_units)[0]
-            for _ in range(draws)
-        ]
-    )
-    return Calibrated(observed, null, chosen)
+
+    def draw() -> float:
+        return matched(za, unit_rows(feature_b(rng.permutation(hidden))), max_units)[0]
+
+    return Calibrated(observed, null_draws(observed, draw, draws, check, early), chosen)

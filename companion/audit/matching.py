@@ -10,6 +10,7 @@ share of null draws at least as high.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -20,6 +21,7 @@ Array = np.ndarray[Any, Any]
 
 
 _BLOCK = 1024  # B rows per similarity block in nearest-neighbour matching
+MAX_SIM = 1 << 23  # largest similarity matrix (entries) handed to exact assignment (64 MB)
 
 
 def projection(cols: int, k: int, seed: int) -> Array:
@@ -40,7 +42,7 @@ def unit_rows(f: Array) -> Array:
 
 def matched(za: Array, zb: Array, max_units: int) -> tuple[float, Array]:
     """Mean similarity after matching each B row to an A row, and the chosen A rows."""
-    if zb.shape[0] <= max_units:
+    if zb.shape[0] <= max_units and zb.shape[0] * za.shape[0] <= MAX_SIM:
         sim = zb @ za.T
         from scipy.optimize import linear_sum_assignment  # 0.25 s to import: only when used
 
@@ -50,8 +52,9 @@ def matched(za: Array, zb: Array, max_units: int) -> tuple[float, Array]:
     za32 = za.astype(np.float32)
     best = np.empty(zb.shape[0], dtype=np.int64)
     score = np.empty(zb.shape[0], dtype=np.float64)
-    for start in range(0, zb.shape[0], _BLOCK):
-        block = zb[start : start + _BLOCK].astype(np.float32) @ za32.T
+    step = max(1, min(_BLOCK, MAX_SIM // 8 // max(za.shape[0], 1)))
+    for start in range(0, zb.shape[0], step):
+        block = zb[start : start + step].astype(np.float32) @ za32.T
         idx = block.argmax(axis=1)
         best[start : start + len(idx)] = idx
         score[start : start + len(idx)] = block[np.arange(len(idx)), idx]
@@ -65,7 +68,7 @@ def _complement_basis(n: int, rng: np.random.Generator) -> Array:
     return np.asarray(q * np.sign(np.diag(r)))
 
 
-def mix_rows(x: Array, rng: np.random.Generator, block: int = 512) -> Array:
+def mix_rows(x: Array, rng: np.random.Generator, block: int = 64) -> Array:
     """x's rows mixed by a random rotation that fixes the ones vector (block-wise).
 
     Every column mean and the Gram matrix of the centred columns (every variance and
@@ -98,6 +101,7 @@ def match_test(
     group: int,
     draws: int,
     max_units: int,
+    check: Callable[[], None] | None = None,
 ) -> UnitMatch | None:
     """Match rows (or groups of `group` rows) of A and B features and test against the null."""
     if fa.shape != fb.shape or fa.shape[0] % group or fa.shape[1] < 2:
@@ -111,9 +115,12 @@ def match_test(
     # (mean and covariance of B's rows), so the selection bias of matching is in the null.
     rng = np.random.default_rng([units, fa.shape[1], 17])
     fbg = _group(fb, group)
-    null = np.asarray(
-        [matched(za, unit_rows(mix_rows(fbg, rng)), max_units)[0] for _ in range(max(draws, 2))]
-    )
+    values = []
+    for _ in range(max(draws, 2)):
+        if check is not None:
+            check()  # the job's cancel check, between draws
+        values.append(matched(za, unit_rows(mix_rows(fbg, rng)), max_units)[0])
+    null = np.asarray(values)
     mean, sd = float(null.mean()), float(null.std())
     return UnitMatch(
         kind=kind,

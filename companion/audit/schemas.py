@@ -260,6 +260,9 @@ class AlignedEvidence(BaseModel):
     related: bool = False
     deltas: list[DeltaStat] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)
+    stopped_early: str | None = Field(
+        default=None, description="Why fewer layers or null draws were run (decisive evidence)."
+    )
 
 
 class Derivation(BaseModel):

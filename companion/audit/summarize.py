@@ -159,11 +159,12 @@ def tensor_row(
     )
 
 
-def _match_tests(args: AuditInput, s: Streams) -> dict[str, list[MatchSummary]]:
+def _match_tests(args: AuditInput, s: Streams, job: Job) -> dict[str, list[MatchSummary]]:
     """Permutation-robust tests for every pair that collected projection features."""
     heads = s.a.ckpt.config.get("num_attention_heads")
     out: dict[str, list[MatchSummary]] = defaultdict(list)
     for pair, acc in zip(s.pairs, s.accs, strict=True):
+        job.check()
         if acc.features_a is None or acc.features_b is None or pair.key.layer is None:
             continue
         if pair.key.role == "up":
@@ -174,7 +175,8 @@ def _match_tests(args: AuditInput, s: Streams) -> dict[str, list[MatchSummary]]:
         else:
             continue
         draws = min(args.null_draws, 19)
-        t = match_test(acc.features_a, acc.features_b, kind, size, draws, args.max_match_units)
+        fa, fb, cap = acc.features_a, acc.features_b, args.max_match_units
+        t = match_test(fa, fb, kind, size, draws, cap, job.check)
         if t is not None:
             out[group].append(
                 MatchSummary(**t.model_dump(), layer=pair.key.layer, layer_b=pair.layer_b or 0)
@@ -277,7 +279,7 @@ def summarize(args: AuditInput, s: Streams, manifest: Manifest, job: Job) -> Aud
     for pair, acc in zip(s.pairs, s.accs, strict=True):
         job.check()
         rows.append(tensor_row(args, s, pair, acc, third_by_a.get(pair.name_a)))
-    tests = _match_tests(args, s) if args.permutation_test else {}
+    tests = _match_tests(args, s, job) if args.permutation_test else {}
     groups: dict[str, list[TensorResult]] = defaultdict(list)
     excluded = [Unmatched(name=n, side="a", reason=r) for n, r in s.a.excluded]
     excluded += [Unmatched(name=n, side="b", reason=r) for n, r in s.b.excluded]

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.stats import kstest
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from companion.audit.hidden import align_hidden, normal_sf, relabel_test, stouffer
+from companion.audit.hidden import MIN_DRAWS, align_hidden, normal_sf, relabel_test, stouffer
 from companion.audit.matching import match_test
 from companion.audit.verdict import PERM_Z
 
@@ -43,3 +43,34 @@ def test_null_p_values_are_uniform_and_false_derived_rare() -> None:
         assert kstest(u, "uniform").pvalue > 0.01
     assert kstest([normal_sf(z) for z in zs], "uniform").pvalue > 0.01
     assert np.mean(zs >= PERM_Z) <= 0.01  # false "derived" rate at the default threshold
+
+
+def _early_z(seed: int, derived: bool) -> tuple[float, int]:
+    """Stouffer z of the early-stopped hidden and unit tests, and the draws they used."""
+    rng = np.random.default_rng([seed, 1])
+    hidden, units = SHAPES[seed % len(SHAPES)]
+    wa = 0.02 * rng.standard_normal((units, hidden))
+    wb = (
+        wa + 0.01 * rng.standard_normal(wa.shape)
+        if derived
+        else 0.02 * rng.standard_normal(wa.shape)
+    )
+    proj = rng.standard_normal((hidden, 8))
+    h = align_hidden(wa.T, wb.T, "test", 19, seed, 512, early=True)
+    assert h is not None
+    t = relabel_test(wa @ proj, lambda s: wb[:, s] @ proj, hidden, 19, rng, 512, early=True)
+    z = stouffer([t.z, h.test.z])
+    assert z is not None
+    return z, int(h.test.null.size + t.null.size)
+
+
+def test_early_stop_false_derived_rate() -> None:
+    """The stopping rule (hidden.decisive) over independent pairs: false 'derived' ≤ 1 %."""
+    with threadpool_limits(limits=1):
+        null = [_early_z(seed, False) for seed in range(PAIRS)]
+        alt = [_early_z(seed, True) for seed in range(40)]
+    zs = np.array([z for z, _ in null])
+    assert np.mean(zs >= PERM_Z) <= 0.01
+    assert np.mean([n < 38 for _, n in null]) > 0.3  # the rule does stop independent pairs
+    assert all(z >= PERM_Z for z, _ in alt)  # derived pairs stay derived
+    assert min(n for _, n in alt) <= 2 * MIN_DRAWS  # and decisive ones stop at the minimum
