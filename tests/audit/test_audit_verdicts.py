@@ -125,7 +125,8 @@ def test_third_model_baseline_and_manifest(fam: dict[str, Path], tmp_path: Path)
     assert r.manifest.parameters["baseline"] == str(fam["independent"])
     assert r.manifest.tool == "audit.compare"
     # the manifest re-runs through the registry to the same numbers
-    again = run_tool("audit.compare", r.manifest.parameters, ToolContext())
+    rerun = {**r.manifest.parameters, "report": None}  # the report exists; never overwritten
+    again = run_tool("audit.compare", rerun, ToolContext())
     assert isinstance(again, AuditResult)
     assert [t.metrics for t in again.per_tensor] == [t.metrics for t in r.per_tensor]
     json.loads(r.model_dump_json())  # strict JSON (no NaN)
