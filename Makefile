@@ -83,8 +83,10 @@ test-mcp-clients: venv-test
 llama: venv-test
 	bash scripts/install_llama.sh $(VENV)
 
-# Chat against that real model server (started and stopped by the tests). Not part of `make test`.
-test-llm: llama
+# Chat against that real model server (started and stopped by the tests), from the CLI, the engine
+# and the VS Code chat panel (code-server + the .vsix, as in e2e-vscode). Not part of `make test`.
+test-llm: llama vscode
+	bash scripts/install_code_server.sh
 	COMPANION_REAL_LLM=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/llm_real
 
 $(VENV)/.installed-fleet: pyproject.toml | $(VENV)/.installed-test
