@@ -11,71 +11,23 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers.hub_server import Hub, serve
+from helpers.hub_server import Hub
+from helpers.remote_repos import HIDDEN, family_repos, hub_env
 
 from companion.audit.checkpoint import open_checkpoint
 from companion.audit.remote import locate
 from companion.audit.remote_http import RemoteOptions
-from companion.audit.safetensors import write_safetensors
 from companion.audit.schemas import AuditResult
 from companion.errors import InputError
 from companion.settings import Settings
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
 
-HIDDEN, FF, VOCAB, LAYERS = 128, 512, 4096, 4
-
-
-def model(seed: int, base: dict[str, np.ndarray[Any, Any]] | None = None) -> dict[str, Any]:
-    """A small llama-shaped state dict; with `base`, a fine-tune of it."""
-    rng = np.random.default_rng(seed)
-    shapes = {"model.embed_tokens.weight": (VOCAB, HIDDEN), "model.norm.weight": (HIDDEN,)}
-    for i in range(LAYERS):
-        p = f"model.layers.{i}."
-        shapes |= {
-            p + "input_layernorm.weight": (HIDDEN,),
-            p + "post_attention_layernorm.weight": (HIDDEN,),
-            p + "self_attn.q_proj.weight": (HIDDEN, HIDDEN),
-            p + "self_attn.k_proj.weight": (HIDDEN // 4, HIDDEN),
-            p + "self_attn.v_proj.weight": (HIDDEN // 4, HIDDEN),
-            p + "self_attn.o_proj.weight": (HIDDEN, HIDDEN),
-            p + "mlp.gate_proj.weight": (FF, HIDDEN),
-            p + "mlp.up_proj.weight": (FF, HIDDEN),
-            p + "mlp.down_proj.weight": (HIDDEN, FF),
-        }
-    out = {}
-    for name, shape in shapes.items():
-        fresh = rng.standard_normal(shape) * (0.1 if "norm" in name else 0.02)
-        fresh += 1.0 if "norm" in name else 0.0
-        if base is not None:
-            fresh = base[name] + 0.002 * rng.standard_normal(shape)
-        out[name] = fresh.astype("<f4")
-    return out
-
-
-def st_bytes(tensors: dict[str, Any], tmp: Path) -> bytes:
-    """A safetensors file's bytes."""
-    path = tmp / f"m{len(list(tmp.iterdir()))}.safetensors"
-    write_safetensors(path, tensors)
-    return path.read_bytes()
-
 
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
     """A hub with org/base, org/tuned (a fine-tune) and org/other (independent)."""
-    base = model(1)
-    (tmp_path / "w").mkdir()
-    repos = {
-        "org/base": {"model.safetensors": st_bytes(base, tmp_path / "w")},
-        "org/tuned": {"model.safetensors": st_bytes(model(2, base), tmp_path / "w")},
-        "org/other": {"model.safetensors": st_bytes(model(3), tmp_path / "w")},
-    }
-    with serve(Hub(repos=repos)) as h:
-        monkeypatch.setenv("HF_ENDPOINT", h.url)
-        monkeypatch.setenv("COMPANION_REMOTE_CACHE_DIR", str(tmp_path / "cache"))
-        monkeypatch.setenv("COMPANION_REMOTE_TIMEOUT_S", "0.3")
-        monkeypatch.setenv("COMPANION_REMOTE_RETRIES", "2")
-        monkeypatch.delenv("HF_TOKEN", raising=False)
+    with hub_env(family_repos(tmp_path), tmp_path, monkeypatch) as h:
         yield h
 
 
