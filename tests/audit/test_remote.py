@@ -5,6 +5,7 @@ resume."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,17 @@ def test_chat_and_agents_cannot_reach_a_url(hub: Hub, tmp_path: Path) -> None:
         run_tool("audit.compare", {"a": "hf://org/base", "b": "hf://org/base"}, ctx)
     assert "inside the workspace" in err.value.text and err.value.hint
     assert hub.sent == 0
+
+
+def test_prefetch_progress_names_bytes_fetched_of_bytes_needed(hub: Hub) -> None:
+    messages: list[tuple[str, float | None]] = []
+    ctx = ToolContext(settings=Settings(), progress=lambda m, f: messages.append((m, f)))
+    run_tool("audit.compare", {"a": "hf://org/base", "b": "hf://org/tuned", "roles": ["norm"]}, ctx)
+    shape = re.compile(r"fetched (\d+(?:\.\d)?) ([KMG]?B) of (\d+(?:\.\d)?) ([KMG]?B) needed")
+    fetched = [m for m, _ in messages if shape.fullmatch(m)]
+    assert fetched, messages
+    last = shape.fullmatch(fetched[-1])
+    assert last and last.group(1, 2) == last.group(3, 4)  # all of it, in the same unit
+    messages.clear()
+    run_tool("audit.compare", {"a": "hf://org/base", "b": "hf://org/tuned", "roles": ["norm"]}, ctx)
+    assert any("in the range cache (fetched 0 B)" in m for m, _ in messages), messages
