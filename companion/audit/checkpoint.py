@@ -18,7 +18,7 @@ from companion.errors import InputError
 from companion.manifest import InputFile
 
 if TYPE_CHECKING:
-    from companion.audit.remote import RemoteFile
+    from companion.audit.remote_file import RemoteFile
 
 INDEX_NAME = "model.safetensors.index.json"
 MAX_JSON_BYTES = 100 * 1024 * 1024
@@ -54,7 +54,7 @@ class Checkpoint:
 
     def remote_plan(self, names: list[str], gap: int) -> list[tuple[RemoteFile, tuple[int, int]]]:
         """The (file, range) fetches remote files still need for these tensors."""
-        from companion.audit.remote import RemoteFile
+        from companion.audit.remote_file import RemoteFile
 
         out: list[tuple[RemoteFile, tuple[int, int]]] = []
         for f in self.files:
@@ -65,7 +65,7 @@ class Checkpoint:
 
     def remote_inputs(self) -> list[InputFile]:
         """Manifest entries of remote files: URL, revision, ETag, ranges read and their sha256."""
-        from companion.audit.remote import RemoteFile
+        from companion.audit.remote_file import RemoteFile
 
         return [f.manifest_entry() for f in self.files if isinstance(f, RemoteFile)]
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from companion.audit.gguf import GGUFFile
 from companion.audit.gguf_format import parse
-from companion.audit.remote import RemoteFile
+from companion.audit.remote_file import RemoteFile
 from companion.audit.remote_http import Blob
 from companion.audit.safetensors import TensorInfo
 from companion.audit.source import Array
