@@ -15,7 +15,13 @@ Generates a bf16 pair (A, and B = A + noise; default ~2 x 1 GB, `--size-mb` to c
 on cached data (`--repeats` interleaved runs each, medians), then (2) both ways on cold data
 (pages evicted with posix_fadvise) against the O_DIRECT disk bandwidth measured with
 `dd iflag=direct` in the same run (medians of interleaved runs: shared virtual disks vary a
-lot). `--rss-sweep 1024,4096` then runs (2) at each size to show that peak RSS stays flat.
+lot). After those rows (`--no-formats` skips them), labelled:
+  5. "GGUF F16, cached sha": (2) on a GGUF copy of the pair (F16, llama.cpp names, so Q/K
+     go through the rotary re-ordering; written by bench/audit_formats.py);
+  6. "remote (loopback)": (2) on the pair served by Range from a loopback HTTP server on
+     127.0.0.1, with an empty range cache (every tensor byte fetched), and "remote, range
+     cache" repeating it with that cache (nothing fetched): the ceiling is the server's rate.
+`--rss-sweep 1024,4096` then runs (2) at each size to show that peak RSS stays flat.
 Prints ratios; asserts nothing. Wall times include interpreter start-up work inside the timed
 call (imports of torch or of companion); "engine s" is the audit's own reported time.
 """
@@ -121,7 +127,7 @@ def run_numpy(a: Path, b: Path) -> None:
 
 
 def run_companion(
-    a: Path, b: Path, baselines: bool, permutation: bool = False, digests: bool = True
+    a: Path | str, b: Path | str, baselines: bool, permutation: bool = False, digests: bool = True
 ) -> float:
     """companion's audit through the registry (no store); returns the engine's own seconds.
 
@@ -153,9 +159,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(mode: str, a: Path, b: Path) -> dict[str, float]:
-    """Run one measurement in a subprocess (COMPANION_HOME beside the pair); return seconds
-    and peak RSS (MB)."""
+def child(mode: str, a: Path | str, b: Path | str, **env: str) -> dict[str, float]:
+    """Run one measurement in a subprocess (COMPANION_HOME beside the pair, plus `env`);
+    return seconds and peak RSS (MB). Mode "remote" takes URLs as `a` and `b`."""
     code = (
         "import sys, time, json; sys.path.insert(0, %r);"
         "import bench.audit_throughput as m;"
@@ -173,8 +179,10 @@ def child(mode: str, a: Path, b: Path) -> dict[str, float]:
         "audit (default)": (
             f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), True, True, True)"
         ),
+        "remote": f"m.run_companion({str(a)!r}, {str(b)!r}, False)",
     }[mode]
-    env = dict(os.environ, COMPANION_HOME=str(a.parent.parent / "home"))
+    home = env.pop("COMPANION_HOME", None) or str(Path(a).parent.parent / "home")
+    env = dict(os.environ, COMPANION_HOME=home, **env)
     out = subprocess.run(
         [sys.executable, "-c", code % (str(REPO), call)],
         capture_output=True,
@@ -254,6 +262,34 @@ def rss_sweep(root: Path, sizes: list[int]) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def format_rows(
+    root: Path, a: Path, b: Path, runs: dict[str, list[dict[str, float]]], repeats: int
+) -> None:
+    """The GGUF row and the remote (loopback) rows, after the safetensors ones."""
+    from bench.audit_formats import serve_files, to_gguf
+
+    for side in ("gguf-a", "gguf-b"):
+        (root / side).mkdir(exist_ok=True)
+    ga, gb = (to_gguf(p, root / f"gguf-{p.parent.name}" / "model.gguf") for p in (a, b))
+    home = str(root / "home")
+    warm(ga, gb)
+    child("audit", ga, gb, COMPANION_HOME=home)  # fills the digest cache
+    for _ in range(repeats):
+        warm(ga, gb)
+        runs.setdefault("GGUF F16, cached sha", []).append(child("audit, cached sha", ga, gb))
+    with serve_files(root) as base:
+        urls = [f"{base}/{p.relative_to(root)}" for p in (a, b)]
+        for i in range(repeats):
+            cache = root / f"range-cache-{i}"
+            env = {"COMPANION_HOME": home, "COMPANION_REMOTE_CACHE_DIR": str(cache)}
+            warm(a, b)
+            first = child("remote", *urls, **env)
+            runs.setdefault("remote (loopback)", []).append(first)
+            again = child("remote", *urls, **env)
+            runs.setdefault("remote, range cache", []).append(again)
+            shutil.rmtree(cache, ignore_errors=True)
+
+
 def main() -> int:
     """Generate, measure, print."""
     ap = argparse.ArgumentParser(
@@ -265,6 +301,7 @@ def main() -> int:
     ap.add_argument("--rss-sweep", default="", help="sizes in MB, e.g. 1024,4096")
     ap.add_argument("--cold-runs", type=int, default=3, help="cold runs (median reported)")
     ap.add_argument("--repeats", type=int, default=3, help="cached runs per mode (median)")
+    ap.add_argument("--no-formats", action="store_true", help="skip the GGUF and remote rows")
     ns = ap.parse_args()
     root = ns.dir or Path(tempfile.mkdtemp(prefix="audit-bench-"))
     try:
@@ -299,6 +336,8 @@ def main() -> int:
             for mode in ("audit", "audit, cached sha"):
                 evict(a, b)
                 runs.setdefault(f"{mode} (cold)", []).append(child(mode, a, b))
+        if not ns.no_formats:
+            format_rows(root, a, b, runs, ns.repeats)
         rows = {m: median_row(r) for m, r in runs.items()}
         table(rows, mb, base_mode)
         base = rows[base_mode]["seconds"]

@@ -31,6 +31,9 @@ class InputFile(BaseModel):
     ranges: list[list[int]] | None = Field(
         default=None, description="Byte ranges [begin, end) read from a remote file."
     )
+    ranges_sha256: str | None = Field(
+        default=None, description="sha256 of the bytes of `ranges`, concatenated in order."
+    )
 
 
 class Manifest(BaseModel):

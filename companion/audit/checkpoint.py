@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from companion import files as file_access
 from companion.audit.remote_http import RemoteOptions
@@ -16,6 +16,9 @@ from companion.audit.source import TensorFile
 from companion.convert import loads
 from companion.errors import InputError
 from companion.manifest import InputFile
+
+if TYPE_CHECKING:
+    from companion.audit.remote_file import RemoteFile
 
 INDEX_NAME = "model.safetensors.index.json"
 MAX_JSON_BYTES = 100 * 1024 * 1024
@@ -44,21 +47,27 @@ class Checkpoint:
         """Every file this checkpoint was read from (for the manifest)."""
         return [f.path for f in self.files if f.local] + self.extra_inputs
 
-    def prepare(self, names: list[str], settings: RemoteOptions | None = None) -> None:
-        """Fetch what remote files hold of these tensors (local files need nothing)."""
-        from companion.audit.remote import RemoteSafetensors
+    @property
+    def remote(self) -> bool:
+        """Whether any of its files is behind a URL."""
+        return any(not f.local for f in self.files)
 
-        settings = settings or RemoteOptions.from_settings()
+    def remote_plan(self, names: list[str], gap: int) -> list[tuple[RemoteFile, tuple[int, int]]]:
+        """The (file, range) fetches remote files still need for these tensors."""
+        from companion.audit.remote_file import RemoteFile
+
+        out: list[tuple[RemoteFile, tuple[int, int]]] = []
         for f in self.files:
-            if isinstance(f, RemoteSafetensors):
+            if isinstance(f, RemoteFile):
                 infos = [self.tensors[n].info for n in names if self.tensors[n].file is f]
-                f.prepare(infos, settings.remote_coalesce_gap, settings.remote_concurrency)
+                out += [(f, r) for r in f.plan(infos, gap)]
+        return out
 
     def remote_inputs(self) -> list[InputFile]:
-        """Manifest entries of remote files: URL, revision, ETag, ranges read."""
-        from companion.audit.remote import RemoteSafetensors
+        """Manifest entries of remote files: URL, revision, ETag, ranges read and their sha256."""
+        from companion.audit.remote_file import RemoteFile
 
-        return [f.manifest_entry() for f in self.files if isinstance(f, RemoteSafetensors)]
+        return [f.manifest_entry() for f in self.files if isinstance(f, RemoteFile)]
 
     @property
     def nbytes(self) -> int:

@@ -33,6 +33,7 @@ from companion.audit.pairing import (
     make_pairs,
     shared_sites,
 )
+from companion.audit.prefetch import fetch_remote
 from companion.audit.reader import Gate, Span
 from companion.audit.remote_http import RemoteOptions
 from companion.audit.schemas import AuditInput, AuditResult, Reason
@@ -305,9 +306,8 @@ def run_audit(
         skipped = sum(_cap(c, setup.max_tensors) for c in ckpts)
         roles = role_filter(args.roles)
         sides = [index_side(c, roles) for c in ckpts]
-        for c, s in zip(ckpts, sides, strict=True):  # remote files: fetch the selected ranges
-            job.report("fetching remote tensors", 0.0)
-            c.prepare(list(s.by_key.values()), setup.remote)
+        names = [list(s.by_key.values()) for s in sides]  # remote files: the selected ranges
+        fetch_remote(ckpts, names, job, setup.remote or RemoteOptions.from_settings())
         a, b = sides[0], sides[1]
         third = sides[2] if len(sides) > 2 else None
         files = sorted({f.resolve() for c in ckpts for f in c.input_files})

@@ -92,18 +92,22 @@ class GGUFFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.header: GGUFHeader = read_header(path)
-        self.stored: dict[str, Stored] = {}
-        self._tensors: dict[str, TensorInfo] = {}
-        self.original: dict[str, str] = {}
-        for raw in self.header.tensors:
-            self._add(raw)
+        self._register(read_header(path))
         try:
             self._fd: int | None = os.open(path, os.O_RDONLY)
         except OSError as exc:
             raise InputError(
                 f"Cannot open {path}: {exc.strerror or exc}.", hint="check it."
             ) from None
+
+    def _register(self, header: GGUFHeader) -> None:
+        """Take a parsed header: every tensor under its HF name, with its stored layout."""
+        self.header = header
+        self.stored: dict[str, Stored] = {}
+        self._tensors: dict[str, TensorInfo] = {}
+        self.original: dict[str, str] = {}
+        for raw in header.tensors:
+            self._add(raw)
 
     @property
     def tensors(self) -> dict[str, TensorInfo]:

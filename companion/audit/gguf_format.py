@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
@@ -41,6 +41,14 @@ _NUMPY = {0: "u1", 1: "i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7:
 }
 _STRING, _ARRAY = 8, 9
 _MIN_SIZE = {**{t: s for t, (_, s) in _SCALARS.items()}, _STRING: 8, _ARRAY: 12}
+
+
+class ByteSource(Protocol):
+    """What the parser reads: a length (the file's size) and byte slices (a map, bytes, ...)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: slice, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ class GGUFHeader:
 class _Cursor:
     """Bounded little-endian reads over a memory map; every read checks the bytes left."""
 
-    def __init__(self, buf: mmap.mmap | bytes, source: str) -> None:
+    def __init__(self, buf: ByteSource, source: str) -> None:
         self.buf, self.pos, self.source = buf, 0, source
         self.size = len(buf)
 
@@ -184,8 +192,8 @@ def _layout(cur: _Cursor, entries: list[Any], data_start: int, align: int) -> li
     return out
 
 
-def parse(buf: mmap.mmap | bytes, source: str) -> GGUFHeader:
-    """Parse and validate a GGUF header from the whole file's bytes (a memory map)."""
+def parse(buf: ByteSource, source: str) -> GGUFHeader:
+    """Parse and validate a GGUF header from the whole file's bytes (a map, or fetched lazily)."""
     cur = _Cursor(buf, source)
     if cur.size < 4 or cur.take(4, "magic") != MAGIC:
         raise cur.bad("it does not start with the GGUF magic bytes.")

@@ -4,7 +4,8 @@
 (revision `main`; endpoint from HF_ENDPOINT, else the `hf_endpoint` setting). Without a
 file, `model.safetensors.index.json` is tried, then `model.safetensors`. The header costs a
 HEAD and one or two Range requests; tensor bytes are fetched only for the tensors an audit
-selects (`prepare`), coalesced and in parallel, through the ETag-keyed range cache.
+selects (`plan`, fetched by `prefetch.fetch_remote`), coalesced and in parallel, through the
+ETag-keyed range cache. A file starting with the GGUF magic is read as GGUF (`remote_gguf`).
 """
 
 from __future__ import annotations
@@ -12,22 +13,21 @@ from __future__ import annotations
 import json
 import re
 import struct
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urljoin
 
 import numpy as np
 
+from companion.audit.gguf_format import MAGIC as GGUF_MAGIC
+from companion.audit.remote_file import RemoteFile
+from companion.audit.remote_gguf import RemoteGGUF
 from companion.audit.remote_http import Blob, RemoteOptions, client, limiter, probe
 from companion.audit.safetensors import MAX_HEADER_BYTES, TensorInfo, parse_header
-from companion.audit.source import Array, read_whole
+from companion.audit.source import Array, TensorFile, read_whole
 from companion.errors import InputError
-from companion.manifest import InputFile
 
 _HF = re.compile(r"^hf://([\w.-]+)/([\w.-]+)(?:@([\w./-]+?))?(?:/(.+))?$")
 MAX_INDEX_BYTES = 50 << 20
-_MAX_REQUEST = 256 << 20  # a coalesced request never grows beyond this
 
 
 @dataclass(frozen=True)
@@ -59,24 +59,19 @@ def locate(value: str, settings: RemoteOptions) -> Location:
     return Location(tuple(base + f for f in files), rev)
 
 
-class RemoteSafetensors:
+class RemoteSafetensors(RemoteFile):
     """One remote safetensors file: validated header, tensors fetched by range on demand."""
 
-    local = False
-
-    def __init__(self, blob: Blob, revision: str | None) -> None:
-        self.blob, self.revision = blob, revision
-        self.path = Path("/remote") / re.sub(r"^\w+://", "", blob.url)
-        if blob.size < 8:
-            raise InputError(f"{blob.url} is only {blob.size} bytes.", hint="check the URL.")
-        prefix = blob.read(0, 8)
-        (n,) = struct.unpack("<Q", prefix)
+    def __init__(self, blob: Blob, revision: str | None, prefix: bytes | None = None) -> None:
+        self._remote(blob, revision)
+        prefix = prefix or blob.read(0, 8)
+        (n,) = struct.unpack("<Q", prefix[:8])
         if n > MAX_HEADER_BYTES or 8 + n > blob.size:
             raise InputError(
                 f"{blob.url}: header length {n} is impossible for a {blob.size}-byte file.",
-                hint="the URL does not point at a safetensors file.",
+                hint="the URL does not point at a safetensors (or GGUF) file.",
             )
-        self.header = parse_header(prefix + blob.read(8, 8 + n), blob.size, blob.url)
+        self.header = parse_header(prefix[:8] + blob.read(8, 8 + n), blob.size, blob.url)
 
     @property
     def tensors(self) -> dict[str, TensorInfo]:
@@ -86,24 +81,6 @@ class RemoteSafetensors:
     def span(self, info: TensorInfo) -> tuple[int, int]:
         """The tensor's bytes in the remote file."""
         return self.header.data_start + info.begin, self.header.data_start + info.end
-
-    def pooled(self, info: TensorInfo) -> bool:
-        """Remote bytes never pass through the local reader's pool."""
-        return False
-
-    def prepare(self, infos: list[TensorInfo], gap: int, workers: int) -> None:
-        """Fetch the ranges of these tensors (coalesced, in parallel) into the cache."""
-        wanted = sorted(self.span(i) for i in infos if i.end > i.begin)
-        merged: list[list[int]] = []
-        for a, b in wanted:
-            if merged and a - merged[-1][1] <= gap and b - merged[-1][0] <= _MAX_REQUEST:
-                merged[-1][1] = max(merged[-1][1], b)
-            else:
-                merged.append([a, b])
-        gaps = [g for a, b in merged for g in self.blob.missing(a, b)]
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remote") as pool:
-            for future in [pool.submit(self.blob.fetch, a, b) for a, b in gaps]:
-                future.result()
 
     def read_into(self, info: TensorInfo, start: int, count: int, out: Array) -> Array:
         """Read `count` elements from element `start` (from the cache, fetching if needed)."""
@@ -117,24 +94,6 @@ class RemoteSafetensors:
     def read(self, name: str, start: int = 0, count: int | None = None) -> Array:
         """Copy `count` elements (default: all) of a tensor, flattened."""
         return read_whole(self, name, start, count)
-
-    def prefetch(self, info: TensorInfo, start: int = 0, count: int | None = None) -> None:
-        """Nothing: `prepare` fetched what the audit needs."""
-
-    def close(self) -> None:
-        """Nothing to release (the HTTP client belongs to the checkpoint)."""
-
-    def manifest_entry(self) -> InputFile:
-        """The URL, revision, ETag and exact ranges read, for the manifest."""
-        ranges = sorted(set(self.blob.ranges))
-        return InputFile(
-            path=self.blob.url,
-            size=self.blob.size,
-            sha256=self.blob.etag,
-            sha256_from="remote",
-            revision=self.revision,
-            ranges=[list(r) for r in ranges],
-        )
 
 
 def _shards(blob: Blob) -> list[str]:
@@ -154,7 +113,17 @@ def _shards(blob: Blob) -> list[str]:
     return [urljoin(blob.url, s) for s in sorted(set(weight_map.values()))]
 
 
-def open_remote(value: str, settings: RemoteOptions) -> list[RemoteSafetensors]:
+def _open_blob(blob: Blob, revision: str | None) -> TensorFile:
+    """A remote weights file by its first bytes: GGUF magic, else safetensors."""
+    if blob.size < 8:
+        raise InputError(f"{blob.url} is only {blob.size} bytes.", hint="check the URL.")
+    prefix = blob.read(0, 8)
+    if prefix[:4] == GGUF_MAGIC:
+        return RemoteGGUF(blob, revision)
+    return RemoteSafetensors(blob, revision, prefix)
+
+
+def open_remote(value: str, settings: RemoteOptions) -> list[TensorFile]:
     """Open a remote checkpoint: its safetensors file, or every shard of its index."""
     loc = locate(value, settings)
     http, cap = client(settings), limiter(settings)
@@ -167,17 +136,9 @@ def open_remote(value: str, settings: RemoteOptions) -> list[RemoteSafetensors]:
                 last = exc
                 continue
             raise
-        if url.endswith(".gguf"):
-            raise InputError(
-                f"{url}: remote GGUF files are not read over HTTP yet.",
-                hint="download the .gguf (it is a single file) and audit the local copy.",
-            )
         if url.endswith(".json"):
-            return [
-                RemoteSafetensors(probe(s, settings, http, cap), loc.revision)
-                for s in _shards(blob)
-            ]
-        return [RemoteSafetensors(blob, loc.revision)]
+            return [_open_blob(probe(s, settings, http, cap), loc.revision) for s in _shards(blob)]
+        return [_open_blob(blob, loc.revision)]
     assert last is not None
     raise InputError(
         f"{value}: neither model.safetensors.index.json nor model.safetensors was found.",

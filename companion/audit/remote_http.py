@@ -18,6 +18,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +134,7 @@ class Blob:
     ranges: list[tuple[int, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     busy: dict[tuple[int, int], threading.Lock] = field(default_factory=dict)
+    on_bytes: Callable[[int], None] | None = None  # called with each chunk's size as it arrives
 
     def cached(self) -> list[tuple[int, int]]:
         """Complete cached ranges [a, b) in order."""
@@ -156,11 +158,15 @@ class Blob:
         return gaps
 
     def read(self, begin: int, end: int) -> bytes:
-        """Bytes [begin, end), fetching what the cache lacks."""
+        """Bytes [begin, end), fetching what the cache lacks (recorded for the manifest)."""
         with self.lock:
             self.ranges.append((begin, end))
         for a, b in self.missing(begin, end):
             self.fetch(a, b)
+        return self.from_cache(begin, end)
+
+    def from_cache(self, begin: int, end: int) -> bytes:
+        """Bytes [begin, end) from the cache (an error when part of it is not there)."""
         out, at = bytearray(), begin
         for a, b in self.cached():
             if b <= at or a > at or at >= end:
@@ -196,7 +202,7 @@ class Blob:
                     part.rename(self.cache / f"{begin}-{end}")
                 if not self.missing(begin, end):
                     return
-            except _Retry as exc:
+            except Retry as exc:
                 if attempt == self.settings.remote_retries:
                     raise InputError(
                         f"Reading {self.url} failed after {attempt + 1} tries: {exc}.",
@@ -207,50 +213,59 @@ class Blob:
 
     def _get(self, begin: int, end: int, part: Path) -> None:
         """One Range GET of [begin, end), appended to `part` (never more than asked)."""
+        with part.open("ab") as fh:
+            self.stream(begin, end, fh.write, whole=self.settings.remote_full_download)
+
+    def stream(
+        self, begin: int, end: int, write: Callable[[bytes], object], whole: bool = False
+    ) -> None:
+        """One checked Range GET of [begin, end), its body handed to `write` (no cache)."""
         headers = _headers({"Range": f"bytes={begin}-{end - 1}"})
         try:
             with self.http.stream("GET", self.url, headers=headers) as resp:
-                if resp.status_code == 200 and self.settings.remote_full_download:
+                if resp.status_code == 200 and whole:
                     self._whole(resp)
                     return
                 self._check(resp, begin, end)
-                self._save(resp, part, end - begin)
+                self._save(resp, write, end - begin)
         except (httpx.TransportError, httpx.StreamError) as exc:
-            raise _Retry(f"{type(exc).__name__} part way through a range") from None
+            raise Retry(f"{type(exc).__name__} part way through a range") from None
 
-    def _save(self, resp: httpx.Response, path: Path, limit: int) -> None:
-        """Append the body to `path`, refusing more than `limit` bytes."""
-        with path.open("ab") as fh:
-            for chunk in resp.iter_bytes(_STEP):
-                if len(chunk) > limit:
-                    raise InputError(f"{self.url} sent more bytes than asked.", hint="retry.")
-                fh.write(chunk)
-                limit -= len(chunk)
-                self.limiter.take(len(chunk))
-                with self.lock:
-                    self.fetched += len(chunk)
+    def _save(self, resp: httpx.Response, write: Callable[[bytes], object], limit: int) -> None:
+        """Hand the body to `write`, refusing more than `limit` bytes."""
+        for chunk in resp.iter_bytes(_STEP):
+            if len(chunk) > limit:
+                raise InputError(f"{self.url} sent more bytes than asked.", hint="retry.")
+            write(chunk)
+            limit -= len(chunk)
+            self.limiter.take(len(chunk))
+            with self.lock:
+                self.fetched += len(chunk)
+            if self.on_bytes is not None:
+                self.on_bytes(len(chunk))
 
     def _whole(self, resp: httpx.Response) -> None:
         """The user allowed it: the whole file into the cache as one range."""
         _log.warning("%s ignores Range: downloading all %d bytes", self.url, self.size)
         part = self.cache / f"0-{self.size}.whole"
         part.unlink(missing_ok=True)
-        self._save(resp, part, self.size)
+        with part.open("ab") as fh:
+            self._save(resp, fh.write, self.size)
         if part.stat().st_size != self.size:
-            raise _Retry("the full download ended early")
+            raise Retry("the full download ended early")
         part.rename(self.cache / f"0-{self.size}")
 
     def _check(self, resp: httpx.Response, begin: int, end: int) -> None:
         """Refuse anything but the asked range of the same file."""
         if resp.status_code in (429, 500, 502, 503, 504):
-            raise _Retry(f"HTTP {resp.status_code}", _retry_after(resp))
+            raise Retry(f"HTTP {resp.status_code}", _retry_after(resp))
         if resp.status_code == 200:
             raise _no_range(self.url, resp)
         if resp.status_code != 206:
             raise _status_error(self.url, resp.status_code)
         tag = _etag(resp)
         if tag and tag != self.etag:
-            raise InputError(
+            raise FileChanged(
                 f"{self.url} changed while it was being read (ETag {self.etag} became {tag}).",
                 hint="pin a revision (hf://ORG/NAME@COMMIT) and run the audit again.",
             )
@@ -263,10 +278,14 @@ class Blob:
             )
         length = resp.headers.get("content-length")
         if length is not None and int(length) != end - begin:
-            raise _Retry(f"a {length}-byte body for a {end - begin}-byte range")
+            raise Retry(f"a {length}-byte body for a {end - begin}-byte range")
 
 
-class _Retry(Exception):
+class FileChanged(InputError):
+    """The remote file's ETag changed while it was being read."""
+
+
+class Retry(Exception):
     """A fault worth retrying (optionally after Retry-After seconds)."""
 
     def __init__(self, message: str, after: float | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
 from companion.architecture.analysis import Analysis, Problem, analyse
+from companion.architecture.jsonc import to_python
 from companion.architecture.params import human
 from companion.errors import CompanionError
 from companion.server.core import CompanionServer
@@ -18,6 +20,11 @@ from companion.server.parent_lens import PARENT_LENS
 from companion.server.providers import Provider, show_action, wants
 
 _MAX_BYTES = 16 * 1024 * 1024
+REMOTES_FILE = Path(".companion/remotes.txt")  # one URL or hf:// reference per line, # comments
+_MAX_REMOTES_BYTES = 64 * 1024
+_MAX_URL_ACTIONS = 8
+URL_AUDIT_ROLES = ("norm", "attn")  # what a URL audit from the editor reads of the remote model
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _SEVERITY = {
     "error": lsp.DiagnosticSeverity.Error,
     "warning": lsp.DiagnosticSeverity.Warning,
@@ -42,6 +49,53 @@ def _looks_like_config(text: str) -> bool:
     return ('"hidden_size"' in head and '"num_attention_heads"' in head) or (
         '"n_embd"' in head and '"n_layer"' in head
     )
+
+
+def remote_targets(roots: list[Path], a: Analysis) -> list[str]:
+    """URLs to audit against: `.companion/remotes.txt` lines, then `_name_or_path` as hf://."""
+    found: list[str] = []
+    for root in roots:
+        listed = root / REMOTES_FILE
+        try:
+            text = (
+                listed.read_text(encoding="utf-8")[:_MAX_REMOTES_BYTES] if listed.is_file() else ""
+            )
+        except (OSError, UnicodeDecodeError):
+            continue  # an unreadable list offers nothing rather than breaking code actions
+        for line in text.splitlines():
+            url = line.split("#", 1)[0].strip()
+            if url.startswith(("https://", "http://", "hf://")) and " " not in url:
+                found.append(url)
+    hub = _hub_name(a)
+    return list(dict.fromkeys([*found, *([hub] if hub else [])]))[:_MAX_URL_ACTIONS]
+
+
+def _hub_name(a: Analysis) -> str | None:
+    """The config's `_name_or_path` as hf://ORG/NAME when it looks like one (not a local path)."""
+    member = a.members.get("_name_or_path")
+    name = to_python(member.value) if member is not None else None
+    if not isinstance(name, str) or not _HUB_NAME.fullmatch(name):
+        return None
+    local = a.folder is not None and (a.folder / name).exists()
+    return None if local else f"hf://{name}"
+
+
+def _url_audit_actions(urls: list[str], folder: Path) -> list[lsp.CodeAction]:
+    """'Audit weights against a URL…' (A = the remote reference, B = this model's folder).
+
+    Code actions cannot prompt, so the URLs come from the workspace; they run unconfined like
+    the CLI (only chat and agents are refused URLs). Only the norm and attention roles are
+    audited, so a large remote model costs a small part of its bytes.
+    """
+    return [
+        show_action(
+            f"Audit weights against a URL… {url}",
+            "audit.compare",
+            {"a": url, "b": str(folder), "roles": list(URL_AUDIT_ROLES)},
+            lsp.CodeActionKind.Source,
+        )
+        for url in urls
+    ]
 
 
 class ConfigProvider(Provider):
@@ -190,6 +244,8 @@ class ConfigProvider(Provider):
                 title = f"Compare with… {self._rel(ls, other)}"
                 out.append(show_action(title, "arch.diff", {"a": str(path), "b": other}, kind))
         out += self._audit_actions(ls, path, checkpoints)
+        if any(Path(c).parent == path.parent for c in checkpoints):
+            out += _url_audit_actions(remote_targets(ls.roots(), self.analysis(doc)), path.parent)
         out += self._investigate_actions(ls, path, configs, checkpoints)
         # "Explain this architecture" comes from the chat provider (chat_provider.py).
         return out

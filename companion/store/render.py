@@ -195,6 +195,9 @@ def verify_markdown(r: VerifyResult) -> str:
     for f in r.files:
         now = f.actual_sha256[:16] if f.actual_sha256 else "-"
         lines.append(f"| {f.path} | {f.status} | `{f.expected_sha256[:16]}` | `{now}` |")
+    notes = [f"- {f.path}: {f.status}, {f.reason}." for f in r.files if f.reason]
+    if notes:
+        lines += ["", "Remote inputs (recorded ranges re-fetched from the server):", "", *notes]
     if r.differences:
         lines += ["", f"## {r.n_differences} differing values", ""]
         lines += ["| where | recorded | re-computed |", "|---|---|---|"]

@@ -280,6 +280,8 @@ class FileCheck(BaseModel):
     actual_sha256: str | None = None
     expected_size: int
     actual_size: int | None = None
+    remote: bool = False  # a URL: sha256 is its ETag; the recorded ranges were re-fetched
+    reason: str | None = None  # why a remote input is ok, changed or missing
 
 
 class Difference(BaseModel):

@@ -135,12 +135,39 @@ def _recorded_for_manifest(
     )
 
 
+def check_remote(entry: dict[str, Any], ctx: ToolContext) -> FileCheck:
+    """Re-fetch a remote input's recorded ranges (cache bypassed); never from chat or agents."""
+    check = FileCheck(
+        path=str(entry["path"]),
+        status="missing",
+        expected_sha256=str(entry["sha256"]),
+        expected_size=int(entry["size"]),
+        remote=True,
+    )
+    if ctx.confine:
+        check.reason = (
+            "not re-fetched: chat and agents read only workspace files; "
+            "run `companion verify` yourself"
+        )
+        return check
+    from companion.audit.remote_http import RemoteOptions
+    from companion.audit.remote_verify import recheck
+
+    outcome = recheck(entry, RemoteOptions.from_settings(ctx.settings))
+    check.status, check.reason = outcome.status, outcome.reason
+    check.actual_sha256, check.actual_size = outcome.etag, outcome.size
+    return check
+
+
 def check_files(manifest: dict[str, Any], ctx: ToolContext) -> list[FileCheck]:
-    """Re-hash every recorded input file."""
+    """Re-hash every recorded input file; re-fetch the recorded ranges of remote ones."""
     checks = []
     for f in manifest.get("inputs") or []:
-        path = ctx.path(str(f["path"]))
         ctx.check_cancelled()
+        if f.get("sha256_from") == "remote":
+            checks.append(check_remote(f, ctx))
+            continue
+        path = ctx.path(str(f["path"]))
         check = FileCheck(
             path=str(f["path"]),
             status="missing",
@@ -157,7 +184,11 @@ def check_files(manifest: dict[str, Any], ctx: ToolContext) -> list[FileCheck]:
 
 def infer_root(manifest: dict[str, Any]) -> Path | None:
     """The folder relative path parameters were resolved against when the run was recorded."""
-    inputs = [Path(str(f["path"])) for f in manifest.get("inputs") or []]
+    inputs = [
+        Path(str(f["path"]))
+        for f in manifest.get("inputs") or []
+        if f.get("sha256_from") != "remote"  # URLs resolve against no folder
+    ]
     for _, value in arg_paths(manifest.get("parameters") or {}):
         rel = Path(value).expanduser()
         if rel.is_absolute() or not rel.parts or ".." in rel.parts:

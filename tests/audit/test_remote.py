@@ -5,77 +5,30 @@ resume."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from helpers.hub_server import Hub, serve
+from helpers.hub_server import Hub
+from helpers.remote_repos import HIDDEN, family_repos, hub_env
 
 from companion.audit.checkpoint import open_checkpoint
 from companion.audit.remote import locate
 from companion.audit.remote_http import RemoteOptions
-from companion.audit.safetensors import write_safetensors
 from companion.audit.schemas import AuditResult
 from companion.errors import InputError
 from companion.settings import Settings
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
 
-HIDDEN, FF, VOCAB, LAYERS = 128, 512, 4096, 4
-
-
-def model(seed: int, base: dict[str, np.ndarray[Any, Any]] | None = None) -> dict[str, Any]:
-    """A small llama-shaped state dict; with `base`, a fine-tune of it."""
-    rng = np.random.default_rng(seed)
-    shapes = {"model.embed_tokens.weight": (VOCAB, HIDDEN), "model.norm.weight": (HIDDEN,)}
-    for i in range(LAYERS):
-        p = f"model.layers.{i}."
-        shapes |= {
-            p + "input_layernorm.weight": (HIDDEN,),
-            p + "post_attention_layernorm.weight": (HIDDEN,),
-            p + "self_attn.q_proj.weight": (HIDDEN, HIDDEN),
-            p + "self_attn.k_proj.weight": (HIDDEN // 4, HIDDEN),
-            p + "self_attn.v_proj.weight": (HIDDEN // 4, HIDDEN),
-            p + "self_attn.o_proj.weight": (HIDDEN, HIDDEN),
-            p + "mlp.gate_proj.weight": (FF, HIDDEN),
-            p + "mlp.up_proj.weight": (FF, HIDDEN),
-            p + "mlp.down_proj.weight": (HIDDEN, FF),
-        }
-    out = {}
-    for name, shape in shapes.items():
-        fresh = rng.standard_normal(shape) * (0.1 if "norm" in name else 0.02)
-        fresh += 1.0 if "norm" in name else 0.0
-        if base is not None:
-            fresh = base[name] + 0.002 * rng.standard_normal(shape)
-        out[name] = fresh.astype("<f4")
-    return out
-
-
-def st_bytes(tensors: dict[str, Any], tmp: Path) -> bytes:
-    """A safetensors file's bytes."""
-    path = tmp / f"m{len(list(tmp.iterdir()))}.safetensors"
-    write_safetensors(path, tensors)
-    return path.read_bytes()
-
 
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
     """A hub with org/base, org/tuned (a fine-tune) and org/other (independent)."""
-    base = model(1)
-    (tmp_path / "w").mkdir()
-    repos = {
-        "org/base": {"model.safetensors": st_bytes(base, tmp_path / "w")},
-        "org/tuned": {"model.safetensors": st_bytes(model(2, base), tmp_path / "w")},
-        "org/other": {"model.safetensors": st_bytes(model(3), tmp_path / "w")},
-    }
-    with serve(Hub(repos=repos)) as h:
-        monkeypatch.setenv("HF_ENDPOINT", h.url)
-        monkeypatch.setenv("COMPANION_REMOTE_CACHE_DIR", str(tmp_path / "cache"))
-        monkeypatch.setenv("COMPANION_REMOTE_TIMEOUT_S", "0.3")
-        monkeypatch.setenv("COMPANION_REMOTE_RETRIES", "2")
-        monkeypatch.delenv("HF_TOKEN", raising=False)
+    with hub_env(family_repos(tmp_path), tmp_path, monkeypatch) as h:
         yield h
 
 
@@ -193,3 +146,17 @@ def test_chat_and_agents_cannot_reach_a_url(hub: Hub, tmp_path: Path) -> None:
         run_tool("audit.compare", {"a": "hf://org/base", "b": "hf://org/base"}, ctx)
     assert "inside the workspace" in err.value.text and err.value.hint
     assert hub.sent == 0
+
+
+def test_prefetch_progress_names_bytes_fetched_of_bytes_needed(hub: Hub) -> None:
+    messages: list[tuple[str, float | None]] = []
+    ctx = ToolContext(settings=Settings(), progress=lambda m, f: messages.append((m, f)))
+    run_tool("audit.compare", {"a": "hf://org/base", "b": "hf://org/tuned", "roles": ["norm"]}, ctx)
+    shape = re.compile(r"fetched (\d+(?:\.\d)?) ([KMG]?B) of (\d+(?:\.\d)?) ([KMG]?B) needed")
+    fetched = [m for m, _ in messages if shape.fullmatch(m)]
+    assert fetched, messages
+    last = shape.fullmatch(fetched[-1])
+    assert last and last.group(1, 2) == last.group(3, 4)  # all of it, in the same unit
+    messages.clear()
+    run_tool("audit.compare", {"a": "hf://org/base", "b": "hf://org/tuned", "roles": ["norm"]}, ctx)
+    assert any("in the range cache (fetched 0 B)" in m for m, _ in messages), messages

@@ -2,7 +2,8 @@
 
 `/{org}/{name}/resolve/{rev}/{file}` answers 302 to `/cdn/{sha256}` (with X-Linked-Etag, as
 the hub does); `/cdn/...` serves bytes with Range and an ETag. `faults` changes behaviour:
-"norange", "ignored", "short", "reset", "etag", "trickle", "429", "401", "403", "404". The
+"norange", "ignored", "short", "reset", "etag", "trickle", "tamper" (flip each range's first
+byte, same ETag), "429", "401", "403", "404". The
 server counts every body byte it sends, so tests measure traffic from the outside.
 """
 
@@ -104,6 +105,8 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 assert m is not None
                 a, b = int(m.group(1)), min(int(m.group(2)), len(data) - 1)
                 body = data[a : b + 1]
+                if "tamper" in hub.faults and body:  # other bytes under the same ETag
+                    body = bytes([body[0] ^ 0xFF]) + body[1:]
                 self.send_response(206)
                 self.send_header("Content-Range", f"bytes {a}-{b}/{len(data)}")
             length = len(body) // 2 if "short" in hub.faults and not whole else len(body)

@@ -1,0 +1,145 @@
+"""The GGUF and remote rows of bench/audit_throughput.py.
+
+`to_gguf` writes a GGUF copy of a safetensors checkpoint (F16, llama.cpp names, arch llama,
+so Q/K go through the reader's rotary re-ordering as in a real conversion), tensor by tensor
+with gguf's writer (memory stays flat). `serve_files` serves a folder on 127.0.0.1 with HEAD,
+Range (206) and an ETag, so the remote row measures companion's range client against a
+loopback server: the ceiling is the server's rate, not a network's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)\.weight$")
+_TOP = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight",
+}
+_BLOCK = {
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+
+
+def gguf_name(name: str) -> str:
+    """The llama.cpp name of a Hugging Face tensor name (others kept as they are)."""
+    if name in _TOP:
+        return _TOP[name]
+    m = _LAYER.match(name)
+    if m and m.group(2) in _BLOCK:
+        return f"blk.{m.group(1)}.{_BLOCK[m.group(2)]}.weight"
+    return name
+
+
+def to_gguf(src: Path, dst: Path, heads: int = 16) -> Path:
+    """Write `src` (safetensors) as an F16 GGUF at `dst`, streamed tensor by tensor."""
+    import gguf
+
+    from companion.audit.safetensors import SafetensorsFile, decode
+
+    f = SafetensorsFile(src)
+    try:
+        names = sorted(f.tensors, key=lambda n: f.tensors[n].begin)
+        layers = {int(m.group(1)) for n in names if (m := _LAYER.match(n))}
+        writer = gguf.GGUFWriter(dst, "llama")
+        writer.add_block_count(len(layers))
+        writer.add_head_count(heads)
+        writer.add_head_count_kv(heads)
+        for n in names:
+            info = f.tensors[n]
+            writer.add_tensor_info(gguf_name(n), info.shape, np.dtype(np.float16), info.numel * 2)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        for n in names:
+            values = decode(f.read(n), np.float32).astype(np.float16)
+            writer.write_tensor_data(values.reshape(f.tensors[n].shape))
+        writer.close()
+    finally:
+        f.close()
+    return dst
+
+
+def _handler(root: Path) -> type[BaseHTTPRequestHandler]:
+    """Files under `root` by path: HEAD, GET with one Range, an ETag from size and mtime."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            self.serve(head=True)
+
+        def do_GET(self) -> None:
+            self.serve(head=False)
+
+        def serve(self, head: bool) -> None:
+            path = (root / self.path.lstrip("/")).resolve()
+            if not path.is_file() or not path.is_relative_to(root):
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            st = path.stat()
+            a, b = 0, st.st_size - 1
+            m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+            if m and not head:
+                a, b = int(m.group(1)), min(int(m.group(2)), st.st_size - 1)
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {a}-{b}/{st.st_size}")
+            else:
+                self.send_response(200)
+                self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(b - a + 1))
+            self.send_header("ETag", f'"{st.st_size}-{st.st_mtime_ns}"')
+            self.end_headers()
+            if not head:
+                self.body(path, a, b + 1)
+
+        def body(self, path: Path, begin: int, end: int) -> None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                while begin < end:
+                    chunk = os.pread(fd, min(1 << 20, end - begin), begin)
+                    self.wfile.write(chunk)
+                    begin += len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            finally:
+                os.close(fd)
+
+    return Handler
+
+
+@contextmanager
+def serve_files(root: Path) -> Iterator[str]:
+    """Serve `root` on 127.0.0.1 (an ephemeral port) for the block; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root.resolve()))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

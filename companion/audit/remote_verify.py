@@ -1,0 +1,124 @@
+"""`companion verify` of remote inputs: the recorded byte ranges fetched afresh and compared.
+
+A remote input's manifest entry holds the URL, the ETag (the hub's LFS sha256) and size, the
+exact ranges read and their sha256. The re-check HEADs the URL (an ETag or size change means
+the file changed), then re-fetches every recorded range straight from the server, bypassing
+the range cache, and hashes the bytes: a different sha256 under the same ETag means the
+server now serves other bytes. An ETag that changes between the HEAD and the range requests
+is a change too. Unreachable files are "missing", with the error that says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from companion.audit.remote_http import (
+    Blob,
+    FileChanged,
+    RemoteOptions,
+    Retry,
+    client,
+    limiter,
+    probe,
+)
+from companion.errors import InputError
+from companion.manifest import InputFile
+
+Status = Literal["ok", "changed", "missing"]
+
+
+@dataclass(frozen=True)
+class RangeCheck:
+    """The outcome for one remote input: status, what the server says now, and why."""
+
+    status: Status
+    etag: str | None
+    size: int | None
+    reason: str
+
+
+def _fresh(blob: Blob, begin: int, end: int, write: Callable[[bytes], object]) -> None:
+    """Stream [begin, end) from the server into `write`, resuming after faults (no cache)."""
+    at = begin
+
+    def sink(chunk: bytes) -> None:
+        nonlocal at
+        write(chunk)
+        at += len(chunk)
+
+    retries = blob.settings.remote_retries
+    for attempt in range(retries + 1):
+        try:
+            blob.stream(at, end, sink)
+        except Retry as exc:
+            if attempt == retries:
+                raise InputError(
+                    f"Re-reading {blob.url} failed after {attempt + 1} tries: {exc}.",
+                    hint="check the connection, or raise remote_retries / remote_timeout_s.",
+                ) from None
+            time.sleep(min(exc.after if exc.after is not None else 0.2 * 2**attempt, 30.0))
+        if at == end:
+            return
+    raise InputError(f"{blob.url} kept sending short responses.", hint="retry later.")
+
+
+def ranges_digest(blob: Blob, ranges: list[tuple[int, int]]) -> str:
+    """sha256 of the ranges' bytes in order, fetched afresh from the server."""
+    digest = hashlib.sha256()
+    for a, b in ranges:
+        _fresh(blob, a, b, digest.update)
+    return digest.hexdigest()
+
+
+def _compare(recorded: InputFile, blob: Blob) -> RangeCheck:
+    """Compare the server's file now with the recorded entry (ETag, size, range bytes)."""
+    if (blob.etag, blob.size) != (recorded.sha256, recorded.size):
+        return RangeCheck(
+            "changed",
+            blob.etag,
+            blob.size,
+            f"the file changed on the server: ETag {recorded.sha256} ({recorded.size} bytes) "
+            f"when recorded, {blob.etag} ({blob.size} bytes) now",
+        )
+    ranges = [(int(a), int(b)) for a, b in recorded.ranges or []]
+    total = sum(b - a for a, b in ranges)
+    try:
+        digest = ranges_digest(blob, ranges)
+    except FileChanged as exc:
+        return RangeCheck("changed", blob.etag, blob.size, exc.message)
+    if recorded.ranges_sha256 is not None and digest != recorded.ranges_sha256:
+        return RangeCheck(
+            "changed",
+            blob.etag,
+            blob.size,
+            f"same ETag, but the {len(ranges)} recorded ranges ({total} bytes) now hash to "
+            f"{digest[:16]}…, not {recorded.ranges_sha256[:16]}…",
+        )
+    checked = "sha256 equal" if recorded.ranges_sha256 else "no sha256 recorded to compare"
+    return RangeCheck(
+        "ok",
+        blob.etag,
+        blob.size,
+        f"ETag unchanged; {len(ranges)} ranges ({total} bytes) re-fetched, {checked}",
+    )
+
+
+def recheck(entry: dict[str, Any], settings: RemoteOptions) -> RangeCheck:
+    """Re-fetch one recorded remote input's ranges (cache bypassed) and compare them."""
+    recorded = InputFile.model_validate(entry)
+    http = client(settings)
+    try:
+        try:
+            blob = probe(recorded.path, settings, http, limiter(settings))
+        except InputError as exc:
+            return RangeCheck("missing", None, None, exc.text)
+        try:
+            return _compare(recorded, blob)
+        except InputError as exc:
+            return RangeCheck("missing", blob.etag, blob.size, exc.text)
+    finally:
+        http.close()
