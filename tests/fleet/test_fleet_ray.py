@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,43 +52,42 @@ def _rows(ctx: ToolContext) -> list[tuple[str, str, str | None]]:
     return conn.execute("SELECT path, status, error FROM fingerprints ORDER BY path").fetchall()
 
 
-def _holder_of(fifo: Path) -> int:
-    """The pid of the process that has `fifo` open (the blocked worker)."""
-    target = os.stat(fifo)
+def _running_task() -> int | None:
+    """The pid of a Ray worker running a fingerprint task now (Ray titles it after the task)."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                st = os.stat(f"/proc/{pid}/fd/{fd}")
-                if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino) and int(
-                    pid
-                ) != os.getpid():
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if fh.read(64).startswith(b"ray::companion-fingerprint"):
                     return int(pid)
         except OSError:
             continue
-    raise AssertionError("no worker holds the FIFO")
+    return None
 
 
 def test_a_killed_worker_is_retried_and_nothing_is_duplicated(tmp_path: Path) -> None:
-    paths = _models(tmp_path / "ckpts", 4, shards=2)
-    victim = paths[0] / "model.safetensors.index.json"
-    real = victim.with_name("real.bin")
-    victim.rename(real)
-    os.mkfifo(victim)
+    spec = synth.Spec(layers=8, hidden=256, intermediate=1024, heads=4)
+    root = tmp_path / "ckpts"
+    paths = [synth.save(root / f"m{i}", synth.base(spec, seed=i), spec, 2) for i in range(4)]
     killed: list[int] = []
+    done = threading.Event()
 
-    def kill_when_reading() -> None:
-        with open(victim, "wb"):  # returns once the worker has opened the read end
-            pid = _holder_of(victim)  # blocked reading: we have written nothing yet
-            os.replace(real, victim)  # the retry will find the real file
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+    def kill_one_running_task() -> None:
+        for _ in range(12_000):  # bounded: at most about two minutes of polling
+            if done.is_set():
+                return
+            if (pid := _running_task()) is not None:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.01)
 
-    killer = threading.Thread(target=kill_when_reading, daemon=True)
+    killer = threading.Thread(target=kill_one_running_task, daemon=True)
     killer.start()
     ctx = _ctx(tmp_path)
-    result = ctx.run("fleet.fingerprint", {"source": str(tmp_path / "ckpts"), "max_retries": 3})
+    result = ctx.run("fleet.fingerprint", {"source": str(root), "max_retries": 3})
+    done.set()
     killer.join(timeout=60)
-    assert killed, "the worker was never killed"
+    assert killed, "no fingerprint task was seen running, so none was killed"
     assert isinstance(result, FleetResult)
     assert (result.ok, result.failed, result.skipped) == (4, 0, 0), result.to_markdown()
     rows = _rows(ctx)
