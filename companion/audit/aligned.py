@@ -11,13 +11,13 @@ test has a calibrated null (see hidden.py) and layers are combined by Stouffer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import sqrt
 from typing import Any
 
 import numpy as np
 
-from companion.audit.alignment import Key
+from companion.audit.heads import head_test
 from companion.audit.hidden import (
     SKETCH,
     Z_DECISIVE,
@@ -38,85 +38,22 @@ from companion.audit.schemas import (
 from companion.audit.sketch import (
     WHOLE,
     ProfileSketch,
-    Scan,
     keep_budget,
-    read_rows,
     read_whole,
     row_blocks,
-    scan,
 )
-
-Array = np.ndarray[Any, Any]
-DRAWS = 19
-EMB_ROWS = 1024
-EMB_ENOUGH = 256
-K_UNIT = 32
-K_HEAD = 12
-MAX_B_UNITS = 768
-ALIGNED_Z = 5.0
-ASSIGN = 512  # exact assignment up to this many B units; above: nearest match (null alike)
-_INPUT = {
-    "q": "attn_norm",
-    "k": "attn_norm",
-    "v": "attn_norm",
-    "up": "mlp_norm",
-    "gate": "mlp_norm",
-}
-
-
-@dataclass
-class Model:
-    """One side's tensors, streamed in float32 (never a whole matrix held; see sketch.py)."""
-
-    side: Side
-    skipped: list[str] = field(default_factory=list)
-
-    def name(self, role: str, slot: str, layer: int | None, param: str = "weight") -> str | None:
-        """The tensor name for a key, if present."""
-        return self.side.by_key.get(Key(role, slot, layer, None, param))
-
-    def matrix(self, role: str, layer: int | None) -> str | None:
-        """The name of a 2-D tensor of this role at a layer, if present."""
-        name = self.name(role, role, layer)
-        return name if name is not None and len(self.side.ref(name).info.shape) == 2 else None
-
-    def shape(self, name: str) -> tuple[int, ...]:
-        """A tensor's shape."""
-        return tuple(self.side.ref(name).info.shape)
-
-    def vector(
-        self, role: str, slot: str, layer: int | None, param: str = "weight"
-    ) -> Array | None:
-        """A small 1-D tensor (a norm gain or bias) in float64, or None."""
-        name = self.name(role, slot, layer, param)
-        if name is None or len(self.shape(name)) != 1 or self.shape(name)[0] > (1 << 20):
-            return None
-        x = read_whole(self.side.ref(name), name)
-        return None if x is None else np.asarray(x, dtype=np.float64)
-
-    def scan(self, role: str, layer: int, **kw: Any) -> Scan | None:
-        """One streamed pass over a layer's matrix (None when absent or not finite)."""
-        name = self.matrix(role, layer)
-        if name is None:
-            return None
-        s = scan(self.side.ref(name), name, **kw)
-        if not s.finite:
-            self.skipped.append(f"{name}: non-finite values (left out of the alignment)")
-            return None
-        return s
-
-    def lead_rows(self, role: str, layer: int, count: int) -> Array | None:
-        """The first `count` rows of a layer's matrix (float64), or None."""
-        name = self.matrix(role, layer)
-        if name is None:
-            return None
-        x = read_rows(self.side.ref(name), name, count).astype(np.float64)
-        return x if np.isfinite(x).all() else None
-
-    def gain(self, slot: str, layer: int, hidden: int) -> Array:
-        """The norm gain feeding a projection (ones when absent or mis-shaped)."""
-        g = self.vector("norm", slot, layer)
-        return g if g is not None and g.shape == (hidden,) else np.ones(hidden)
+from companion.audit.symview import (
+    ALIGNED_Z,
+    ASSIGN,
+    DRAWS,
+    EMB_ENOUGH,
+    EMB_ROWS,
+    K_UNIT,
+    MAX_B_UNITS,
+    Array,
+    Model,
+    residual_inputs,
+)
 
 
 def _profile(m: Model, layers: list[int], hidden: int, shared: int, seed: int, job: Any) -> Profile:
@@ -144,7 +81,7 @@ def _profile(m: Model, layers: list[int], hidden: int, shared: int, seed: int, j
     sources.append(f"{len(norms)} norms")
     for layer in layers:
         job.check()
-        for role, slot in _INPUT.items():
+        for role, slot in residual_inputs():
             name = m.matrix(role, layer)
             if name is not None and m.shape(name)[1] == hidden and (s := m.scan(role, layer)):
                 prof.add((np.sqrt(s.col_sq) * np.abs(m.gain(slot, layer, hidden)))[:, None])
@@ -264,104 +201,6 @@ def _mlp_test(
     return relabel_test(fa, feature_b, hidden, DRAWS, rng, ASSIGN, check, True)
 
 
-@dataclass(frozen=True)
-class _Heads:
-    """A layer's attention layout: heads, key/value heads and head width."""
-
-    heads: int
-    kv: int
-    d: int
-
-    def group(self, h: int) -> int:
-        """The key/value head serving query head h."""
-        return h // max(self.heads // self.kv, 1)
-
-
-def _layout(m: Model, layer: int, hidden: int) -> _Heads | None:
-    """The attention layout, if q, k, v and o have consistent shapes."""
-    cfg = m.side.ckpt.config
-    heads = cfg.get("num_attention_heads")
-    kv = cfg.get("num_key_value_heads", heads)
-    names = [m.matrix(r, layer) for r in ("q", "k", "v", "o")]
-    if not isinstance(heads, int) or not isinstance(kv, int) or heads < 2 or kv < 1:
-        return None
-    if any(n is None for n in names):
-        return None
-    q, k, v, o = (m.shape(n) for n in names if n is not None)
-    if q[1] != hidden or k[1] != hidden or v != k or o != (hidden, q[0]):
-        return None
-    if q[0] % heads or k[0] % kv or q[0] // heads != k[0] // kv:
-        return None
-    return _Heads(heads, kv, q[0] // heads)
-
-
-def _head_features(qs: Array, ks: Array, vs: Array, os_: Array, lay: _Heads, count: int) -> Array:
-    """Per head, sketches of W_Q^hᵀW_K^h and W_O^h W_V^h (invariant to per-head rotations)."""
-    d = lay.d
-    out = []
-    for h in range(count):
-        g = lay.group(h)
-        qh, oh = qs[h * d : (h + 1) * d], os_[h * d : (h + 1) * d]
-        kh, vh = ks[g * d : (g + 1) * d], vs[g * d : (g + 1) * d]
-        out.append(np.concatenate([(qh.T @ kh).ravel(), (oh.T @ vh).ravel()]))
-    return np.asarray(out)
-
-
-def _head_sketch(
-    m: Model, layer: int, hidden: int, lay: _Heads, r1: Array, r2: Array
-) -> Array | None:
-    """A's per-head invariants from streamed projections of q, k, v (gain-folded) and o."""
-    g = m.gain("attn_norm", layer, hidden)[:, None]
-    q, k, v = (m.scan(role, layer, right=g * r) for role, r in (("q", r1), ("k", r2), ("v", r2)))
-    o = m.scan("o", layer, left=r1)
-    if q is None or k is None or v is None or o is None or o.left is None:
-        return None
-    qs, ks, vs = (np.asarray(x.right, dtype=np.float64) for x in (q, k, v))
-    return _head_features(qs, ks, vs, np.asarray(o.left).T, lay, lay.heads)
-
-
-def _head_raw(m: Model, layer: int, hidden: int, lay: _Heads) -> tuple[Array, ...] | None:
-    """B's first heads, raw: q, k, v rows (gain-folded) and o columns, within KEEP."""
-    count = keep_budget(lay.d * hidden, lay.heads)
-    g = m.gain("attn_norm", layer, hidden)
-    kv_rows = (lay.group(count - 1) + 1) * lay.d
-    q = m.lead_rows("q", layer, count * lay.d)
-    k, v = m.lead_rows("k", layer, kv_rows), m.lead_rows("v", layer, kv_rows)
-    o = m.scan("o", layer, keep_cols=count * lay.d)
-    if q is None or k is None or v is None or o is None or o.cols is None:
-        return None
-    return q * g, k * g, v * g, o.cols.astype(np.float64)
-
-
-def _head_test(
-    a: Model,
-    b: Model,
-    la: int,
-    lb: int,
-    hidden: int,
-    perm: Array,
-    rng: np.random.Generator,
-    check: Callable[[], None],
-) -> Calibrated | None:
-    """Assignment of heads on rotation-invariant products; null: hidden dims relabelled."""
-    lay = _layout(a, la, hidden)
-    if lay is None or lay != _layout(b, lb, hidden):
-        return None
-    r1, r2 = (rng.standard_normal((hidden, K_HEAD)) / sqrt(K_HEAD) for _ in range(2))
-    fa = _head_sketch(a, la, hidden, lay, r1, r2)
-    raw = _head_raw(b, lb, hidden, lay)
-    if fa is None or raw is None:
-        return None
-    q, k, v, o = raw[0][:, perm], raw[1][:, perm], raw[2][:, perm], raw[3][perm]
-    count = q.shape[0] // lay.d
-
-    def feature_b(s: Array) -> Array:
-        qs, ks, vs = q[:, s] @ r1, k[:, s] @ r2, v[:, s] @ r2
-        return _head_features(qs, ks, vs, o[s].T @ r1, lay, count)
-
-    return relabel_test(fa, feature_b, hidden, DRAWS, rng, ASSIGN, check, True)
-
-
 def _summary(kind: Any, t: Calibrated, la: int, lb: int) -> MatchSummary:
     """A layer test as a MatchSummary."""
     units = t.chosen.size
@@ -456,7 +295,7 @@ def compare_aligned(
     for k, la in enumerate(layers):
         job.check()
         lb = a_to_b[la]
-        for kind, run in (("mlp_units", _mlp_test), ("heads_invariant", _head_test)):
+        for kind, run in (("mlp_units", _mlp_test), ("heads_invariant", head_test)):
             t: Calibrated | None = run(a, b, la, lb, hidden, perm, rng, job.check)
             if t is not None:
                 tests.append(_summary(kind, t, la, lb))
