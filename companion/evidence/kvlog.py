@@ -17,6 +17,7 @@ from companion.evidence.kvgrammar import (
     EPOCH_CONTEXT,
     LOSS_WORD,
     MEAN_KEYS,
+    VALID_LINE,
     parse_line,
     table_header,
     table_row,
@@ -25,6 +26,7 @@ from companion.evidence.series import ParsedLog, SeriesBuilder
 from companion.evidence.textio import Chunk
 
 MAX_REFS = 20
+LN2 = math.log(2)
 MAX_GRAD_NORMS = 4096
 HEADER_BYTES = 8 << 20
 KV_HINT = "no line carries a loss as `key value` (step 0, loss: 9.87 / 0 train 9.91 / ppl: 12.3)"
@@ -53,6 +55,7 @@ class KvParser:
         self.ppl_points: list[tuple[float, float]] = []
         self.header_seen = 0
         self.first_eval_line: int | None = None
+        self.bits: bool | None = None  # loss printed in base 2 (fairseq): ppl = 2^loss
 
     def feed(self, chunk: Chunk) -> None:
         """Parse one chunk of whole lines."""
@@ -104,6 +107,8 @@ class KvParser:
             self._context(raw, rec.fields)
             self._skip(line, broken=bool(LOSS_WORD.search(raw)))
             return
+        if "loss" in rec.fields and VALID_LINE.search(raw):
+            rec.fields["eval"] = rec.fields.pop("loss")
         self._record(rec.fields, rec.loss_key, rec.leading_step, line)
 
     def _context(self, raw: bytes, fields: dict[str, float]) -> None:
@@ -139,6 +144,8 @@ class KvParser:
             self._eval(fields, step)
             return
         loss = fields["loss"]
+        if self.bits is None and "ppl" in fields:
+            self.bits = loss_in_bits(fields["ppl"], fields.get("nll", loss))
         if log.first_line is None and math.isfinite(loss):
             log.first_line = line
             self.loss_key = key
@@ -157,6 +164,8 @@ class KvParser:
     def _eval(self, fields: dict[str, float], step: float) -> None:
         """An evaluation-only record: eval loss, or ln(perplexity)."""
         if "eval" in fields:
+            if self.bits is None and "ppl" in fields:
+                self.bits = loss_in_bits(fields["ppl"], fields.get("nll", fields["eval"]))
             self.log.eval_points.append((step, fields["eval"]))
             return
         ppl = fields["ppl"]
@@ -171,6 +180,8 @@ class KvParser:
         if self.loss_key.lower() in MEAN_KEYS:
             log.window_kind = "mean"
         log.metric = self.loss_key or "loss"
+        if self.bits:
+            _to_nats(log)
         if len(log.series) == 0 and not log.eval_points and self.ppl_points:
             log.eval_points, log.eval_metric = self.ppl_points, "ln(perplexity)"
         if len(log.series) == 0 and log.eval_points:
@@ -191,6 +202,25 @@ class KvParser:
             + "."
         )
         return log
+
+
+def loss_in_bits(ppl: float, loss: float) -> bool | None:
+    """Whether a loss is in bits: its perplexity is 2^loss, not e^loss (fairseq)."""
+    if not (math.isfinite(ppl) and ppl > 1 and math.isfinite(loss) and 0 < loss < 64):
+        return None
+    bits, nats = abs(math.log2(ppl) - loss), abs(math.log(ppl) - loss)
+    return bits < 0.02 * loss and bits < nats
+
+
+def _to_nats(log: ParsedLog) -> None:
+    """Convert a base-2 loss series and its evaluations to nats, and say so."""
+    log.series.loss *= LN2
+    log.eval_points = [(s, v * LN2) for s, v in log.eval_points]
+    log.notes.append(
+        "The loss is printed in bits (base 2: the log's perplexity is 2^loss, as fairseq "
+        "prints it); converted to nats (× ln 2) before any test against ln V."
+    )
+    log.metric = f"{log.metric or 'loss'} (bits → nats)"
 
 
 def _eval_only(log: ParsedLog) -> None:
