@@ -255,6 +255,6 @@ SHAPES: list[tuple[str, str, str, float]] = [
         "2024-05-01 12:00:00 | INFO | train_inner | epoch 001:    100 / 1234 loss=15.671, "
         "nll_loss=15.671, ppl=52177.3, wps=12345, ups=1.2, wpb=2048, bsz=8, num_updates=100, "
         "lr=0.0005, gnorm=1.234, train_wall=80, wall=90\n",
-        15.671,
+        15.671 * 0.6931471805599453,  # read in nats
     ),
 ]

@@ -9,6 +9,8 @@ The first value and the initial-loss rules live in `companion.evidence.initial`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from companion.evidence.initial import (
@@ -18,7 +20,6 @@ from companion.evidence.initial import (
     LLM_LN_V,
     First,
     first_value,
-    initial_eval,
     initial_loss,
 )
 from companion.evidence.schemas import Finding
@@ -188,3 +189,16 @@ def below_four(log: ParsedLog, ln_v: float | None) -> Finding | None:
         message=f"Loss first goes below 4 nats at step {step:g}.",
         figures=figs,
     )
+
+
+def initial_eval(log: ParsedLog, first: First | None, ln_v: float | None) -> Finding | None:
+    """An evaluation of the untrained weights (step 0/1) is an exact initial loss."""
+    early = [(s, v) for s, v in log.eval_points if s <= 1 and math.isfinite(v)]
+    if not early or ln_v is None:
+        return None
+    step, value = early[0]
+    exact = First(-1, step, value, math.nan, 1, True)
+    f = initial_loss(exact, ln_v, None)
+    f.name = "initial_eval"
+    f.message = f"Evaluation ({log.eval_metric or 'eval'}) " + f.message[0].lower() + f.message[1:]
+    return f

@@ -1,4 +1,4 @@
-"""Judgements that need no V, or that the loss alone cannot settle.
+"""Judgements that the loss alone cannot settle: fresh heads, eval-only logs, negative values.
 
 Facts used: a random init's first cross-entropy is ≈ ln V or above; plausible language-model
 vocabularies span 2^8..2^20 tokens, so ln V lies in 5.545..13.86 nats (character-level
@@ -13,87 +13,13 @@ import math
 
 import numpy as np
 
-from companion.evidence.initial import AT_LN_V, EARLY_STEPS, LLM_LN_V, First
-from companion.evidence.schemas import Finding, Reason, Strength
+from companion.evidence.initial import AT_LN_V, LLM_LN_V, First
+from companion.evidence.schemas import Finding, Reason
 from companion.evidence.series import ParsedLog
 
-LN_MIN_V = math.log(2**8)  # 5.545: the smallest plausible LM vocabulary
-LN_MAX_V = math.log(2**20)  # 13.86
-LN_CHAR_V = math.log(65)  # 4.17: a character-level vocabulary (nanoGPT shakespeare_char)
-FAR_BELOW = 3.0  # below ln 65 - 1: no text vocabulary's random init starts here
-EARLY_FLOOR = 2.0  # no random init reaches this within EARLY_STEPS, whatever V is
 HEAD_TOKENS = 1e8  # a trained body under a new head reaches TRAINED_FRAC*ln V within this
 TRAINED_FRAC = 0.35
 GRAD_RATIO = 5.0
-
-
-def vocab_range(loss: float) -> tuple[int, int]:
-    """The vocabulary sizes whose ln V lies within AT_LN_V of this first loss."""
-    return int(math.exp(loss - AT_LN_V)), int(math.exp(loss + AT_LN_V))
-
-
-def unknown_vocab(first: First) -> Finding | None:
-    """Initial-loss judgement with V unknown, from the bound ln V ≥ ln 256 (None: no call)."""
-    if first.step > EARLY_STEPS:
-        return None
-    figs: dict[str, float | int | str | None] = {
-        "first_step": first.step,
-        "first_loss": round(first.loss, 4),
-        "bound": round(LN_MIN_V, 4),
-        "vocab_free": 1,
-    }
-    where = f"at step {first.step:g}" + ("" if first.exact else " (not the initial weights)")
-    bound = f"ln 256 = {LN_MIN_V:.3f}, the lowest random-init loss of any vocabulary of 2^8–2^20"
-    if first.loss <= 0:
-        return None
-    if first.exact and first.loss < FAR_BELOW:
-        return _warm(
-            "strong",
-            f"First loss {first.loss:.3f} {where} is far below {bound} (and below even a "
-            f"character-level vocabulary's ln 65 = {LN_CHAR_V:.2f}): a warm start whatever "
-            "V is.",
-            figs,
-        )
-    if not first.exact and first.loss < EARLY_FLOOR:
-        return _warm(
-            "moderate",
-            f"First loss {first.loss:.3f} {where} is below {EARLY_FLOOR:g} nats within "
-            f"{EARLY_STEPS} steps; bound: {bound}, and no random init falls that far that "
-            "fast: a warm start whatever V is.",
-            figs,
-        )
-    if first.exact and first.loss < LN_MIN_V - 0.5:
-        return _warm(
-            "weak",
-            f"First loss {first.loss:.3f} {where} is below {bound}: a warm start for any "
-            "vocabulary of 256 or more; only a character-level vocabulary (V < 256) starts "
-            "this low, so give --vocab-size to settle it.",
-            figs,
-        )
-    if LN_MIN_V - AT_LN_V <= first.loss <= LN_MAX_V + AT_LN_V:
-        lo, hi = vocab_range(first.loss)
-        figs["vocab_lo"], figs["vocab_hi"] = lo, hi
-        return Finding(
-            name="initial_loss",
-            direction="from_scratch",
-            strength="weak",
-            message=f"First loss {first.loss:.3f} {where} is consistent with random init "
-            f"for vocabularies of ~{lo:,}–{hi:,} tokens (ln V within {AT_LN_V} of it); V is "
-            "unknown, so give --vocab-size or a config.json to decide.",
-            figures=figs,
-        )
-    return None
-
-
-def _warm(strength: Strength, message: str, figs: dict[str, float | int | str | None]) -> Finding:
-    """A vocabulary-free warm-start finding."""
-    return Finding(
-        name="initial_loss",
-        direction="warm_start",
-        strength=strength,
-        message=message,
-        figures=figs,
-    )
 
 
 def eval_only(log: ParsedLog, findings: list[Finding]) -> Finding | None:

@@ -153,8 +153,7 @@ def _findings(
         )
     out: list[Finding] = []
     warm, near_zero = analysis.warmup(log, first)
-    free = bounds.unknown_vocab(first) if ln_v is None else None
-    out.append(free or analysis.initial_loss(first, ln_v, near_zero))
+    out.append(analysis.initial_loss(first, ln_v, near_zero))
     if (window := windows.window_mean(first, ln_v)) is not None:
         out.append(window)
     if (ev := analysis.initial_eval(log, first, ln_v)) is not None:

@@ -22,6 +22,13 @@ EARLY_STEPS = 20  # "the very first steps": what an early fall can cover
 FALL_NATS = 1.0  # from scratch falls by more than this within EARLY_STEPS
 BELOW4_STEPS = 200  # reaching < 4 nats this early is beyond a random init (V >= 8k)
 LLM_LN_V = 9.0  # the "< 4 nats" rule applies to vocabularies of 8k tokens and more
+# V unknown: plausible language-model vocabularies span 2^8..2^20 tokens (ln V 5.545..13.86);
+# character-level vocabularies of ~65 symbols (ln 65 = 4.17) are the one common exception.
+LN_MIN_V = math.log(2**8)
+LN_MAX_V = math.log(2**20)
+LN_CHAR_V = math.log(65)
+FAR_BELOW = 3.0  # below ln 65 - 1: no text vocabulary's random init starts here
+EARLY_FLOOR = 2.0  # no random init reaches this within EARLY_STEPS, whatever V is
 
 
 @dataclass
@@ -101,30 +108,110 @@ class Case:
 Rule = Callable[[Case], Finding | None]
 
 
-def _unknown_v_high(c: Case) -> Finding | None:
-    """V unknown: an early first loss of 9 nats or more looks like a random init."""
+def vocab_range(loss: float) -> tuple[int, int]:
+    """The vocabulary sizes whose ln V lies within AT_LN_V of this first loss."""
+    return int(math.exp(loss - AT_LN_V)), int(math.exp(loss + AT_LN_V))
+
+
+def _bound(c: Case) -> str:
+    """Where the first value sits, and the vocabulary-free bound it is judged against."""
+    c.figures["bound"], c.figures["vocab_free"] = round(LN_MIN_V, 4), 1
+    return f"{c.where}" + ("" if c.first.exact else " (not the initial weights)")
+
+
+BOUND = f"ln 256 = {LN_MIN_V:.3f}, the lowest random-init loss of any vocabulary of 2^8–2^20"
+
+
+def _unknown_v_late(c: Case) -> Finding | None:
+    """V unknown and the first value past the first steps: nothing to compare it with."""
+    if c.first.step <= EARLY_STEPS and c.first.loss > 0:
+        return None
+    return _unknown_v(c)
+
+
+def _unknown_v_far_below(c: Case) -> Finding | None:
+    """The loss of the initial weights below ln 65 - 1: no text vocabulary starts there."""
     f = c.first
-    if f.loss >= LLM_LN_V and f.step <= EARLY_STEPS:
-        return c.finding(
-            "from_scratch",
-            "weak",
-            f"First loss {f.loss:.3f} {c.where} is ≥ 9 nats, typical of a "
-            "random init for vocabularies ≥ 8k, but V is unknown.",
-        )
-    return None
+    if not (f.exact and f.loss < FAR_BELOW):
+        return None
+    return c.finding(
+        "warm_start",
+        "strong",
+        f"First loss {f.loss:.3f} {_bound(c)} is far below {BOUND} (and below even a "
+        f"character-level vocabulary's ln 65 = {LN_CHAR_V:.2f}): a warm start whatever V is.",
+    )
+
+
+def _unknown_v_early_floor(c: Case) -> Finding | None:
+    """Below EARLY_FLOOR within the first steps: no random init falls that far that fast."""
+    f = c.first
+    if f.exact or f.loss >= EARLY_FLOOR:
+        return None
+    return c.finding(
+        "warm_start",
+        "moderate",
+        f"First loss {f.loss:.3f} {_bound(c)} is below {EARLY_FLOOR:g} nats within "
+        f"{EARLY_STEPS} steps; bound: {BOUND}, and no random init falls that far that fast: "
+        "a warm start whatever V is.",
+    )
+
+
+def _unknown_v_below_bound(c: Case) -> Finding | None:
+    """The loss of the initial weights below ln 256: warm, unless V is character-level."""
+    f = c.first
+    if not (f.exact and f.loss < LN_MIN_V - 0.5):
+        return None
+    return c.finding(
+        "warm_start",
+        "weak",
+        f"First loss {f.loss:.3f} {_bound(c)} is below {BOUND}: a warm start for any "
+        "vocabulary of 256 or more; only a character-level vocabulary (V < 256) starts this "
+        "low, so give --vocab-size to settle it.",
+    )
+
+
+def _unknown_v_in_range(c: Case) -> Finding | None:
+    """A first loss at ln V for some plausible V: name the vocabularies it fits."""
+    f = c.first
+    if not LN_MIN_V - AT_LN_V <= f.loss <= LN_MAX_V + AT_LN_V:
+        return None
+    lo, hi = vocab_range(f.loss)
+    where = _bound(c)
+    c.figures["vocab_lo"], c.figures["vocab_hi"] = lo, hi
+    return c.finding(
+        "from_scratch",
+        "weak",
+        f"First loss {f.loss:.3f} {where} is consistent with random init for vocabularies "
+        f"of ~{lo:,}–{hi:,} tokens (ln V within {AT_LN_V} of it); V is unknown, so give "
+        "--vocab-size or a config.json to decide.",
+    )
+
+
+def _unknown_v_high(c: Case) -> Finding | None:
+    """Above ln 2^20: a random init with larger weights (ln V + σ²/2), whatever V is."""
+    f = c.first
+    if f.loss <= LN_MAX_V + AT_LN_V:
+        return None
+    return c.finding(
+        "from_scratch",
+        "weak",
+        f"First loss {f.loss:.3f} {c.where} is above ln 2^20 = {LN_MAX_V:.2f}, as a random "
+        "init with larger weights gives (ln V + σ²/2), but V is unknown.",
+    )
 
 
 def _unknown_v_low(c: Case) -> Finding | None:
-    """V unknown: an early first loss of 3.5 nats or less is where fine-tunes start."""
+    """A mean or later value of 2–3.5 nats in the first steps: where fine-tunes start."""
     f = c.first
-    if f.loss <= 3.5 and f.step <= EARLY_STEPS:
-        return c.finding(
-            "warm_start",
-            "weak",
-            f"First loss {f.loss:.3f} {c.where} is in the 1–3.5 range "
-            "where fine-tunes start, but V is unknown.",
-        )
-    return None
+    if f.loss > 3.5:
+        return None
+    return c.finding(
+        "warm_start",
+        "weak",
+        f"First loss {f.loss:.3f} {_bound(c)} is in the 2–3.5 range where fine-tunes start, "
+        f"below {BOUND}, but a character-level run can fall there in {EARLY_STEPS} steps and "
+        "V is unknown.",
+    )
 
 
 def _unknown_v(c: Case) -> Finding:
@@ -270,7 +357,17 @@ def _too_late(c: Case) -> Finding:
     )
 
 
-UNKNOWN_V_RULES: tuple[Rule, ...] = (_unknown_v_high, _unknown_v_low, _unknown_v)
+# One table for V unknown: the first rule that answers gives the finding.
+UNKNOWN_V_RULES: tuple[Rule, ...] = (
+    _unknown_v_late,
+    _unknown_v_far_below,
+    _unknown_v_early_floor,
+    _unknown_v_below_bound,
+    _unknown_v_in_range,
+    _unknown_v_high,
+    _unknown_v_low,
+    _unknown_v,
+)
 KNOWN_V_RULES: tuple[Rule, ...] = (
     _implausible,
     _at_ln_v,
@@ -307,16 +404,3 @@ def _where(first: First) -> str:
     if first.window is None:
         return f"at epoch/step {first.step:g} (a mean over an unknown number of steps)"
     return f"at step {first.step:g}"
-
-
-def initial_eval(log: ParsedLog, first: First | None, ln_v: float | None) -> Finding | None:
-    """An evaluation of the untrained weights (step 0/1) is an exact initial loss."""
-    early = [(s, v) for s, v in log.eval_points if s <= 1 and math.isfinite(v)]
-    if not early or ln_v is None:
-        return None
-    step, value = early[0]
-    exact = First(-1, step, value, math.nan, 1, True)
-    f = initial_loss(exact, ln_v, None)
-    f.name = "initial_eval"
-    f.message = f"Evaluation ({log.eval_metric or 'eval'}) " + f.message[0].lower() + f.message[1:]
-    return f

@@ -21,10 +21,14 @@ PAIR = re.compile(
 )
 LEADING_STEP = re.compile(rb"^\s*(\d{1,12})\s+[A-Za-z]")
 LOSS_WORD = re.compile(rb"(?i)(?:\bloss|\bppl|perplexity)['\"]?\s*[:=]")
+# fairseq's validation summary: `| valid on 'valid' subset | loss 9.9 | ... | num_updates 100`
+VALID_LINE = re.compile(rb"\bvalid on '|\|\s*valid\s*\|")
 EPOCH_CONTEXT = re.compile(rb"(?i)\bepoch\s*[:=]?\s*(\d{1,9})\s*/\s*\d+")
 
 ALIASES: dict[str, str] = {
     **dict.fromkeys(("step", "steps", "global_step", "iter", "iteration", "it", "_step"), "step"),
+    "num_updates": "step",  # fairseq
+    "nll_loss": "nll",  # fairseq: the loss without label smoothing, in bits like `loss`
     **dict.fromkeys(("train/global_step", "trainer/global_step"), "step"),
     **dict.fromkeys(
         (

@@ -11,12 +11,16 @@ import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
+
 from companion.errors import InputError
 from companion.evidence.families import SEQ_PATTERN, TOKENS_PER_STEP, VOCAB_PATTERNS
+from companion.evidence.kvfast import Template, columns, template
 from companion.evidence.kvgrammar import (
     EPOCH_CONTEXT,
     LOSS_WORD,
     MEAN_KEYS,
+    VALID_LINE,
     parse_line,
     table_header,
     table_row,
@@ -25,6 +29,9 @@ from companion.evidence.series import ParsedLog, SeriesBuilder
 from companion.evidence.textio import Chunk
 
 MAX_REFS = 20
+MAX_TEMPLATES = 8  # shapes tried before the line-by-line path is kept
+MISSES = 3
+LN2 = math.log(2)
 MAX_GRAD_NORMS = 4096
 HEADER_BYTES = 8 << 20
 KV_HINT = "no line carries a loss as `key value` (step 0, loss: 9.87 / 0 train 9.91 / ppl: 12.3)"
@@ -53,18 +60,40 @@ class KvParser:
         self.ppl_points: list[tuple[float, float]] = []
         self.header_seen = 0
         self.first_eval_line: int | None = None
+        self.bits: bool | None = None  # loss printed in base 2 (fairseq): ppl = 2^loss
+        self.last = b""  # the last record line (a template candidate)
+        self.fast: FastScan | None = None
+        self.templates = MAX_TEMPLATES
 
     def feed(self, chunk: Chunk) -> None:
         """Parse one chunk of whole lines."""
         self.check()
         if self.header_seen < HEADER_BYTES:
             self._header(chunk)
-        line = chunk.line_base
-        for raw in chunk.data.split(b"\n"):
+        data, line, pos = chunk.data, chunk.line_base, 0
+        while pos < len(data):
+            if self.fast is not None:
+                pos, line = self.fast.scan(data, pos, line)
+                if pos >= len(data):
+                    break
+            end = data.find(b"\n", pos)
+            end = len(data) if end < 0 else end
             line += 1
+            raw = data[pos:end].rstrip(b"\r")
             if raw.strip():
-                self._line(raw.rstrip(b"\r"), line)
-        self.lines = max(self.lines, line - (chunk.data.endswith(b"\n")))
+                self._line(raw, line)
+                self._maybe_fast(raw)
+            pos = end + 1
+        self.lines = max(self.lines, line)
+
+    def _maybe_fast(self, raw: bytes) -> None:
+        """After the first records, try the last record's line as the template of the rest."""
+        if self.fast is not None or self.templates <= 0 or self.table is not None:
+            return
+        if self.log.used >= MAX_REFS and self.log.first_line is not None and self.last == raw:
+            self.templates -= 1
+            tpl = template(raw)
+            self.fast = None if tpl is None else FastScan(tpl, self)
 
     def _header(self, chunk: Chunk) -> None:
         """V and sequence length from a hyperparameter dump, with the line they were on."""
@@ -104,7 +133,10 @@ class KvParser:
             self._context(raw, rec.fields)
             self._skip(line, broken=bool(LOSS_WORD.search(raw)))
             return
+        if "loss" in rec.fields and VALID_LINE.search(raw):
+            rec.fields["eval"] = rec.fields.pop("loss")
         self._record(rec.fields, rec.loss_key, rec.leading_step, line)
+        self.last = raw
 
     def _context(self, raw: bytes, fields: dict[str, float]) -> None:
         """A heading such as `Evaluating perplexity, Epoch 1/16` gives later records a step."""
@@ -139,6 +171,8 @@ class KvParser:
             self._eval(fields, step)
             return
         loss = fields["loss"]
+        if self.bits is None and "ppl" in fields:
+            self.bits = loss_in_bits(fields["ppl"], fields.get("nll", loss))
         if log.first_line is None and math.isfinite(loss):
             log.first_line = line
             self.loss_key = key
@@ -157,6 +191,8 @@ class KvParser:
     def _eval(self, fields: dict[str, float], step: float) -> None:
         """An evaluation-only record: eval loss, or ln(perplexity)."""
         if "eval" in fields:
+            if self.bits is None and "ppl" in fields:
+                self.bits = loss_in_bits(fields["ppl"], fields.get("nll", fields["eval"]))
             self.log.eval_points.append((step, fields["eval"]))
             return
         ppl = fields["ppl"]
@@ -171,6 +207,8 @@ class KvParser:
         if self.loss_key.lower() in MEAN_KEYS:
             log.window_kind = "mean"
         log.metric = self.loss_key or "loss"
+        if self.bits:
+            _to_nats(log)
         if len(log.series) == 0 and not log.eval_points and self.ppl_points:
             log.eval_points, log.eval_metric = self.ppl_points, "ln(perplexity)"
         if len(log.series) == 0 and log.eval_points:
@@ -191,6 +229,67 @@ class KvParser:
             + "."
         )
         return log
+
+
+class FastScan:
+    """Runs of lines that fit one template, read in bulk into the parser's series."""
+
+    def __init__(self, tpl: Template, parser: KvParser) -> None:
+        self.tpl, self.parser, self.misses = tpl, parser, 0
+
+    def scan(self, data: bytes, pos: int, line: int) -> tuple[int, int]:
+        """Read the run of template lines at `pos`; returns where it stopped and its line."""
+        rows: list[tuple[bytes, ...]] = []
+        nxt = pos
+        for m in self.tpl.pattern.finditer(data, pos):
+            if m.start() != nxt:
+                break
+            rows.append(m.groups())
+            nxt = m.end() + 1
+        if not rows:
+            self.misses += 1
+            if self.misses >= MISSES:
+                self.parser.fast = None
+            return pos, line
+        self.misses = 0
+        self._bulk(rows, line + 1)
+        return min(nxt, len(data)), line + len(rows)
+
+    def _bulk(self, rows: list[tuple[bytes, ...]], first: int) -> None:
+        """Store many training records at once (line `first` onwards)."""
+        p, log = self.parser, self.parser.log
+        cols = columns(self.tpl, rows)
+        n = len(rows)
+        log.used += n
+        p.index += n
+        for i in np.flatnonzero(~np.isfinite(cols["loss"]))[:MAX_REFS].tolist():
+            _ref(log.nonfinite_lines, first + i)
+        if "grad_norm" in cols and len(log.grad_norms) < MAX_GRAD_NORMS:
+            room = MAX_GRAD_NORMS - len(log.grad_norms)
+            pairs = zip(
+                cols["step"][:room].tolist(), cols["grad_norm"][:room].tolist(), strict=True
+            )
+            log.grad_norms.extend(pairs)
+        p.builder.add_block(**{k: v for k, v in cols.items() if k != "grad_norm"})
+
+
+def loss_in_bits(ppl: float, loss: float) -> bool | None:
+    """Whether a loss is in bits: its perplexity is 2^loss, not e^loss (fairseq)."""
+    if not (math.isfinite(ppl) and ppl > 1 and math.isfinite(loss) and 0 < loss < 64):
+        return None
+    bits, nats = abs(math.log2(ppl) - loss), abs(math.log(ppl) - loss)
+    return bits < 0.02 * loss and bits < nats
+
+
+def _to_nats(log: ParsedLog) -> None:
+    """Convert a base-2 loss series and its evaluations to nats, and say so."""
+    log.series.loss *= LN2
+    log.eval_points = [(s, v * LN2) for s, v in log.eval_points]
+    log.notes.append(
+        "The loss is printed in bits (base 2: the log's perplexity is 2^loss, as fairseq "
+        "prints it); converted to nats (× ln 2) before any test against ln V."
+    )
+    log.metric = f"{log.metric or 'loss'} (bits → nats)"
 
 
 def _eval_only(log: ParsedLog) -> None:

@@ -22,6 +22,7 @@ from companion.evidence.series import ParsedLog, SeriesBuilder
 from companion.evidence.textio import Chunk, open_text_chunks, read_head
 
 MAX_JSON_BYTES = 1 << 30
+MAX_GRAD_NORMS = 4096  # the fresh-head test reads the first steps only
 
 
 def _num(value: object) -> float:
@@ -274,6 +275,8 @@ def parse_trainer_state(path: Path, check: Callable[[], None] = lambda: None) ->
                 _num(entry.get("learning_rate")),
                 _num(entry.get("num_input_tokens_seen")),
             )
+            if "grad_norm" in entry and len(log.grad_norms) < MAX_GRAD_NORMS:
+                log.grad_norms.append((step, _num(entry["grad_norm"])))
         elif "eval_loss" in entry and math.isfinite(_num(entry["eval_loss"])):
             log.eval_points.append((step, _num(entry["eval_loss"])))
         if i % 4096 == 0:
