@@ -156,7 +156,9 @@ def test_manifest_parameters_are_the_input_args(tmp_path: Path) -> None:
         "paths": [str(p)],
         "vocab_size": V,
         "config": None,
+        "vocab_search": 2,
         "plot": None,
+        "overwrite": False,
         "claimed_tokens": 1e12,
     }
     assert out.manifest.inputs[0].sha256 == __import__("hashlib").sha256(p.read_bytes()).hexdigest()
