@@ -114,6 +114,7 @@ class CompanionServer(LanguageServer):
         self.settings = Settings()
         self.results_dir: Path | None = None
         self.chat_service: ChatService | None = None  # created by the chat feature on first use
+        self.event_loop: asyncio.AbstractEventLoop | None = None  # set at initialize
         self._background: set[asyncio.Future[Any]] = set()
 
     def report_server_error(self, error: Exception, source: Any) -> None:

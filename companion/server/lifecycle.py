@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -68,6 +69,7 @@ def register(server: CompanionServer) -> None:
 
     @server.feature(lsp.INITIALIZE)
     def initialize(ls: CompanionServer, params: lsp.InitializeParams) -> None:
+        ls.event_loop = asyncio.get_running_loop()  # for work that providers start in threads
         apply_settings(ls, params.initialization_options, "initializationOptions")
 
     @server.feature(lsp.EXIT)

@@ -45,7 +45,8 @@ class ParentLens:
 
     def lenses(self, ls: CompanionServer, folder: Path, where: lsp.Range) -> list[lsp.CodeLens]:
         """The lens for a folder holding a checkpoint (empty while it is being computed)."""
-        if not any(folder.glob("*.safetensors")):
+        loop = ls.event_loop
+        if loop is None or not any(folder.glob("*.safetensors")):
             return []
         key = _key(folder, ls.settings.resolved_store_path())
         with self._lock:
@@ -53,7 +54,6 @@ class ParentLens:
             if hit is None or hit[0] != key:
                 if str(folder) not in self._running:
                     self._running.add(str(folder))
-                    loop = asyncio.get_event_loop()
                     threading.Thread(
                         target=self._compute, args=(ls, folder, key, loop), daemon=True
                     ).start()

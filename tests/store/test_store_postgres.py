@@ -20,6 +20,7 @@ from companion.settings import Settings
 from companion.store import recorder_for, save_conversation
 from companion.store.db import open_store
 from companion.store.dialect import glob_regex
+from companion.store.migrations import MIGRATIONS
 from companion.store.postgres import PgConnection
 from companion.store.schemas import MigrateResult, QueryResult
 from companion.toolbox import context, run_tool
@@ -64,7 +65,7 @@ def test_concurrent_writer_processes_on_a_new_database_lose_nothing(
     ids = {rid for r in results for rid in r}
     assert len(ids) == WRITERS * PER_WRITER
     n = WRITERS * PER_WRITER
-    assert _counts(url) == (n, n, n * CHUNKS, 4)
+    assert _counts(url) == (n, n, n * CHUNKS, len(MIGRATIONS))
     with open_store(url) as conn:
         stored = {r[0] for r in conn.execute("SELECT uid FROM records")}
         per_record = conn.execute(
@@ -111,7 +112,7 @@ def test_server_restart_mid_write_is_retried_and_nothing_is_lost(
     assert proc.returncode == 0, err
     ids = before + [line.split()[1] for line in out.splitlines()]
     assert len(set(ids)) == 6
-    assert _counts(url) == (6, 6, 6 * 400, 4)
+    assert _counts(url) == (6, 6, 6 * 400, len(MIGRATIONS))
     with open_store(url) as conn:
         assert {r[0] for r in conn.execute("SELECT uid FROM records")} == set(ids)
 
