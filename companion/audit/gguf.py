@@ -20,6 +20,7 @@ import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 from gguf.quants import dequantize
 
+from companion import files
 from companion.audit.gguf_format import GGUFHeader, RawTensor, read_header
 from companion.audit.gguf_names import expert_name, hf_name, rotary_heads
 from companion.audit.safetensors import TensorInfo
@@ -93,12 +94,7 @@ class GGUFFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._register(read_header(path))
-        try:
-            self._fd: int | None = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            raise InputError(
-                f"Cannot open {path}: {exc.strerror or exc}.", hint="check it."
-            ) from None
+        self._fd: int | None = files.open_fd(path, "Checkpoint file")  # regular files only
 
     def _register(self, header: GGUFHeader) -> None:
         """Take a parsed header: every tensor under its HF name, with its stored layout."""

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
+from companion import files
 from companion.errors import InputError
 
 MAGIC = b"GGUF"
@@ -230,12 +231,7 @@ def parse(buf: ByteSource, source: str) -> GGUFHeader:
 
 def read_header(path: Path) -> GGUFHeader:
     """Open, map and parse a GGUF file's header (the map is closed before returning)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        raise InputError(
-            f"Cannot open {path}: {exc.strerror or exc}.", hint="check the path and permissions."
-        ) from None
+    fd = files.open_fd(path, "GGUF file")  # regular files only: never blocks on a FIFO
     try:
         size = os.fstat(fd).st_size
         if size < 24:
@@ -249,7 +245,7 @@ def read_header(path: Path) -> GGUFHeader:
 def is_gguf(path: Path) -> bool:
     """Whether a file starts with the GGUF magic."""
     try:
-        with path.open("rb") as fh:
+        with files.open_regular(path, "File") as fh:
             return fh.read(4) == MAGIC
-    except OSError:
+    except (OSError, InputError):  # not readable, or not a regular file: not ours to sniff
         return False

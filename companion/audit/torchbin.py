@@ -22,6 +22,7 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
+from companion import files
 from companion.audit.safetensors import DTYPES, TensorInfo
 from companion.audit.source import Array, read_whole
 from companion.errors import InputError
@@ -177,7 +178,7 @@ def _load(path: Path, fd: int) -> dict[str, TensorInfo]:
     """Parse the zip and its pickle; tensor entries with absolute byte ranges."""
     source, size = str(path), os.fstat(fd).st_size
     try:
-        zf = zipfile.ZipFile(path)
+        zf = zipfile.ZipFile(path)  # `fd` above was checked to be a regular file
     except (zipfile.BadZipFile, OSError):
         raise InputError(f"{source} is a legacy (non-zip) PyTorch pickle.", hint=_CONVERT) from None
     with zf:
@@ -215,12 +216,7 @@ class TorchFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            self._fd: int | None = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            raise InputError(
-                f"Cannot open {path}: {exc.strerror or exc}.", hint="check it."
-            ) from None
+        self._fd: int | None = files.open_fd(path, "Checkpoint file")  # regular files only
         try:
             self._tensors = _load(path, self._fd)
         except BaseException:
