@@ -106,6 +106,7 @@ bench-fleet: $(VENV)/.installed-fleet
 bench: venv-test
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/python bench/lsp_latency.py
+	$(BIN)/python bench/hostile_hover.py
 	$(BIN)/python bench/evidence.py
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/chat_latency.py
