@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import pytest_lsp
 from lsprotocol import types as lsp
+from pygls.exceptions import FeatureAlreadyRegisteredError
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 SERVER_COMMAND = [sys.executable, "-m", "companion", "serve"]
@@ -65,6 +66,7 @@ def client_fixture(
             fix_code_action_decoding(lsp_client)
         if setup is not None:
             setup(lsp_client)
+        answer_lens_refresh(lsp_client)
         root: Path = request.getfixturevalue("workspace")
         params = lsp.InitializeParams(
             capabilities=client_capabilities(request.param if editors else editor),
@@ -80,3 +82,20 @@ def client_fixture(
 
     more = {"params": list(editors)} if editors else {}
     return pytest_lsp.fixture(config=config or server_config(), scope="module", **more)(client)
+
+
+def answer_lens_refresh(client: LanguageClient) -> None:
+    """Answer workspace/codeLens/refresh as the recorded editors do (they advertise it).
+
+    The server sends it when a background lens (the likely parent) is ready; pytest-lsp's
+    client does not implement it by itself.
+    """
+
+    try:
+
+        @client.feature(lsp.WORKSPACE_CODE_LENS_REFRESH)
+        def refresh(ls: LanguageClient, params: None) -> None:
+            return None
+
+    except FeatureAlreadyRegisteredError:  # the test module answers it itself (and counts)
+        pass
