@@ -142,7 +142,7 @@ async function main(lap, setPage) {
   const again = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
   await until('the restored history', async () => (await again.locator('.turn.user').count()) === 2, 60000);
   assert.match(await again.locator('#log').innerText(), /Was B derived from A\?[\s\S]*END\.[\s\S]*And the second model\?/);
-  await until('the server after the reload', () => page.locator('.codelens-decoration a', { hasText: /param/i }).first().isVisible(), 60000);
+  await until('the server after the reload', () => page.locator('.codelens-decoration a', { hasText: /param/i }).first().isVisible(), 180000);
   await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-e2e.png') });
   lap('history_restored');
 
