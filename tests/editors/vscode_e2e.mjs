@@ -142,7 +142,18 @@ async function main(lap, setPage) {
   const again = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
   await until('the restored history', async () => (await again.locator('.turn.user').count()) === 2, 60000);
   assert.match(await again.locator('#log').innerText(), /Was B derived from A\?[\s\S]*END\.[\s\S]*And the second model\?/);
-  await until('the server after the reload', () => page.locator('.codelens-decoration a', { hasText: /param/i }).first().isVisible(), 180000);
+  // The restored layout depends on when the workbench last saved its state: config.json may be
+  // a background tab. Bring it to the front (a lens only renders in a visible editor), then wait.
+  const configTab = page.locator('.tabs-container .tab', { hasText: 'config.json' }).first();
+  if (await configTab.count()) await configTab.click();
+  else {
+    await page.keyboard.press('Control+P');
+    await page.keyboard.type('config.json');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'config.json' }).first().click();
+  }
+  await page.locator('.tabs-container .tab.active', { hasText: 'config.json' }).first().waitFor({ timeout: 30000 });
+  await until('the server after the reload', () => page.locator('.codelens-decoration a', { hasText: /param/i }).first().isVisible(), 90000)
+    .catch(async (err) => { throw new Error(`${err.message}; tabs: ${(await page.locator('.tabs-container .tab').allInnerTexts()).join(' | ')}`); });
   await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-e2e.png') });
   lap('history_restored');
 
