@@ -41,6 +41,12 @@ class Checkpoint:
     tensors: dict[str, TensorRef]
     config: dict[str, Any] = field(default_factory=dict)
     extra_inputs: list[Path] = field(default_factory=list)
+    source: str | None = None  # the URL or hf:// reference as given, for a remote checkpoint
+
+    @property
+    def label(self) -> str:
+        """How results name it: the path, or the URL / hf:// reference the user gave."""
+        return self.source or str(self.path)
 
     @property
     def input_files(self) -> list[Path]:
@@ -227,7 +233,7 @@ def open_checkpoint(path: Path | str, settings: RemoteOptions | None = None) -> 
 
         remote = open_remote(path, settings or RemoteOptions.from_settings())
         files, tensors = _merge(list(remote))
-        return Checkpoint(path=remote[0].path, files=files, tensors=tensors)
+        return Checkpoint(path=remote[0].path, files=files, tensors=tensors, source=path)
     _stat(path, "Checkpoint")
     extra: list[Path] = []
     folder = path if os.path.isdir(path) else path.parent

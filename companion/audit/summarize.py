@@ -298,9 +298,9 @@ def summarize(args: AuditInput, s: Streams, manifest: Manifest, job: Job) -> Aud
         LayerPair(a=la, b=lb, score=f(s.map_scores.get(lb))) for la, lb in sorted(s.a_to_b.items())
     ]
     return AuditResult(
-        a=str(s.a.ckpt.path),
-        b=str(s.b.ckpt.path),
-        baseline=str(s.third.ckpt.path) if s.third else None,
+        a=s.a.ckpt.label,
+        b=s.b.ckpt.label,
+        baseline=s.third.ckpt.label if s.third else None,
         verdict=verdict,
         derivation=name_derivations(verdict, kept, s, per_role),
         reasons=reasons,

@@ -67,6 +67,9 @@ def test_remote_pair_fetches_only_the_selected_roles_and_a_repeat_fetches_nothin
     remote = [i for i in first.manifest.inputs if i.sha256_from == "remote"]
     assert len(remote) == 2 and all(i.ranges and i.revision == "main" and i.sha256 for i in remote)
     assert remote[0].path.endswith("/org/base/resolve/main/model.safetensors")
+    text = first.to_markdown()  # a remote side is named as the user gave it
+    assert (first.a, first.b) == ("hf://org/base", "hf://org/tuned")
+    assert "hf://org/base" in text and "/remote/" not in text, text
     hub.sent = 0
     again = audit("hf://org/base", "hf://org/tuned")
     assert hub.sent == 0  # every range came from the cache
