@@ -16,8 +16,6 @@ import struct
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
-import numpy as np
-
 from companion.audit.gguf_format import MAGIC as GGUF_MAGIC
 from companion.audit.remote_file import RemoteFile
 from companion.audit.remote_gguf import RemoteGGUF
@@ -88,7 +86,7 @@ class RemoteSafetensors(RemoteFile):
         begin = self.span(info)[0] + start * item
         view = out[: count * item]
         if count:
-            view[:] = np.frombuffer(self.blob.read(begin, begin + count * item), dtype=np.uint8)
+            self.blob.read_into(begin, view.data)
         return view.view(info.np_dtype)
 
     def read(self, name: str, start: int = 0, count: int | None = None) -> Array:

@@ -3,7 +3,6 @@ fetch (coalesced), and the manifest entry (URL, revision, ETag, ranges read, the
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -60,9 +59,6 @@ class RemoteFile:
     def manifest_entry(self) -> InputFile:
         """The URL, revision, ETag, exact ranges read and their sha256, for the manifest."""
         ranges = merged(self.blob.ranges)
-        digest = hashlib.sha256()
-        for a, b in ranges:
-            digest.update(self.blob.from_cache(a, b))
         return InputFile(
             path=self.blob.url,
             size=self.blob.size,
@@ -70,5 +66,5 @@ class RemoteFile:
             sha256_from="remote",
             revision=self.revision,
             ranges=[[a, b] for a, b in ranges],
-            ranges_sha256=digest.hexdigest(),
+            ranges_sha256=self.blob.cache_sha256(ranges),
         )

@@ -64,4 +64,6 @@ class RemoteGGUF(RemoteFile, GGUFFile):
 
     def _pread(self, offset: int, n: int) -> Array:
         """Exactly n bytes at offset, from the range cache (fetched if missing)."""
-        return np.frombuffer(bytearray(self.blob.read(offset, offset + n)), dtype=np.uint8)
+        out = np.empty(n, dtype=np.uint8)
+        self.blob.read_into(offset, out.data)
+        return out

@@ -167,18 +167,41 @@ class Blob:
 
     def from_cache(self, begin: int, end: int) -> bytes:
         """Bytes [begin, end) from the cache (an error when part of it is not there)."""
-        out, at = bytearray(), begin
+        out = bytearray(end - begin)
+        self.cache_into(begin, memoryview(out))
+        return bytes(out)
+
+    def cache_into(self, begin: int, out: memoryview) -> None:
+        """Fill `out` with the bytes from `begin` on, straight from the cache files."""
+        at, end = begin, begin + len(out)
         for a, b in self.cached():
             if b <= at or a > at or at >= end:
                 continue
-            with (self.cache / f"{a}-{b}").open("rb") as fh:
+            with (self.cache / f"{a}-{b}").open("rb", buffering=0) as fh:
                 fh.seek(at - a)
-                piece = fh.read(min(b, end) - at)
-            out += piece
-            at += len(piece)
+                got = fh.readinto(out[at - begin : min(b, end) - begin])
+            at += got or 0
         if at != end:
             raise InputError(f"The range cache for {self.url} is incomplete.", hint="retry.")
-        return bytes(out)
+
+    def cache_sha256(self, ranges: list[tuple[int, int]]) -> str:
+        """The sha256 of these cached ranges in order, read in 1 MB steps (bounded memory)."""
+        digest, buf = hashlib.sha256(), bytearray(_STEP)
+        for a, b in ranges:
+            for at in range(a, b, _STEP):
+                view = memoryview(buf)[: min(_STEP, b - at)]
+                self.cache_into(at, view)
+                digest.update(view)
+        return digest.hexdigest()
+
+    def read_into(self, begin: int, out: memoryview) -> None:
+        """Fill `out` with bytes from `begin` on, fetching what the cache lacks (recorded)."""
+        end = begin + len(out)
+        with self.lock:
+            self.ranges.append((begin, end))
+        for a, b in self.missing(begin, end):
+            self.fetch(a, b)
+        self.cache_into(begin, out)
 
     def fetch(self, begin: int, end: int) -> None:
         """Fetch [begin, end) into the cache (one writer per range at a time)."""

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from helpers.hub_server import Hub
-from helpers.remote_repos import HIDDEN, family_repos, hub_env
+from helpers.remote_repos import HIDDEN, family_repos, hub_env, st_bytes
 
 from companion.audit.checkpoint import open_checkpoint
 from companion.audit.remote import locate
@@ -163,3 +163,28 @@ def test_prefetch_progress_names_bytes_fetched_of_bytes_needed(hub: Hub) -> None
     messages.clear()
     run_tool("audit.compare", {"a": "hf://org/base", "b": "hf://org/tuned", "roles": ["norm"]}, ctx)
     assert any("in the range cache (fetched 0 B)" in m for m, _ in messages), messages
+
+
+def test_remote_reads_and_the_manifest_hash_hold_no_copy_of_the_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tracemalloc
+
+    big = {"model.embed_tokens.weight": np.ones((2048, 2048), dtype="<f4")}  # 16 MB
+    with hub_env(
+        {"org/big": {"model.safetensors": st_bytes(big, tmp_path)}}, tmp_path, monkeypatch
+    ):
+        ck = open_checkpoint("hf://org/big", RemoteOptions.from_settings())
+        name = "model.embed_tokens.weight"
+        ref = ck.tensors[name]
+        out = np.empty(ref.info.end - ref.info.begin, dtype=np.uint8)
+        ref.file.read_into(ref.info, 0, ref.info.numel, out)  # fetched into the range cache
+        tracemalloc.start()
+        try:
+            got = ref.file.read_into(ref.info, 0, ref.info.numel, out)  # from the cache
+            entry = ck.remote_inputs()[0]  # sha256 of every range read
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert np.all(got == 1.0) and entry.ranges_sha256
+    assert peak < 2 << 20, f"{peak / 2**20:.1f} MB traced for a 16 MB tensor"
