@@ -25,6 +25,5 @@ else
 fi
 b=$(now)
 node "$REPO/tests/editors/vscode_e2e.mjs"
-node "$REPO/tests/editors/vscode_retry_e2e.mjs"
 e=$(now)
 awk -v s="$s" -v i="$i" -v b="$b" -v e="$e" 'BEGIN { printf "e2e-vscode timings: install %.1fs, build+unit+package %.1fs, e2e %.1fs, total %.1fs\n", i - s, b - i, e - b, e - s }'
