@@ -68,15 +68,27 @@ export async function commandPalette(page, title) {
   }
 }
 
+// The extension's settings declared `"scope": "machine"` in its package.json.
+const MACHINE_SCOPED = Object.entries(JSON.parse(fs.readFileSync(path.join(REPO, 'editors/vscode/package.json'), 'utf8'))
+  .contributes.configuration.properties ?? {}).filter(([, v]) => v.scope === 'machine').map(([k]) => k);
+
 // Install the .vsix into a fresh profile under tmp, start code-server on loopback with the given
 // companion settings and environment, open `ws` in Chromium. Returns the page and settings file.
 export async function startVsCode({ tmp, ws, settings, env, lap }) {
   const userData = path.join(tmp, 'user-data');
   const extensions = path.join(tmp, 'extensions');
+  // code-server is a remote window: VS Code takes machine-scoped settings (the server command,
+  // Python path and endpoint) from the remote's Machine/settings.json and ignores them in User
+  // settings, as a user sees in the "Remote" settings tab. Read from User, the path only held
+  // until the extension's scopes were known (a reload that restored the chat panel lost it).
+  const all = { 'companion.server.pythonPath': PYTHON, ...settings };
+  const machine = Object.fromEntries(Object.entries(all).filter(([k]) => MACHINE_SCOPED.includes(k)));
+  fs.mkdirSync(path.join(userData, 'Machine'), { recursive: true });
+  fs.writeFileSync(path.join(userData, 'Machine', 'settings.json'), JSON.stringify(machine, null, 2));
   fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
   const settingsFile = path.join(userData, 'User', 'settings.json');
   fs.writeFileSync(settingsFile, JSON.stringify({
-    'companion.server.pythonPath': PYTHON, ...settings,
+    ...Object.fromEntries(Object.entries(all).filter(([k]) => !MACHINE_SCOPED.includes(k))),
     'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false, 'workbench.tips.enabled': false,
     'extensions.autoCheckUpdates': false, 'extensions.autoUpdate': false, 'telemetry.telemetryLevel': 'off',
     'editor.codeLens': true, 'window.commandCenter': false,

@@ -39,11 +39,7 @@ function setStatus(text: string, tooltip: string): void {
   status.tooltip = tooltip;
 }
 
-// Bounded retries of a failed launch. When VS Code restores a chat panel on reload it activates
-// the extension before user settings reach the extension host, and the launch sees the defaults.
-const RETRY_SECONDS = [2, 5, 10];
-
-async function start(context: vscode.ExtensionContext, attempt = 0): Promise<LanguageClient> {
+async function start(context: vscode.ExtensionContext): Promise<LanguageClient> {
   const cfg = vscode.workspace.getConfiguration('companion');
   const { command, args } = serverCommand(cfg);
   const env: Record<string, string | undefined> = { ...process.env };
@@ -67,24 +63,17 @@ async function start(context: vscode.ExtensionContext, attempt = 0): Promise<Lan
   try {
     await lc.start();
   } catch (err) {
-    if (attempt < RETRY_SECONDS.length) {
-      const wait = RETRY_SECONDS[attempt];
-      output.appendLine(`Companion: the server did not start (${command}: ${err}); trying again in ${wait} s with the settings read afresh.`);
-      setStatus('Companion: starting', `retrying in ${wait} s`);
-      setTimeout(() => { if (client === lc) void restart(context, attempt + 1); }, wait * 1000);
-      return lc;
-    }
     setStatus('Companion: failed', String(err));
     void vscode.window.showErrorMessage(`Companion server failed to start (${command}): ${err}. Set companion.server.pythonPath or companion.server.command.`);
   }
   return lc;
 }
 
-async function restart(context: vscode.ExtensionContext, attempt = 0): Promise<void> {
+async function restart(context: vscode.ExtensionContext): Promise<void> {
   const old = client;
   client = undefined;
   if (old) await old.dispose().catch(() => undefined);
-  await start(context, attempt);
+  await start(context);
 }
 
 /** Adapt the running client to the chat session's transport. */
