@@ -106,15 +106,8 @@ class ChatClient:
         on_delta: Callable[[str], None],
     ) -> Completion:
         """One streamed request, bounded in time; the response is closed on every exit path."""
-        kwargs: dict[str, Any] = {
-            "model": self.endpoint.model,
-            "messages": messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "max_tokens": max_tokens,
-        }
-        if tools:
-            kwargs["tools"] = tools
+        kwargs = self._request(messages, tools, max_tokens)
+        kwargs |= {"stream": True, "stream_options": {"include_usage": True}}
         out, calls, stream = Completion(), _Calls(), None
         try:
             async with asyncio.timeout(self.settings.llm_max_answer_s) as deadline:
@@ -148,16 +141,9 @@ class ChatClient:
         on_delta: Callable[[str], None],
     ) -> Completion:
         """One non-streamed request (same bounds); its text reaches `on_delta` in one piece."""
-        kwargs: dict[str, Any] = {
-            "model": self.endpoint.model,
-            "messages": messages,
-            "max_tokens": max_tokens,
-        }
-        if tools:
-            kwargs["tools"] = tools
         try:
             async with asyncio.timeout(self.settings.llm_max_answer_s):
-                response = await self._open(kwargs)
+                response = await self._open(self._request(messages, tools, max_tokens))
         except TimeoutError:
             raise Failure("too_slow") from None
         if not response.choices:
@@ -178,6 +164,17 @@ class ChatClient:
         if out.text:
             on_delta(out.text)
         return out
+
+    def _request(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, max_tokens: int
+    ) -> dict[str, Any]:
+        """The chat-completions arguments both request shapes share."""
+        kwargs: dict[str, Any] = {
+            "model": self.endpoint.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+        }
+        return kwargs | ({"tools": tools} if tools else {})
 
     async def _open(self, kwargs: dict[str, Any]) -> Any:
         """Send the request; a refusal becomes a Failure."""
