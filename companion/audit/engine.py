@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
@@ -41,6 +41,9 @@ from companion.audit.summarize import Streams, summarize
 from companion.digests import Digests
 from companion.jobs import Job
 from companion.manifest import Manifest
+
+if TYPE_CHECKING:
+    from companion.audit.adapter import AdapterPair
 
 T = TypeVar("T")
 Array = np.ndarray[Any, Any]
@@ -292,7 +295,7 @@ def _bounded(result: AuditResult, skipped: int, limit: int) -> AuditResult:
 
 def run_audit(
     args: AuditInput,
-    paths: tuple[Path | str, Path | str, Path | str | None],
+    paths: tuple[Path | str | AdapterPair, Path | str | AdapterPair, Path | str | None],
     job: Job,
     setup: AuditSetup,
 ) -> AuditResult:
