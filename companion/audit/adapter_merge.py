@@ -17,6 +17,7 @@ import numpy as np
 
 from companion.audit.adapter import Adapter, AdapterPair, LoraModule, fit, open_adapter
 from companion.audit.checkpoint import Checkpoint, TensorRef, open_checkpoint
+from companion.audit.remote_http import RemoteOptions
 from companion.audit.safetensors import TensorInfo, decode
 from companion.audit.source import TensorFile, read_whole
 from companion.errors import InputError
@@ -123,6 +124,13 @@ class MergedView:
     def close(self) -> None:
         """Close the file underneath."""
         self.inner.close()
+
+
+def open_source(path: Path | str | AdapterPair, remote: RemoteOptions | None) -> Checkpoint:
+    """Open a checkpoint (path or URL) or BASE+ADAPTER."""
+    if isinstance(path, AdapterPair):
+        return open_merged(path)
+    return open_checkpoint(path, remote)
 
 
 def open_merged(pair: AdapterPair) -> Checkpoint:

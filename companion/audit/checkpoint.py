@@ -18,7 +18,6 @@ from companion.errors import InputError
 from companion.manifest import InputFile
 
 if TYPE_CHECKING:
-    from companion.audit.adapter import AdapterPair
     from companion.audit.remote_file import RemoteFile
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -221,14 +220,8 @@ def _folder_files(path: Path) -> list[Path]:
     )
 
 
-def open_checkpoint(
-    path: Path | str | AdapterPair, settings: RemoteOptions | None = None
-) -> Checkpoint:
-    """Open a weights file, an index, a folder, a URL / hf:// reference (a str), or BASE+ADAPTER."""
-    if not isinstance(path, Path | str):
-        from companion.audit.adapter_merge import open_merged
-
-        return open_merged(path)
+def open_checkpoint(path: Path | str, settings: RemoteOptions | None = None) -> Checkpoint:
+    """Open a weights file, an index, a folder, or a URL / hf:// reference (a str)."""
     if isinstance(path, str):
         from companion.audit.remote import open_remote
 

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from companion.audit.adapter_merge import open_source
 from companion.audit.aligned import compare_aligned
 from companion.audit.alignment import map_layers, role_filter
-from companion.audit.checkpoint import Checkpoint, open_checkpoint
+from companion.audit.checkpoint import Checkpoint
 from companion.audit.kernel import stream_pair
 from companion.audit.matching import projection
 from companion.audit.metrics import (
@@ -305,7 +306,7 @@ def run_audit(
     try:
         for p in paths:
             if p is not None:
-                ckpts.append(open_checkpoint(p, setup.remote))
+                ckpts.append(open_source(p, setup.remote))
         skipped = sum(_cap(c, setup.max_tensors) for c in ckpts)
         roles = role_filter(args.roles)
         sides = [index_side(c, roles) for c in ckpts]

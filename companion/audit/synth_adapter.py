@@ -80,4 +80,3 @@ def write_adapter(
     cfg = config(rank, alpha, targets, base)
     (folder / "adapter_config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
     return folder
-

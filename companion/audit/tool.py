@@ -49,7 +49,8 @@ NAME = "audit.compare"
 @tool(
     NAME,
     description="Audit whether checkpoint B was derived from checkpoint A from the weights "
-    "(safetensors, GGUF, PyTorch .bin, or https:// / hf:// URLs read by range; streamed): "
+    "(safetensors, GGUF, PyTorch .bin, or https:// / hf:// URLs read by range; streamed; "
+    "B may be BASE+ADAPTER for a PEFT LoRA, or an adapter folder to test against base A): "
     "per-role Pearson/cosine/Spearman with shuffle, cross-layer, "
     "random-init and optional third-model baselines, permutation-robust matching and a "
     "calibrated verdict (derived | independent | inconclusive) with reasons.",

@@ -19,7 +19,7 @@ import pytest
 
 from companion.audit import synth
 from companion.audit.adapter import AdapterPair, open_adapter
-from companion.audit.checkpoint import open_checkpoint
+from companion.audit.adapter_merge import open_source
 from companion.audit.safetensors import decode
 from companion.audit.schemas import AuditResult
 from companion.audit.synth_adapter import write_adapter
@@ -119,7 +119,7 @@ def test_peft_layout_is_parsed(peft_case: dict[str, Path], tmp_path: Path) -> No
 
 def _tensors(path: Path | AdapterPair) -> dict[str, np.ndarray[Any, Any]]:
     """Every tensor of a checkpoint through companion's own readers, as float64."""
-    ckpt = open_checkpoint(path)
+    ckpt = open_source(path, None)
     try:
         return {
             n: np.asarray(decode(r.file.read(n), np.float64)).reshape(r.info.shape)
@@ -192,9 +192,9 @@ def test_misfit_adapter_names_module_shapes_and_next_step(peft_case: dict[str, P
 
 def test_cli_plus_syntax_and_misfit_exit_code(peft_case: dict[str, Path]) -> None:
     base = str(peft_case["base"])
+    pair = f"{base}+{peft_case['adapter']}"
     ok = subprocess.run(
-        [sys.executable, "-m", "companion", "audit", base, f"{base}+{peft_case['adapter']}"]
-        + ["--json", "--no-store"],
+        [sys.executable, "-m", "companion", "audit", base, pair, "--json", "--no-store"],
         capture_output=True,
         text=True,
         timeout=300,
