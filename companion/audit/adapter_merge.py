@@ -160,7 +160,9 @@ def _assemble(pair: AdapterPair, base: Checkpoint, adapter: Adapter) -> Checkpoi
         view = MergedView(f, names, {n: d for n, d in deltas.items() if n in names}, adapter.file)
         files.append(view)
         tensors.update({n: TensorRef(view, view.tensors[n]) for n in names})
-    own = MergedView(adapter.file, adapter.replacements, {})
+    # a saved embedding layer (`M.base_layer.weight`) replaces the base's and still takes M's delta
+    replaced = {n: d for n, d in deltas.items() if n in adapter.replacements}
+    own = MergedView(adapter.file, adapter.replacements, replaced, adapter.file)
     files.append(own)
     tensors.update({n: TensorRef(own, own.tensors[n]) for n in adapter.replacements})
     extra = [*base.extra_inputs, adapter.folder / "adapter_config.json"]

@@ -8,6 +8,7 @@ steps, trains a LoRA on it with PEFT, and saves base, adapter and PEFT's own mer
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -226,3 +227,60 @@ def test_synthetic_writer_is_the_layout_peft_loads(tmp_path: Path) -> None:
     for name in ("model.layers.1.self_attn.q_proj.weight", "model.layers.0.mlp.down_proj.weight"):
         assert not np.allclose(theirs[name], w[name])  # the adapter changed it
         np.testing.assert_allclose(ours[name], theirs[name], rtol=0, atol=1e-6)
+
+
+def test_embedding_lora_and_modules_to_save_merge_like_peft(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(5)
+    base = _llama(64, 128)
+    base.save_pretrained(tmp_path / "base")
+    lora = peft.LoraConfig(
+        r=2, lora_alpha=6, target_modules=["embed_tokens", "o_proj"], modules_to_save=["lm_head"]
+    )
+    model = peft.get_peft_model(base, lora)
+    with torch.no_grad():  # PEFT starts one factor at zero: give both values, and a new head
+        for name, p in model.named_parameters():
+            if "lora_" in name or "modules_to_save" in name:
+                p.normal_(0.0, 0.05)
+    model.save_pretrained(tmp_path / "adapter")
+    model.merge_and_unload().save_pretrained(tmp_path / "merged")
+    adapter = open_adapter(tmp_path / "adapter")
+    try:
+        emb = next(m for m in adapter.modules if m.embedding)
+        assert emb.transposed and emb.scaling == 3.0
+        assert set(adapter.replacements) >= {"lm_head.weight", "model.embed_tokens.weight"}
+    finally:
+        adapter.close()
+    ours = _tensors(AdapterPair(tmp_path / "base", tmp_path / "adapter"))
+    theirs = _tensors(tmp_path / "merged")
+    assert ours.keys() == theirs.keys()
+    for n in ours:
+        np.testing.assert_allclose(ours[n], theirs[n], rtol=0, atol=1e-6)
+
+
+def test_refused_adapter_kinds_say_what_to_do(peft_case: dict[str, Path], tmp_path: Path) -> None:
+    for key, value in (("use_dora", True), ("peft_type", "IA3")):
+        folder = tmp_path / key
+        shutil.copytree(peft_case["adapter"], folder)
+        cfg = json.loads((folder / "adapter_config.json").read_text())
+        cfg[key] = value
+        (folder / "adapter_config.json").write_text(json.dumps(cfg))
+        with pytest.raises(InputError) as err:
+            audit(str(peft_case["base"]), f"{peft_case['base']}+{folder}")
+        assert ("DoRA" in str(err.value)) or ("IA3" in str(err.value))
+        assert "merge_and_unload" in (err.value.hint or "")
+
+
+def test_verify_reproduces_both_adapter_modes(peft_case: dict[str, Path], tmp_path: Path) -> None:
+    env = {**os.environ, "COMPANION_HOME": str(tmp_path / "home")}
+    base = str(peft_case["base"])
+    for b in (str(peft_case["adapter"]), f"{base}+{peft_case['adapter']}"):
+        saved = tmp_path / "result.json"
+        run = [sys.executable, "-m", "companion", "audit", base, b, "--json"]
+        done = subprocess.run(run, capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr
+        saved.write_text(done.stdout)
+        check = [sys.executable, "-m", "companion", "verify", str(saved)]
+        again = subprocess.run(check, capture_output=True, text=True, timeout=300, env=env)
+        assert again.returncode == 0 and "reproduced" in again.stdout, again.stdout + again.stderr
