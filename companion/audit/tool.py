@@ -76,6 +76,13 @@ def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
 
     remote = RemoteOptions.from_settings(ctx.settings)
     setup = AuditSetup(ctx.settings.audit_workers, ctx.settings.digest_path(), NAME, remote)
+    for value, what in ((a, "A"), (c, "The baseline")):
+        if isinstance(value, Path) and is_adapter(value):
+            raise InputError(
+                f"{what} {value} is a LoRA adapter folder, not a model.",
+                hint="pass its base instead: `companion audit BASE ADAPTER` asks whether the "
+                "adapter belongs to BASE, and BASE+ADAPTER audits the merged model.",
+            )
     if isinstance(a, Path) and isinstance(b, Path) and is_adapter(b):  # BASE ADAPTER: does it fit?
         from companion.audit.adapter_fit import run_fit
 

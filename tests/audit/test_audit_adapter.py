@@ -191,6 +191,15 @@ def test_misfit_adapter_names_module_shapes_and_next_step(peft_case: dict[str, P
         assert "audit it against that base" in (err.value.hint or "")
 
 
+def test_adapter_as_a_is_a_clear_error(peft_case: dict[str, Path]) -> None:
+    base, adapter = str(peft_case["base"]), str(peft_case["adapter"])
+    for a, b, extra in ((adapter, base, {}), (base, base, {"baseline": adapter})):
+        with pytest.raises(InputError) as err:
+            audit(a, b, **extra)
+        assert "is a LoRA adapter folder" in str(err.value)
+        assert "companion audit BASE ADAPTER" in (err.value.hint or "")
+
+
 def test_cli_plus_syntax_and_misfit_exit_code(peft_case: dict[str, Path]) -> None:
     base = str(peft_case["base"])
     pair = f"{base}+{peft_case['adapter']}"
