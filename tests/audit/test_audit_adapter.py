@@ -293,3 +293,20 @@ def test_verify_reproduces_both_adapter_modes(peft_case: dict[str, Path], tmp_pa
         check = [sys.executable, "-m", "companion", "verify", str(saved)]
         again = subprocess.run(check, capture_output=True, text=True, timeout=300, env=env)
         assert again.returncode == 0 and "reproduced" in again.stdout, again.stdout + again.stderr
+
+
+def test_alignment_null_is_calibrated_on_adapters_unrelated_to_their_base(tmp_path: Path) -> None:
+    """Random factors carry no trace of W: the combined p is uniform and nothing is derived."""
+    from scipy.stats import kstest
+
+    spec = synth.Spec(layers=2)
+    ps, derived = [], 0
+    for seed in range(40):
+        w = synth.base(spec, 1000 + seed)
+        base = synth.save(tmp_path / f"b{seed}", w, spec)
+        folder = write_adapter(tmp_path / f"a{seed}", w, seed=seed, rank=2 + seed % 4)
+        r = audit(str(base), str(folder))
+        ps.append(float(r.derivation[0].figures["alignment_p"]))
+        derived += r.verdict == "derived"
+    assert derived == 0
+    assert kstest(ps, "uniform").pvalue > 0.01
