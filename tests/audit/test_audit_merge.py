@@ -41,6 +41,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "merge_ft": synth.finetune(_mix(a, c, 0.6, 0.4), seed=4, update=0.1, noise=0.1),
         "ft": ft,
         "unrelated": synth.base(spec, 101),
+        "sibling": synth.finetune(a, seed=9),  # another fine-tune of A: related to A, not to B
     }
     return {n: synth.save(root / n, w, spec) for n, w in models.items()}
 
@@ -112,6 +113,11 @@ def test_unrelated_baseline_names_no_merge(zoo: dict[str, Path]) -> None:
     finally:
         for ck in (a, b, c):
             ck.close()
+
+
+def test_a_sibling_fine_tune_as_baseline_names_no_merge(zoo: dict[str, Path]) -> None:
+    r = audit(zoo["a"], zoo["ft"], zoo["sibling"])
+    assert r.verdict == "derived" and _merge(r) is None
 
 
 def test_no_baseline_no_merge_and_unrelated_pair_stays_independent(zoo: dict[str, Path]) -> None:
