@@ -310,3 +310,33 @@ def test_alignment_null_is_calibrated_on_adapters_unrelated_to_their_base(tmp_pa
         derived += r.verdict == "derived"
     assert derived == 0
     assert kstest(ps, "uniform").pvalue > 0.01
+
+
+def test_merged_tensor_streams_in_chunks_without_holding_it(tmp_path: Path) -> None:
+    """Reading an adapted tensor chunk by chunk (as the audit does) never holds it whole."""
+    import tracemalloc
+
+    spec = synth.Spec(vocab=256, hidden=512, layers=1, heads=8, intermediate=2048)
+    w = synth.base(spec, 0)
+    pair = AdapterPair(synth.save(tmp_path / "base", w, spec), tmp_path / "adapter")
+    write_adapter(pair.adapter, w, seed=1, rank=8)
+    name = "model.layers.0.mlp.up_proj.weight"
+    ckpt = open_source(pair, None)
+    try:
+        ref = ckpt.tensors[name]
+        chunk = 1 << 16
+        buf = np.empty(chunk * 4, dtype=np.uint8)
+        whole = np.empty(ref.info.numel, dtype=np.float32)
+        tracemalloc.start()
+        try:
+            for start in range(0, ref.info.numel, chunk):
+                part = ref.file.read_into(ref.info, start, chunk, buf)
+                whole[start : start + chunk] = part
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    finally:
+        ckpt.close()
+    assert peak < ref.info.numel * 4 // 2  # under half the tensor in float32
+    expected = _tensors(pair)[name]
+    np.testing.assert_array_equal(whole.reshape(ref.info.shape), expected.astype(np.float32))
