@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from companion.audit import synth  # noqa: E402
 from companion.audit.schemas import AuditResult  # noqa: E402
+from companion.audit.synth_adapter import write_adapter  # noqa: E402
 
 Weights = dict[str, Any]
 
@@ -52,6 +53,28 @@ def zoo(root: Path) -> list[tuple[str, Path, Path, bool]]:
         b = synth.save(root / f"ind{seed}", synth.base(spec, seed), spec)
         out.append((f"independent seed {seed}", a, b, False))
     return out
+
+
+def extra_pairs(root: Path) -> list[tuple[str, Path, str, bool, dict[str, str]]]:
+    """Pairs that need more than two paths: (name, A, B as given, truly derived, extra args)."""
+    spec = synth.Spec()
+    w, c = synth.base(spec, 0), synth.base(spec, 100)
+    a = root / "base"
+    adapter = write_adapter(root / "adapter", w, seed=7)
+    merged = {k: (0.6 * w[k] + 0.4 * c[k]).astype(np.float32) for k in w}
+    merge = synth.save(root / "linear_merge", merged, spec)
+    cpath = synth.save(root / "merge_parent", c, spec)
+    ind = root / "ind100"
+    return [
+        ("adapter-merged (A+LoRA)", a, f"{a}+{adapter}", True, {}),
+        ("linear merge 0.6A+0.4C", a, str(merge), True, {"baseline": str(cpath)}),
+        ("indep., baseline C", a, str(ind), False, {"baseline": str(cpath)}),
+    ]
+
+
+def _config_of(b: str) -> Path:
+    """The config.json of B (of its base for BASE+ADAPTER)."""
+    return Path(b if Path(b).exists() else b.rsplit("+", 1)[0]) / "config.json"
 
 
 def _role(r: AuditResult, group: str) -> Any:
@@ -89,12 +112,12 @@ def main() -> None:
     from companion.tools import ToolContext
 
     with tempfile.TemporaryDirectory() as tmp:
-        pairs = zoo(Path(tmp))
+        pairs = [(n, a, str(b), t, {}) for n, a, b, t in zoo(Path(tmp))] + extra_pairs(Path(tmp))
         results = []
-        for name, a, b, truth in pairs:
-            r = run_tool("audit.compare", {"a": str(a), "b": str(b)}, ToolContext())
+        for name, a, b, truth, extra in pairs:
+            r = run_tool("audit.compare", {"a": str(a), "b": b, **extra}, ToolContext())
             assert isinstance(r, AuditResult)
-            same_cfg = (a / "config.json").read_text() == (b / "config.json").read_text()
+            same_cfg = (a / "config.json").read_text() == _config_of(b).read_text()
             results.append((name, truth, r, same_cfg))
     names = ["companion", *PEERS, "config gate"]
     scores: dict[str, list[float]] = {n: [] for n in names}

@@ -6,6 +6,7 @@ from math import log
 from statistics import median
 from typing import TYPE_CHECKING
 
+from companion.audit.merge import linear_merge
 from companion.audit.schemas import Derivation, RoleSummary, TensorResult, Verdict
 
 if TYPE_CHECKING:
@@ -166,4 +167,7 @@ def name_derivations(
     delta = _delta_kind(s, rows)
     if quantized is None or (delta is not None and float(delta.figures["delta_rel_l2"]) > 0.05):
         found.append(delta)  # a cast's rounding residual is not a fine-tune
+    if (merge := linear_merge(s)) is not None:  # the merge explains B - A: not a fine-tune
+        found = [d for d in found if d is None or d.kind not in ("fine_tune", "noise_added")]
+        found.append(merge)
     return [d for d in found if d is not None] + _shapes(s)

@@ -8,14 +8,15 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from companion.audit.adapter_merge import open_source
 from companion.audit.aligned import compare_aligned
 from companion.audit.alignment import map_layers, role_filter
-from companion.audit.checkpoint import Checkpoint, open_checkpoint
+from companion.audit.checkpoint import Checkpoint
 from companion.audit.kernel import stream_pair
 from companion.audit.matching import projection
 from companion.audit.metrics import (
@@ -41,6 +42,9 @@ from companion.audit.summarize import Streams, summarize
 from companion.digests import Digests
 from companion.jobs import Job
 from companion.manifest import Manifest
+
+if TYPE_CHECKING:
+    from companion.audit.adapter import AdapterPair
 
 T = TypeVar("T")
 Array = np.ndarray[Any, Any]
@@ -292,7 +296,7 @@ def _bounded(result: AuditResult, skipped: int, limit: int) -> AuditResult:
 
 def run_audit(
     args: AuditInput,
-    paths: tuple[Path | str, Path | str, Path | str | None],
+    paths: tuple[Path | str | AdapterPair, Path | str | AdapterPair, Path | str | None],
     job: Job,
     setup: AuditSetup,
 ) -> AuditResult:
@@ -302,7 +306,7 @@ def run_audit(
     try:
         for p in paths:
             if p is not None:
-                ckpts.append(open_checkpoint(p, setup.remote))
+                ckpts.append(open_source(p, setup.remote))
         skipped = sum(_cap(c, setup.max_tensors) for c in ckpts)
         roles = role_filter(args.roles)
         sides = [index_side(c, roles) for c in ckpts]

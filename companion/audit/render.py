@@ -36,8 +36,23 @@ def _verdict(r: AuditResult, max_tensors: int) -> list[str]:
     return lines
 
 
+def _derivation(r: AuditResult, max_tensors: int) -> list[str]:
+    """How B appears to have been made, with each derivation's figures."""
+    if not r.derivation:
+        return []
+    lines = ["", "## Derivation", ""]
+    for d in r.derivation:
+        figures = ", ".join(f"{k} {v}" for k, v in list(d.figures.items())[:12])
+        lines.append(
+            f"- **{d.kind}** ({d.confidence}): {d.statement}" + (f" [{figures}]" if figures else "")
+        )
+    return lines
+
+
 def _per_role(r: AuditResult, max_tensors: int) -> list[str]:
-    """Per-role medians beside their baselines."""
+    """Per-role medians beside their baselines (none for an adapter-fit audit)."""
+    if not r.per_role and not r.per_tensor:
+        return []
     lines = [
         "",
         "## Per role (medians; every score beside its baselines)",
@@ -104,7 +119,9 @@ def _per_layer(r: AuditResult, max_tensors: int) -> list[str]:
 
 
 def _tensors(r: AuditResult, max_tensors: int) -> list[str]:
-    """The first `max_tensors` tensor comparisons."""
+    """The first `max_tensors` tensor comparisons (none for an adapter-fit audit)."""
+    if not r.per_tensor and not r.per_role:
+        return []
     lines = [
         "",
         f"## Tensors ({len(r.per_tensor)} compared"
@@ -158,6 +175,7 @@ def _manifest(r: AuditResult, max_tensors: int) -> list[str]:
 SECTIONS: tuple[Section, ...] = (
     _header,
     _verdict,
+    _derivation,
     _per_role,
     _permutation,
     _layer_map,

@@ -17,7 +17,11 @@ class AuditInput(BaseModel):
     """Arguments of `audit.compare`."""
 
     a: str = Field(description="Reference checkpoint A: a .safetensors file, index.json or folder.")
-    b: str = Field(description="Checkpoint B, suspected of being derived from A.")
+    b: str = Field(
+        description="Checkpoint B, suspected of being derived from A; or BASE+ADAPTER (a PEFT "
+        "LoRA folder merged onto BASE on the fly); or a LoRA adapter folder alone (does it "
+        "belong to A?)."
+    )
     baseline: str | None = Field(
         default=None, description="Optional third model C, compared with A as a reference."
     )

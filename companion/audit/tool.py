@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from companion.audit.schemas import AuditInput, AuditResult
 from companion.errors import InputError
 from companion.files import output_target
 from companion.tools import ToolContext, tool
+
+if TYPE_CHECKING:
+    from companion.audit.adapter import AdapterPair
 
 
 def _resolve(ctx: ToolContext, value: str, what: str) -> Path:
@@ -21,10 +25,13 @@ def _resolve(ctx: ToolContext, value: str, what: str) -> Path:
         ) from None
 
 
-def _checkpoint(ctx: ToolContext, value: str, what: str) -> Path | str:
-    """A local checkpoint path, or a URL / hf:// reference kept as text (never when confined)."""
+def _checkpoint(ctx: ToolContext, value: str, what: str) -> Path | str | AdapterPair:
+    """A local checkpoint path, BASE+ADAPTER, or a URL / hf:// reference kept as text."""
+    from companion.audit.adapter import AdapterPair, split_pair
     from companion.audit.remote import is_remote
 
+    if (pair := split_pair(value, lambda v: _resolve(ctx, v, what))) is not None:
+        return AdapterPair(*pair)
     if not is_remote(value):
         return _resolve(ctx, value, what)
     if ctx.confine:
@@ -42,7 +49,8 @@ NAME = "audit.compare"
 @tool(
     NAME,
     description="Audit whether checkpoint B was derived from checkpoint A from the weights "
-    "(safetensors, GGUF, PyTorch .bin, or https:// / hf:// URLs read by range; streamed): "
+    "(safetensors, GGUF, PyTorch .bin, or https:// / hf:// URLs read by range; streamed; "
+    "B may be BASE+ADAPTER for a PEFT LoRA, or an adapter folder to test against base A): "
     "per-role Pearson/cosine/Spearman with shuffle, cross-layer, "
     "random-init and optional third-model baselines, permutation-robust matching and a "
     "calibrated verdict (derived | independent | inconclusive) with reasons.",
@@ -54,10 +62,13 @@ NAME = "audit.compare"
 )
 def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
     """Tool entry point for `audit.compare`."""
+    from companion.audit.adapter import AdapterPair, is_adapter
     from companion.audit.engine import AuditSetup, run_audit  # lazy: numpy stays out of start-up
 
     a, b = _checkpoint(ctx, args.a, "A"), _checkpoint(ctx, args.b, "B")
     c = _checkpoint(ctx, args.baseline, "Baseline") if args.baseline else None
+    if isinstance(c, AdapterPair):
+        raise InputError("The baseline cannot be BASE+ADAPTER.", hint="pass a checkpoint as C.")
     report = _resolve(ctx, args.report, "Report") if args.report else None
     if report is not None:
         output_target(report, args.overwrite, "Report")
@@ -65,7 +76,19 @@ def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
 
     remote = RemoteOptions.from_settings(ctx.settings)
     setup = AuditSetup(ctx.settings.audit_workers, ctx.settings.digest_path(), NAME, remote)
-    result = run_audit(args, (a, b, c), ctx.job(), setup)
+    for value, what in ((a, "A"), (c, "The baseline")):
+        if isinstance(value, Path) and is_adapter(value):
+            raise InputError(
+                f"{what} {value} is a LoRA adapter folder, not a model.",
+                hint="pass its base instead: `companion audit BASE ADAPTER` asks whether the "
+                "adapter belongs to BASE, and BASE+ADAPTER audits the merged model.",
+            )
+    if isinstance(a, Path) and isinstance(b, Path) and is_adapter(b):  # BASE ADAPTER: does it fit?
+        from companion.audit.adapter_fit import run_fit
+
+        result = run_fit(args, a, b, ctx.job(), NAME)
+    else:
+        result = run_audit(args, (a, b, c), ctx.job(), setup)
     if report is not None:
         try:
             report.parent.mkdir(parents=True, exist_ok=True)
