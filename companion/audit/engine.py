@@ -37,6 +37,7 @@ from companion.audit.prefetch import fetch_remote
 from companion.audit.reader import Gate, Span
 from companion.audit.remote_http import RemoteOptions
 from companion.audit.schemas import AuditInput, AuditResult, Reason
+from companion.audit.shapes import compare_shapes
 from companion.audit.summarize import Streams, summarize
 from companion.digests import Digests
 from companion.jobs import Job
@@ -351,12 +352,14 @@ def run_audit(
                 job.report("aligning symmetries", 0.98)
                 layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
                 aligned = compare_aligned(a, b, a_to_b, layers, args.seed, job)
+            shape_layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
+            shapes = compare_shapes(a, b, a_to_b, unmatched, shape_layers, args.seed, job)
             map_scores = _map_scores(a, b, a_to_b)
             job.report("summarizing", 0.99)
             streams = Streams(
                 a, b, third, pairs, accs, third_pairs, third_accs, a_to_b, map_scores, unmatched
             )
-            streams.aligned = aligned
+            streams.aligned, streams.shapes = aligned, shapes
             manifest = Manifest(
                 tool=setup.tool, parameters=args.model_dump(mode="json"), inputs=inputs
             )
