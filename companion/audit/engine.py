@@ -281,7 +281,8 @@ def _bounded(result: AuditResult, skipped: int, limit: int) -> AuditResult:
             Reason(
                 kind="tensor_cap",
                 statement=f"{skipped:,} tensors past the first {limit:,} per checkpoint "
-                "(by name) were not examined; no real model has that many.",
+                "(by name) were not examined; no real model has that many. Next step: check "
+                "the file's header, or audit a subset of roles with --roles.",
             )
         )
     unmatched = result.unmatched[:MAX_UNMATCHED]

@@ -55,6 +55,25 @@ def _not_comparable(unmatched: list[tuple[str, str, str]], handled: set[str]) ->
     return out
 
 
+def _dtypes(side: Side, label: str) -> Reason | None:
+    """Say so when a checkpoint mixes float dtypes tensor by tensor (every one is decoded)."""
+    counts: dict[str, int] = defaultdict(int)
+    for name in side.by_key.values():
+        counts[side.ref(name).info.dtype] += 1
+    if len(counts) < 2:
+        return None
+    listed = ", ".join(f"{d} {n}" for d, n in sorted(counts.items()))
+    return Reason(
+        kind="mixed_dtypes",
+        role=None,
+        strength="info",
+        statement=(
+            f"{label} stores its tensors in {len(counts)} dtypes ({listed}); each tensor is "
+            "decoded to float before comparison, so the figures are comparable across them."
+        ),
+    )
+
+
 def compare_shapes(
     a: Side,
     b: Side,
@@ -71,6 +90,7 @@ def compare_shapes(
     out.add(compare_width(a, b, a_to_b, layers, seed, job))
     out.add(compare_upcycle(a, b, a_to_b, layers, seed))
     out.reasons += _not_comparable(unmatched, out.handled)
+    out.reasons += [r for r in (_dtypes(a, "A"), _dtypes(b, "B")) if r is not None]
     return out
 
 

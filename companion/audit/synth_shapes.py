@@ -7,13 +7,13 @@ known; tokenizers are WordLevel tokenizer.json files with synthetic token string
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from companion.audit.synth import Spec, Weights, save
+from companion.audit.synth import Spec, Weights, base, finetune, save
 
 EMB, HEAD = "model.embed_tokens.weight", "lm_head.weight"
 
@@ -144,6 +144,61 @@ def upcycled(
     return out, cfg
 
 
-def spec_dict(spec: Spec) -> dict[str, Any]:
-    """The spec as a dict (for config overrides)."""
-    return asdict(spec)
+def _derived(root: Path, w: Weights, spec: Spec) -> dict[str, Path]:
+    """The shape-changing derivatives of `w` (a small fine-tune under each), written out."""
+    ft = finetune(w, seed=1, update=0.1, noise=0.1)
+    out: dict[str, Path] = {}
+    x, s = vocab_extended(ft, spec, 64)
+    out["vocab extended"] = save(root / "vocab_extended", x, s)
+    write_tokenizer(out["vocab extended"], {**tokens(spec.vocab), **_new_tokens(spec.vocab, 64)})
+    x, order = vocab_reordered(ft, spec)
+    out["vocab reordered"] = save(root / "vocab_reordered", x, spec)
+    write_tokenizer(out["vocab reordered"], order)
+    x, s = vocab_shifted(ft, spec, 3)
+    out["vocab shifted (no tok)"] = save(root / "vocab_shifted", x, s)
+    x, s, cfg = width_pruned(ft, spec, spec.intermediate * 3 // 4)
+    out["ffn width-pruned"] = save_with(root / "ffn_pruned", x, s, cfg)
+    x, s, cfg = width_pruned(ft, spec, spec.intermediate * 3 // 4, hidden=spec.hidden * 3 // 4)
+    out["hidden+ffn pruned"] = save_with(root / "hidden_pruned", x, s, cfg)
+    x, cfg = upcycled(w, spec, 4)
+    out["moe upcycled"] = save_with(root / "moe_upcycled", x, spec, cfg)
+    layers = list(range(spec.layers))
+    x, s = depth_upscaled(ft, spec, layers[:-1] + layers[1:])
+    out["depth up-scaled"] = save(root / "depth_upscaled", x, s)
+    out["noise added"] = save(root / "noise_added", noise_added(w), spec)
+    return out
+
+
+def _new_tokens(start: int, count: int) -> dict[str, int]:
+    """Token strings added by an extended vocabulary."""
+    return {f"new{j}": start + j for j in range(count)}
+
+
+def _independent(root: Path, spec: Spec, seed: int) -> dict[str, Path]:
+    """Independent models (another seed) with the same changed shapes: none is derived."""
+    w = base(spec, seed)
+    out: dict[str, Path] = {}
+    x, s = vocab_extended(w, spec, 64)
+    out["indep. vocab extended"] = save(root / "ind_vocab", x, s)
+    write_tokenizer(
+        out["indep. vocab extended"], {**tokens(spec.vocab), **_new_tokens(spec.vocab, 64)}
+    )
+    x, s = vocab_shifted(w, spec, 3)
+    out["indep. vocab shifted"] = save(root / "ind_shifted", x, s)
+    x, s, cfg = width_pruned(w, spec, spec.intermediate * 3 // 4, hidden=spec.hidden * 3 // 4)
+    out["indep. hidden+ffn pruned"] = save_with(root / "ind_pruned", x, s, cfg)
+    x, cfg = upcycled(w, spec, 4)
+    out["indep. moe"] = save_with(root / "ind_moe", x, spec, cfg)
+    return out
+
+
+def zoo(
+    root: Path, a: Path, w: Weights, spec: Spec, seed: int = 200
+) -> list[tuple[str, Path, bool]]:
+    """(name, B, truly derived) for every shape-changing pair against A (written at `a`).
+
+    Writes A's tokenizer beside it, so vocabulary pairs can be aligned by token string.
+    """
+    write_tokenizer(a, tokens(spec.vocab))
+    pairs = [(n, p, True) for n, p in _derived(root, w, spec).items()]
+    return pairs + [(n, p, False) for n, p in _independent(root, spec, seed).items()]
