@@ -143,15 +143,15 @@ def compare_vocab(a: Side, b: Side, seed: int) -> Findings:
         na, nb = _names(a, role, slot), _names(b, role, slot)
         if na is None or nb is None:
             continue
+        if a.ref(na).info.shape[1:] != b.ref(nb).info.shape[1:]:
+            continue  # hidden width changed: width.py compares the columns
         m = row_map(a, b, na, nb, seed)
         if m is None or not (m.new or m.dropped or m.moved):
             continue  # same vocabulary: the ordinary element-wise pair covers it
-        out.handled.add(role)
-        if a.ref(na).info.shape[1:] != b.ref(nb).info.shape[1:]:
-            continue  # hidden width changed too: width.py compares the columns
         t = _table_test(a, b, (na, nb), m, seed)
         if t is None:
             continue
+        out.handled.add(role)
         out.reasons.append(_reason(role, a.ref(na).info.shape[0], b.ref(nb).info.shape[0], m, t))
         if t.related:
             out.related = True
