@@ -114,6 +114,23 @@ def width_pruned(
     return out, new, cfg
 
 
+def heads_pruned(
+    w: Weights, spec: Spec, heads: int, seed: int = 17
+) -> tuple[Weights, dict[str, Any]]:
+    """Keep `heads` attention heads of A in every layer (q/k/v rows, o columns), A's order."""
+    rng = np.random.default_rng(seed)
+    d = spec.head_dim
+    out = dict(w)
+    for layer in range(spec.layers):
+        keep = np.sort(rng.choice(spec.heads, heads, replace=False))
+        rows = (keep[:, None] * d + np.arange(d)[None, :]).reshape(-1)
+        p = f"model.layers.{layer}.self_attn."
+        for proj in ("q_proj", "k_proj", "v_proj"):
+            out[p + proj + ".weight"] = np.ascontiguousarray(w[p + proj + ".weight"][rows])
+        out[p + "o_proj.weight"] = np.ascontiguousarray(w[p + "o_proj.weight"][:, rows])
+    return out, {"num_attention_heads": heads, "num_key_value_heads": heads}
+
+
 def _slice_hidden(name: str, x: Any, keep: Any) -> Any:
     """Keep residual dims `keep` of one tensor (norms, input columns, output rows)."""
     if x.ndim == 1:
@@ -160,6 +177,8 @@ def _derived(root: Path, w: Weights, spec: Spec) -> dict[str, Path]:
     out["ffn width-pruned"] = save_with(root / "ffn_pruned", x, s, cfg)
     x, s, cfg = width_pruned(ft, spec, spec.intermediate * 3 // 4, hidden=spec.hidden * 3 // 4)
     out["hidden+ffn pruned"] = save_with(root / "hidden_pruned", x, s, cfg)
+    x, cfg = heads_pruned(ft, spec, spec.heads - 1)
+    out["heads pruned"] = save_with(root / "heads_pruned", x, spec, cfg)
     x, cfg = upcycled(w, spec, 4)
     out["moe upcycled"] = save_with(root / "moe_upcycled", x, spec, cfg)
     layers = list(range(spec.layers))

@@ -10,36 +10,24 @@ aligned.py). Both statistics carry the selection bias of the assignment in their
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from math import sqrt
 from statistics import median
 from typing import Any
 
 import numpy as np
 
+from companion.audit.headprune import head_match
 from companion.audit.hidden import Calibrated, relabel_test, stouffer
 from companion.audit.matching import matched, unit_rows
 from companion.audit.pairing import Side
 from companion.audit.rowstats import MIN_GAP, RELATED_Z, Array, Findings, read_row_set
 from companion.audit.schemas import Derivation, Reason
 from companion.audit.sketch import keep_budget
+from companion.audit.sliced import sliced
 from companion.audit.symview import ASSIGN, DRAWS, K_UNIT, MAX_B_UNITS, Model
+from companion.audit.width_types import Survival
 
 EMB_COLS_ROWS = 1024  # token rows describing each hidden dim
-
-
-@dataclass(frozen=True)
-class UnitMatch:
-    """One layer's B -> A unit assignment, its null and how many B units clearly survive."""
-
-    layer: int
-    layer_b: int
-    units_a: int
-    units_b: int
-    tested: int
-    survivors: int
-    test: Calibrated
-    first_a: list[int]
 
 
 def width(m: Model) -> int | None:
@@ -115,7 +103,7 @@ def unit_match(
     cols: Array,
     rng: np.random.Generator,
     check: Callable[[], None],
-) -> UnitMatch | None:
+) -> Survival | None:
     """Assign B's MLP units to A's (after the hidden map `cols`); count clear survivors."""
     ma, mb = _mlp(a, la), _mlp(b, lb)
     if ma is None or mb is None or (ma[2] is None) != (mb[2] is None):
@@ -138,8 +126,8 @@ def unit_match(
     thr = float(np.quantile(np.sum(za[null_chosen] * zb_null, axis=1), 0.99))
     units_a, units_b = a.shape(ma[0])[0], b.shape(mb[0])[0]
     first = [int(x) for x in t.chosen[:8]]
-    return UnitMatch(
-        la, lb, units_a, units_b, xb.shape[1], int(np.count_nonzero(sims > thr)), t, first
+    return Survival(
+        "mlp", la, lb, units_a, units_b, xb.shape[1], int(np.count_nonzero(sims > thr)), t, first
     )
 
 
@@ -160,25 +148,29 @@ def compare_width(
         if hidden is None:
             return out
         cols = hidden.chosen
-    tests: list[UnitMatch] = []
+    tests: list[Survival] = []
     for la in layers:
         job.check()
         lb = a_to_b[la]
         mla, mlb = _mlp(a, la), _mlp(b, lb)
-        if mla is None or mlb is None or (a.shape(mla[0]) == b.shape(mlb[0]) and hidden is None):
-            continue
-        if (u := unit_match(a, b, la, lb, cols, rng, job.check)) is not None:
+        same = mla is not None and mlb is not None and a.shape(mla[0]) == b.shape(mlb[0])
+        fits = mla is not None and mlb is not None and not (same and hidden is None)
+        if fits and (u := unit_match(a, b, la, lb, cols, rng, job.check)) is not None:
             tests.append(u)
+        if (h := head_match(a, b, la, lb, cols, rng, job.check)) is not None:
+            tests.append(h)
     if hidden is None and not tests:
         return out
-    return _findings(ha, hb, hidden, tests)
+    out = _findings(ha, hb, hidden, tests)
+    if hidden is not None:
+        out.add(sliced(a, b, cols, seed))
+    return out
 
 
-def _findings(ha: int, hb: int, hidden: Calibrated | None, tests: list[UnitMatch]) -> Findings:
+def _findings(ha: int, hb: int, hidden: Calibrated | None, tests: list[Survival]) -> Findings:
     """Reasons and the width_pruned derivation from the tests."""
-    out = Findings(
-        handled=({"mlp"} if tests else set()) | ({"embedding"} if hidden is not None else set())
-    )
+    out = Findings(handled={"mlp" if u.kind == "mlp" else "attn" for u in tests})
+    out.handled |= {"embedding"} if hidden is not None else set()
     zs = ([hidden.z] if hidden is not None else []) + [u.test.z for u in tests]
     gaps = [hidden.observed - float(hidden.null.mean())] if hidden is not None else []
     gaps += [u.test.observed - float(u.test.null.mean()) for u in tests]
@@ -197,13 +189,14 @@ def _findings(ha: int, hb: int, hidden: Calibrated | None, tests: list[UnitMatch
             f"{hidden.observed:.3f} vs null {float(hidden.null.mean()):.3f} (p {hidden.p:.3f})"
         )
     for u in tests:
-        fig[f"units.{u.layer}"] = f"{u.units_a}->{u.units_b}"
-        fig[f"survivors.{u.layer}"] = u.survivors
-        fig[f"match_r.{u.layer}"] = round(u.test.observed, 3)
-        fig[f"null_r.{u.layer}"] = round(float(u.test.null.mean()), 3)
+        pre, label = ("", "MLP units") if u.kind == "mlp" else ("head_", "heads")
+        fig[f"{'heads' if u.kind != 'mlp' else 'units'}.{u.layer}"] = f"{u.units_a}->{u.units_b}"
+        fig[f"{pre}survivors.{u.layer}"] = u.survivors
+        fig[f"{pre}match_r.{u.layer}"] = round(u.test.observed, 3)
+        fig[f"{pre}null_r.{u.layer}"] = round(float(u.test.null.mean()), 3)
         text.append(
-            f"layer {u.layer}: MLP units {u.units_a} -> {u.units_b}, {u.survivors} of {u.tested} "
-            f"tested B units clearly match an A unit (first: A units {u.first_a}); matched r "
+            f"layer {u.layer}: {label} {u.units_a} -> {u.units_b}, {u.survivors} of {u.tested} "
+            f"tested in B clearly match one of A's (first: A's {u.first_a}); matched r "
             f"{u.test.observed:.3f} vs null {float(u.test.null.mean()):.3f} (p {u.test.p:.3f}, "
             f"{u.test.null.size} draws)"
         )
@@ -222,7 +215,7 @@ def _findings(ha: int, hb: int, hidden: Calibrated | None, tests: list[UnitMatch
             z=z,
         )
     )
-    ordered = all(bool(np.all(np.diff(u.test.chosen) > 0)) for u in tests)
+    ordered = all(bool(np.all(np.diff(u.test.chosen) > 0)) for u in tests if u.kind == "mlp")
     fig["units_in_order"] = "yes" if ordered else "no"  # survivors kept A's order (not permuted)
     smaller = hb < ha or any(u.units_b < u.units_a for u in tests)
     if related and smaller:
@@ -231,7 +224,8 @@ def _findings(ha: int, hb: int, hidden: Calibrated | None, tests: list[UnitMatch
                 kind="width_pruned",
                 figures=fig,
                 confidence="high" if z >= 2 * RELATED_Z else "medium",
-                statement="Hidden channels or FFN units of A removed; the survivors match A's.",
+                statement="Hidden channels, FFN units or heads of A removed; the survivors "
+                "match A's.",
             )
         )
     return out

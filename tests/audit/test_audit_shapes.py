@@ -91,6 +91,17 @@ def test_ffn_width_pruning_names_the_survivors(shapes: dict[str, Path]) -> None:
     assert width.strength == "strong" and "vs null" in width.statement
 
 
+def test_pruned_heads_are_found_among_a_heads(shapes: dict[str, Path]) -> None:
+    r = audit(shapes["base"], shapes["heads pruned"])
+    assert r.verdict == "derived"
+    f = kind(r, "width_pruned").figures
+    layers = [k for k in f if k.startswith("heads.")]
+    assert layers and all(f[k] == "4->3" for k in layers)
+    assert all(f[k.replace("heads.", "head_survivors.")] == 3 for k in layers)
+    assert all(float(f[k.replace("heads.", "head_match_r.")]) > 0.9 for k in layers)
+    assert not [x for x in r.reasons if x.kind == "not_comparable" and x.role == "attn"]
+
+
 def test_hidden_pruning_decides_when_nothing_keeps_its_shape(shapes: dict[str, Path]) -> None:
     r = audit(shapes["base"], shapes["hidden+ffn pruned"])
     assert r.verdict == "derived", [x.statement for x in r.reasons[:3]]
@@ -98,9 +109,12 @@ def test_hidden_pruning_decides_when_nothing_keeps_its_shape(shapes: dict[str, P
     assert f["hidden_a"] == 64 and f["hidden_b"] == 48
     assert float(f["hidden_match_r"]) > 0.9 and float(f["hidden_null"]) < 0.3
     assert r.reasons[0].kind == "width"  # the decisive reason leads
-    roles = {x.role for x in r.reasons if x.kind == "not_comparable"}
-    assert {"attn", "norm"} <= roles  # what stayed uncompared is said, role by role
-    assert all("Next step" in x.statement for x in r.reasons if x.kind == "not_comparable")
+    assert all(f[k] == "4->4" for k in f if k.startswith("heads."))  # heads over 48 dims
+    sliced = {x.role: x for x in r.reasons if x.kind == "width_sliced"}
+    assert set(sliced) == {"norm", "lm_head"} and all(
+        x.strength == "strong" for x in sliced.values()
+    )
+    assert not [x for x in r.reasons if x.kind == "not_comparable"]  # every change compared
 
 
 def test_moe_upcycling_matches_every_expert(shapes: dict[str, Path]) -> None:
