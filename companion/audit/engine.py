@@ -41,7 +41,7 @@ from companion.audit.shapes import compare_shapes
 from companion.audit.summarize import Streams, summarize
 from companion.digests import Digests
 from companion.jobs import Job
-from companion.manifest import Manifest
+from companion.manifest import InputFile, Manifest, sha256_file
 
 T = TypeVar("T")
 Array = np.ndarray[Any, Any]
@@ -361,6 +361,8 @@ def run_audit(
                 a, b, third, pairs, accs, third_pairs, third_accs, a_to_b, map_scores, unmatched
             )
             streams.aligned, streams.shapes = aligned, shapes
+            for p in sorted(shapes.inputs):  # tokenizers the vocabulary alignment read
+                inputs.append(InputFile(path=str(p), size=p.stat().st_size, sha256=sha256_file(p)))
             manifest = Manifest(
                 tool=setup.tool, parameters=args.model_dump(mode="json"), inputs=inputs
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ class Findings:
     derivations: list[Derivation] = field(default_factory=list)
     related: bool = False
     handled: set[str] = field(default_factory=set)  # role groups an alignment compared
+    inputs: set[Path] = field(default_factory=set)  # files read beside the checkpoints
 
     def add(self, other: Findings) -> None:
         """Merge another module's findings into these."""
@@ -33,6 +35,7 @@ class Findings:
         self.derivations += other.derivations
         self.related = self.related or other.related
         self.handled |= other.handled
+        self.inputs |= other.inputs
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ class RowMap:
     source: str
 
 
-def tokenizer_vocab(side: Side) -> dict[str, int] | None:
-    """Token string -> ID from a tokenizer beside a local checkpoint, or None."""
+def tokenizer_vocab(side: Side) -> tuple[dict[str, int], Path] | None:
+    """Token string -> ID from a tokenizer beside a local checkpoint (and its path), or None."""
     from companion.architecture.tokenizer import load_vocab
 
     if side.ckpt.remote:
@@ -49,7 +49,7 @@ def tokenizer_vocab(side: Side) -> dict[str, int] | None:
     for name in ("tokenizer.json", "vocab.txt"):
         if (folder / name).is_file():
             try:
-                return dict(load_vocab(folder / name).tokens)
+                return dict(load_vocab(folder / name).tokens), (folder / name).resolve()
             except CompanionError:
                 return None
     return None
@@ -114,7 +114,9 @@ def _names(side: Side, role: str, slot: str) -> str | None:
     return name if name is not None and len(side.ref(name).info.shape) == 2 else None
 
 
-def row_map(a: Side, b: Side, name_a: str, name_b: str, seed: int) -> RowMap | None:
+def row_map(
+    a: Side, b: Side, name_a: str, name_b: str, seed: int, inputs: set[Path]
+) -> RowMap | None:
     """Rows paired by token string when both tokenizers are present, else by ID.
 
     None when there is nothing to pair: no tokenizers and tables of the same row count
@@ -123,7 +125,8 @@ def row_map(a: Side, b: Side, name_a: str, name_b: str, seed: int) -> RowMap | N
     na, nb = int(a.ref(name_a).info.shape[0]), int(b.ref(name_b).info.shape[0])
     ta, tb = tokenizer_vocab(a), tokenizer_vocab(b)
     if ta is not None and tb is not None:
-        return by_string(ta, tb, na, nb)
+        inputs |= {ta[1], tb[1]}  # recorded in the manifest
+        return by_string(ta[0], tb[0], na, nb)
     return by_id(a, b, name_a, name_b, seed) if na != nb else None
 
 
@@ -145,7 +148,7 @@ def compare_vocab(a: Side, b: Side, seed: int) -> Findings:
             continue
         if a.ref(na).info.shape[1:] != b.ref(nb).info.shape[1:]:
             continue  # hidden width changed: width.py compares the columns
-        m = row_map(a, b, na, nb, seed)
+        m = row_map(a, b, na, nb, seed, out.inputs)
         if m is None or not (m.new or m.dropped or m.moved):
             continue  # same vocabulary: the ordinary element-wise pair covers it
         t = _table_test(a, b, (na, nb), m, seed)

@@ -61,6 +61,10 @@ def test_vocabulary_extended_by_token_string(shapes: dict[str, Path]) -> None:
         reason.strength == "strong" and reason.baseline_name and "64 new in B" in reason.statement
     )
     assert not [x for x in r.reasons if x.kind == "not_comparable"]  # every change compared
+    read = {
+        Path(i.path).parent.name for i in r.manifest.inputs if i.path.endswith("tokenizer.json")
+    }
+    assert {"base", "vocab_extended"} <= read  # both tokenizers are in the manifest
 
 
 def test_vocabulary_reordered_rows_follow_the_tokenizer(shapes: dict[str, Path]) -> None:
