@@ -88,7 +88,7 @@ def compare_shapes(
     job.check()
     out.add(compare_vocab(a, b, seed))
     out.add(compare_width(a, b, a_to_b, layers, seed, job))
-    out.add(compare_upcycle(a, b, a_to_b, layers, seed))
+    out.add(compare_upcycle(a, b, a_to_b, layers, seed, job))
     out.reasons += _not_comparable(unmatched, out.handled)
     out.reasons += [r for r in (_dtypes(a, "A"), _dtypes(b, "B")) if r is not None]
     return out

@@ -131,6 +131,32 @@ def heads_pruned(
     return out, {"num_attention_heads": heads, "num_key_value_heads": heads}
 
 
+def upcycled_split(
+    w: Weights, spec: Spec, experts: int, seed: int = 18
+) -> tuple[Weights, dict[str, Any]]:
+    """Fine-grained upcycling: A's FFN units shuffled and split among `experts` experts."""
+    rng = np.random.default_rng(seed)
+    out: Weights = {n: t for n, t in w.items() if ".mlp." not in n}
+    size = spec.intermediate // experts
+    for layer in range(spec.layers):
+        p = f"model.layers.{layer}.mlp."
+        order = rng.permutation(spec.intermediate)
+        for e in range(experts):
+            units = order[e * size : (e + 1) * size]
+            for proj in ("gate_proj", "up_proj"):
+                out[f"{p}experts.{e}.{proj}.weight"] = np.ascontiguousarray(
+                    w[p + proj + ".weight"][units]
+                )
+            out[f"{p}experts.{e}.down_proj.weight"] = np.ascontiguousarray(
+                w[p + "down_proj.weight"][:, units]
+            )
+        out[p + "gate.weight"] = (
+            spec.init_std * rng.standard_normal((experts, spec.hidden))
+        ).astype(np.float32)
+    cfg = {"model_type": "qwen2_moe", "num_experts": experts, "moe_intermediate_size": size}
+    return out, cfg
+
+
 def _slice_hidden(name: str, x: Any, keep: Any) -> Any:
     """Keep residual dims `keep` of one tensor (norms, input columns, output rows)."""
     if x.ndim == 1:
@@ -181,6 +207,8 @@ def _derived(root: Path, w: Weights, spec: Spec) -> dict[str, Path]:
     out["heads pruned"] = save_with(root / "heads_pruned", x, spec, cfg)
     x, cfg = upcycled(w, spec, 4)
     out["moe upcycled"] = save_with(root / "moe_upcycled", x, spec, cfg)
+    x, cfg = upcycled_split(ft, spec, 4)
+    out["moe fine-grained"] = save_with(root / "moe_split", x, spec, cfg)
     layers = list(range(spec.layers))
     x, s = depth_upscaled(ft, spec, layers[:-1] + layers[1:])
     out["depth up-scaled"] = save(root / "depth_upscaled", x, s)
@@ -208,6 +236,8 @@ def _independent(root: Path, spec: Spec, seed: int) -> dict[str, Path]:
     out["indep. hidden+ffn pruned"] = save_with(root / "ind_pruned", x, s, cfg)
     x, cfg = upcycled(w, spec, 4)
     out["indep. moe"] = save_with(root / "ind_moe", x, spec, cfg)
+    x, cfg = upcycled_split(w, spec, 4)
+    out["indep. moe fine-grained"] = save_with(root / "ind_moe_split", x, spec, cfg)
     return out
 
 

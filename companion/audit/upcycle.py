@@ -11,14 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import sqrt
 from statistics import median
+from typing import Any
 
 import numpy as np
 
 from companion.audit.alignment import Key
+from companion.audit.hidden import stouffer
 from companion.audit.metrics import pearson, read_sample
 from companion.audit.pairing import Side
-from companion.audit.rowstats import RELATED_Z, Array, Findings
+from companion.audit.rowstats import MIN_GAP, RELATED_Z, Array, Findings
 from companion.audit.schemas import Derivation, Reason
+from companion.audit.upcycle_split import MAX_SPLIT_EXPERTS, split_expert
+from companion.audit.width_types import Survival
 
 SAMPLE = 16384
 MAX_EXPERTS = 64  # experts tested per layer
@@ -100,11 +104,13 @@ def match_expert(a: Side, b: Side, la: int, lb: int, expert: int, seed: int) -> 
 
 
 def compare_upcycle(
-    a: Side, b: Side, a_to_b: dict[int, int], layers: list[int], seed: int
+    a: Side, b: Side, a_to_b: dict[int, int], layers: list[int], seed: int, job: Any
 ) -> Findings:
     """Experts of B against A's dense FFN on `layers` (when A is dense there and B has experts)."""
     out = Findings()
     found: list[ExpertMatch] = []
+    splits: list[Survival] = []
+    rng = np.random.default_rng([seed, 67])
     for la in layers:
         lb = a_to_b[la]
         experts = _experts(b, lb)
@@ -112,16 +118,73 @@ def compare_upcycle(
             continue
         out.handled |= {"expert", "mlp", "router"}
         for e in experts[:MAX_EXPERTS]:
+            job.check()
             if (m := match_expert(a, b, la, lb, e, seed)) is not None:
                 found.append(m)
+                continue
+            room = sum(t.layer == la for t in splits) < MAX_SPLIT_EXPERTS
+            if room and (t := split_expert(a, b, la, lb, e, rng, job.check)) is not None:
+                splits.append(t)
+    if splits:
+        out.add(split_findings(splits))
     if not found:
         return out
     good = [m for m in found if m.from_a]
     related = 2 * len(good) >= len(found)
-    out.related = related
+    out.related = out.related or related
     out.reasons.append(_reason(found, good, related))
     if related:
         out.derivations.append(_derivation(found, good))
+    return out
+
+
+def split_findings(tests: list[Survival]) -> Findings:
+    """Fine-grained experts: reason and moe_upcycled with per-expert figures."""
+    z = stouffer([t.test.z for t in tests]) or 0.0
+    gap = median(t.test.observed - float(t.test.null.mean()) for t in tests)
+    related = z >= RELATED_Z and gap >= MIN_GAP
+    good = [t for t in tests if t.test.z >= RELATED_Z]
+    obs = median(t.test.observed for t in tests)
+    null = median(float(t.test.null.mean()) for t in tests)
+    out = Findings(related=related)
+    out.reasons.append(
+        Reason(
+            kind="upcycle",
+            role="expert",
+            strength="strong" if related else "info",
+            statement=(
+                f"fine-grained experts ({tests[0].units_b} units each) assigned to A's "
+                f"{tests[0].units_a} dense FFN units: {len(good)} of {len(tests)} experts match, "
+                f"matched r {obs:.3f} vs null {null:.3f} (hidden-relabelling null), Stouffer z "
+                f"{z:.1f}" + (" — split from A's FFN." if related else " — inside the null.")
+            ),
+            figure=obs,
+            baseline=null,
+            baseline_name="hidden-relabelling null (same assignment)",
+            z=z,
+        )
+    )
+    if related:
+        fig: dict[str, float | int | str] = {
+            "partition": "fine-grained",
+            "experts_tested": len(tests),
+            "experts_from_a": len(good),
+            "units_a": tests[0].units_a,
+            "units_per_expert": tests[0].units_b,
+            "null_r": round(null, 3),
+        }
+        for t in tests:
+            key = f"expert.{t.layer}.{t.kind.split()[-1]}"
+            fig[key + ".match_r"] = round(t.test.observed, 3)
+            fig[key + ".survivors"] = t.survivors
+        out.derivations.append(
+            Derivation(
+                kind="moe_upcycled",
+                figures=fig,
+                confidence="high" if len(good) == len(tests) else "medium",
+                statement=f"{len(good)} of {len(tests)} experts hold units of A's dense FFN.",
+            )
+        )
     return out
 
 

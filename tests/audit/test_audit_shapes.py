@@ -132,6 +132,16 @@ def test_moe_upcycling_matches_every_expert(shapes: dict[str, Path]) -> None:
     assert not [x for x in r.reasons if x.kind == "not_comparable" and x.role == "expert"]
 
 
+def test_fine_grained_experts_are_assigned_to_a_units(shapes: dict[str, Path]) -> None:
+    r = audit(shapes["base"], shapes["moe fine-grained"])
+    assert r.verdict == "derived"
+    f = kind(r, "moe_upcycled").figures
+    assert f["partition"] == "fine-grained" and f["units_per_expert"] == 32
+    assert f["experts_from_a"] == f["experts_tested"] == 16
+    survivors = [v for k, v in f.items() if k.endswith(".survivors")]
+    assert len(survivors) == 16 and min(int(v) for v in survivors) >= 30  # of 32 units each
+
+
 def test_noise_added_is_named_and_fine_tune_is_not_noise(shapes: dict[str, Path]) -> None:
     r = audit(shapes["base"], shapes["noise added"])
     f = kind(r, "noise_added").figures
@@ -150,7 +160,13 @@ def test_depth_upscaled_solar_style(shapes: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["indep. vocab extended", "indep. vocab shifted", "indep. hidden+ffn pruned", "indep. moe"],
+    [
+        "indep. vocab extended",
+        "indep. vocab shifted",
+        "indep. hidden+ffn pruned",
+        "indep. moe",
+        "indep. moe fine-grained",
+    ],
 )
 def test_independent_models_with_changed_shapes_are_not_derived(
     shapes: dict[str, Path], name: str
