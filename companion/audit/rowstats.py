@@ -17,6 +17,7 @@ Array = np.ndarray[Any, Any]
 RELATED_Z = 5.0  # the same threshold as the permutation tests (verdict.PERM_Z)
 MIN_GAP = 0.05  # and the same margin of the observed statistic over the null mean
 ROW_DRAWS = 199
+TESTS = ("vocabulary", "width", "width_sliced", "upcycle")  # reasons from calibrated tests
 
 
 @dataclass
@@ -28,6 +29,22 @@ class Findings:
     related: bool = False
     handled: set[str] = field(default_factory=set)  # role groups an alignment compared
     inputs: set[Path] = field(default_factory=set)  # files read beside the checkpoints
+
+    def only_evidence(self) -> Reason | None:
+        """The deciding reason when only shape alignments compared anything, and none related."""
+        tests = [r for r in self.reasons if r.kind in TESTS]
+        if self.related or not tests:
+            return None
+        return Reason(
+            kind="shapes_only",
+            strength="strong",
+            statement=(
+                f"Every tensor changed shape; {len(tests)} shape alignments compared what they "
+                "could and stayed inside their nulls. Without a direct comparison that is not "
+                "enough for 'independent'. Next step: compare the tokenizers and configs "
+                "(companion tokenizer compare, companion arch diff) or the training logs."
+            ),
+        )
 
     def add(self, other: Findings) -> None:
         """Merge another module's findings into these."""

@@ -242,6 +242,8 @@ def _verdict(
         return "derived", None
     if shapes is not None and shapes.related:  # a calibrated test across changed shapes
         return "derived", None
+    if not compared and shapes is not None and (only := shapes.only_evidence()) is not None:
+        return "inconclusive", only
     if (gate := _gate(compared, rows, dropped)) is not None:
         return "inconclusive", gate
     if related:

@@ -177,6 +177,8 @@ def test_independent_models_with_changed_shapes_are_not_derived(
     assert not shape_kinds & {d.kind for d in r.derivation}
     tests = [x for x in r.reasons if x.kind in ("vocabulary", "width", "upcycle")]
     assert tests and all(x.strength == "info" for x in tests)  # compared, inside the null
+    if r.verdict == "inconclusive":  # nothing kept its shape: said so, with the next step
+        assert r.reasons[0].kind == "shapes_only" and "Next step" in r.reasons[0].statement
 
 
 CLI_KINDS = [
