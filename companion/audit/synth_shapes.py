@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from companion.audit.synth import Spec, Weights, base, finetune, save
+from companion.audit.synth import Spec, Weights, base, finetune, hidden_permuted, save
 
 EMB, HEAD = "model.embed_tokens.weight", "lm_head.weight"
 
@@ -203,6 +203,8 @@ def _derived(root: Path, w: Weights, spec: Spec) -> dict[str, Path]:
     out["ffn width-pruned"] = save_with(root / "ffn_pruned", x, s, cfg)
     x, s, cfg = width_pruned(ft, spec, spec.intermediate * 3 // 4, hidden=spec.hidden * 3 // 4)
     out["hidden+ffn pruned"] = save_with(root / "hidden_pruned", x, s, cfg)
+    x, s, cfg = width_pruned(hidden_permuted(ft), spec, spec.intermediate * 3 // 4)
+    out["ffn pruned + hidden perm"] = save_with(root / "ffn_pruned_perm", x, s, cfg)
     x, cfg = heads_pruned(ft, spec, spec.heads - 1)
     out["heads pruned"] = save_with(root / "heads_pruned", x, spec, cfg)
     x, cfg = upcycled(w, spec, 4)

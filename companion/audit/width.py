@@ -148,6 +148,8 @@ def compare_width(
         if hidden is None:
             return out
         cols = hidden.chosen
+    elif _changed(a, b, a_to_b, layers):
+        cols = _moved_dims(a, b, rng, job.check)
     tests: list[Survival] = []
     for la in layers:
         job.check()
@@ -165,6 +167,31 @@ def compare_width(
     if hidden is not None:
         out.add(sliced(a, b, cols, seed))
     return out
+
+
+def _changed(a: Model, b: Model, a_to_b: dict[int, int], layers: list[int]) -> bool:
+    """Whether any tested layer's FFN or attention changed shape (same residual width)."""
+    for la in layers:
+        for role in ("up", "q"):
+            na, nb = a.matrix(role, la), b.matrix(role, a_to_b[la])
+            if na is not None and nb is not None and a.shape(na) != b.shape(nb):
+                return True
+    return False
+
+
+def _moved_dims(a: Model, b: Model, rng: np.random.Generator, check: Callable[[], None]) -> Array:
+    """Same width: B's hidden order from the embedding, used only when it clearly moved.
+
+    The map is taken only when its own calibrated test is decisive (z >= RELATED_Z, above
+    every null draw), so on unrelated pairs the identity is kept all but rarely.
+    """
+    h = width(b) or 0
+    t = hidden_match(a, b, rng, check)
+    if t is None or t.z < RELATED_Z or t.p > 1.0 / (1 + t.null.size):
+        return np.arange(h)
+    if np.unique(t.chosen).size != h:
+        return np.arange(h)
+    return np.asarray(t.chosen)
 
 
 def _findings(ha: int, hb: int, hidden: Calibrated | None, tests: list[Survival]) -> Findings:

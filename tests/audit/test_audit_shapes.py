@@ -95,6 +95,15 @@ def test_ffn_width_pruning_names_the_survivors(shapes: dict[str, Path]) -> None:
     assert width.strength == "strong" and "vs null" in width.statement
 
 
+def test_ffn_pruning_under_a_hidden_permutation(shapes: dict[str, Path]) -> None:
+    r = audit(shapes["base"], shapes["ffn pruned + hidden perm"])
+    assert r.verdict == "derived"
+    f = kind(r, "width_pruned").figures
+    tested = [k for k in f if k.startswith("survivors.")]
+    assert tested and all(f[k] >= 90 for k in tested)
+    assert all(float(f[k.replace("survivors", "match_r")]) > 0.9 for k in tested)
+
+
 def test_pruned_heads_are_found_among_a_heads(shapes: dict[str, Path]) -> None:
     r = audit(shapes["base"], shapes["heads pruned"])
     assert r.verdict == "derived"
