@@ -9,6 +9,7 @@ moved tokens are reported with the figures.
 
 from __future__ import annotations
 
+import filecmp
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,21 +39,28 @@ class RowMap:
     source: str
 
 
-def tokenizer_vocab(side: Side) -> tuple[dict[str, int], Path] | None:
-    """Token string -> ID from a tokenizer beside a local checkpoint (and its path), or None."""
-    from companion.architecture.tokenizer import load_vocab
-
+def tokenizer_path(side: Side) -> Path | None:
+    """tokenizer.json or vocab.txt beside a local checkpoint, if any."""
     if side.ckpt.remote:
         return None
     path = Path(side.ckpt.path)
     folder = path if path.is_dir() else path.parent
     for name in ("tokenizer.json", "vocab.txt"):
         if (folder / name).is_file():
-            try:
-                return dict(load_vocab(folder / name).tokens), (folder / name).resolve()
-            except CompanionError:
-                return None
+            return (folder / name).resolve()
     return None
+
+
+def tokenizer_vocab(path: Path | None) -> dict[str, int] | None:
+    """Token string -> ID from a tokenizer file, or None (absent or unreadable)."""
+    from companion.architecture.tokenizer import load_vocab
+
+    if path is None:
+        return None
+    try:
+        return dict(load_vocab(path).tokens)
+    except CompanionError:
+        return None
 
 
 def by_string(ta: dict[str, int], tb: dict[str, int], rows_a: int, rows_b: int) -> RowMap:
@@ -123,10 +131,13 @@ def row_map(
     (the ordinary element-wise pair covers them).
     """
     na, nb = int(a.ref(name_a).info.shape[0]), int(b.ref(name_b).info.shape[0])
-    ta, tb = tokenizer_vocab(a), tokenizer_vocab(b)
-    if ta is not None and tb is not None:
-        inputs |= {ta[1], tb[1]}  # recorded in the manifest
-        return by_string(ta[0], tb[0], na, nb)
+    pa, pb = tokenizer_path(a), tokenizer_path(b)
+    if na == nb and pa is not None and pb is not None and filecmp.cmp(pa, pb, shallow=False):
+        return None  # the same tokenizer file: nothing moved (and nothing to parse)
+    ta, tb = tokenizer_vocab(pa), tokenizer_vocab(pb)
+    if ta is not None and tb is not None and pa is not None and pb is not None:
+        inputs |= {pa, pb}  # recorded in the manifest
+        return by_string(ta, tb, na, nb)
     return by_id(a, b, name_a, name_b, seed) if na != nb else None
 
 

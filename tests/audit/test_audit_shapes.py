@@ -208,3 +208,11 @@ def test_cli_json_names_the_shape_derivations(shapes: dict[str, Path], b: str, w
     assert data["verdict"] == "derived"
     found = {d["kind"]: d for d in data["derivation"]}
     assert want in found and found[want]["figures"] and found[want]["confidence"]
+
+
+def test_the_same_tokenizer_beside_both_is_not_a_vocabulary_change(shapes: dict[str, Path]) -> None:
+    synth_shapes.write_tokenizer(shapes["finetune"], synth_shapes.tokens(SPEC.vocab))
+    r = audit(shapes["base"], shapes["finetune"])
+    assert r.verdict == "derived"
+    assert not [x for x in r.reasons if x.kind == "vocabulary"]
+    assert not {"vocabulary_extended", "vocabulary_reordered"} & {d.kind for d in r.derivation}
