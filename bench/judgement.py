@@ -21,8 +21,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from companion.audit import synth  # noqa: E402
-from companion.audit.schemas import AuditResult  # noqa: E402
+from companion.audit import synth, synth_shapes  # noqa: E402
+from companion.audit.schemas import AuditResult, RoleSummary  # noqa: E402
 from companion.audit.synth_adapter import write_adapter  # noqa: E402
 
 Weights = dict[str, Any]
@@ -49,6 +49,7 @@ def zoo(root: Path) -> list[tuple[str, Path, Path, bool]]:
     out = [
         (n, a, synth.save(root / n.replace(" ", "_"), x, s), True) for n, (x, s) in derived.items()
     ]
+    out += [(n, a, b, t) for n, b, t in synth_shapes.zoo(root / "shapes", a, w, spec)]
     for seed in (100, 101, 102, 103):
         b = synth.save(root / f"ind{seed}", synth.base(spec, seed), spec)
         out.append((f"independent seed {seed}", a, b, False))
@@ -78,8 +79,8 @@ def _config_of(b: str) -> Path:
 
 
 def _role(r: AuditResult, group: str) -> Any:
-    """A role summary or None."""
-    return next((g for g in r.per_role if g.role == group), None)
+    """A role summary (an empty one when no tensor of the group kept its shape)."""
+    return next((g for g in r.per_role if g.role == group), RoleSummary(role=group, tensors=0))
 
 
 PEERS: dict[str, Callable[[AuditResult], float]] = {

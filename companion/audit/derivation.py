@@ -6,8 +6,10 @@ from math import log
 from statistics import median
 from typing import TYPE_CHECKING
 
+from companion.audit.isotropy import NOISE_RATIO, isotropy
 from companion.audit.merge import linear_merge
 from companion.audit.schemas import Derivation, RoleSummary, TensorResult, Verdict
+from companion.audit.shapes import reconcile
 
 if TYPE_CHECKING:
     from companion.audit.summarize import Streams
@@ -92,7 +94,10 @@ def _delta_kind(s: Streams, rows: list[TensorResult]) -> Derivation | None:
             statement="B - A is low rank in the projections: a merged LoRA.",
         )
     figures["rank90_share_median"] = round(median(shares), 3)
-    kind = "noise_added" if median(shares) >= 0.8 else "fine_tune"
+    iso = isotropy(s.a, deltas)  # rank share against a Gaussian delta of the same shapes
+    if iso is not None:
+        figures["rank90_vs_gaussian"] = round(iso, 3)
+    kind = "noise_added" if iso is not None and iso >= NOISE_RATIO else "fine_tune"
     return Derivation(
         kind=kind,
         figures=figures,
@@ -125,27 +130,7 @@ def _shapes(s: Streams) -> list[Derivation]:
                 statement=f"Layers duplicated: {la} -> {lb}.",
             )
         )
-    va, vb = _vocab(s.a), _vocab(s.b)
-    if va and vb and va != vb:
-        kind = "vocabulary_extended" if vb > va else "vocabulary_truncated"
-        out.append(
-            Derivation(
-                kind=kind,
-                figures={"vocab_a": va, "vocab_b": vb, "new_rows": max(vb - va, 0)},
-                confidence="medium",
-                statement=f"Embedding rows {va} -> {vb}.",
-            )
-        )
-    return out
-
-
-def _vocab(side: object) -> int | None:
-    """Embedding rows of a side."""
-    from companion.audit.pairing import Side
-
-    assert isinstance(side, Side)
-    name = side.at(("embedding", "tok", None, "weight"), None)
-    return side.ref(name).info.shape[0] if name else None
+    return out + (s.shapes.derivations if s.shapes is not None else [])  # vocab, width, MoE
 
 
 def name_derivations(
@@ -170,4 +155,4 @@ def name_derivations(
     if (merge := linear_merge(s)) is not None:  # the merge explains B - A: not a fine-tune
         found = [d for d in found if d is None or d.kind not in ("fine_tune", "noise_added")]
         found.append(merge)
-    return [d for d in found if d is not None] + _shapes(s)
+    return reconcile([d for d in found if d is not None] + _shapes(s))

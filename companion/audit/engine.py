@@ -38,10 +38,11 @@ from companion.audit.prefetch import fetch_remote
 from companion.audit.reader import Gate, Span
 from companion.audit.remote_http import RemoteOptions
 from companion.audit.schemas import AuditInput, AuditResult, Reason
+from companion.audit.shapes import compare_shapes
 from companion.audit.summarize import Streams, summarize
 from companion.digests import Digests
 from companion.jobs import Job
-from companion.manifest import Manifest
+from companion.manifest import InputFile, Manifest, sha256_file
 
 if TYPE_CHECKING:
     from companion.audit.adapter import AdapterPair
@@ -284,7 +285,8 @@ def _bounded(result: AuditResult, skipped: int, limit: int) -> AuditResult:
             Reason(
                 kind="tensor_cap",
                 statement=f"{skipped:,} tensors past the first {limit:,} per checkpoint "
-                "(by name) were not examined; no real model has that many.",
+                "(by name) were not examined; no real model has that many. Next step: check "
+                "the file's header, or audit a subset of roles with --roles.",
             )
         )
     unmatched = result.unmatched[:MAX_UNMATCHED]
@@ -355,12 +357,16 @@ def run_audit(
                 job.report("aligning symmetries", 0.98)
                 layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
                 aligned = compare_aligned(a, b, a_to_b, layers, args.seed, job)
+            shape_layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
+            shapes = compare_shapes(a, b, a_to_b, unmatched, shape_layers, args.seed, job)
             map_scores = _map_scores(a, b, a_to_b)
             job.report("summarizing", 0.99)
             streams = Streams(
                 a, b, third, pairs, accs, third_pairs, third_accs, a_to_b, map_scores, unmatched
             )
-            streams.aligned = aligned
+            streams.aligned, streams.shapes = aligned, shapes
+            for p in sorted(shapes.inputs):  # tokenizers the vocabulary alignment read
+                inputs.append(InputFile(path=str(p), size=p.stat().st_size, sha256=sha256_file(p)))
             manifest = Manifest(
                 tool=setup.tool, parameters=args.model_dump(mode="json"), inputs=inputs
             )

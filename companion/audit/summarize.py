@@ -18,6 +18,7 @@ from companion.audit.derivation import name_derivations
 from companion.audit.matching import match_test
 from companion.audit.metrics import PairAccumulator, absdiff_quantiles, spearman
 from companion.audit.pairing import Pair, Side, cross_samples
+from companion.audit.rowstats import Findings
 from companion.audit.schemas import (
     AlignedEvidence,
     AuditInput,
@@ -55,6 +56,7 @@ class Streams:
     map_scores: dict[int, float]
     unmatched: list[tuple[str, str, str]]
     aligned: AlignedEvidence | None = None
+    shapes: Findings | None = None  # shape-changing comparisons (shapes.py)
 
 
 def f(x: float | None) -> float | None:
@@ -293,7 +295,9 @@ def summarize(args: AuditInput, s: Streams, manifest: Manifest, job: Job) -> Aud
     per_role = [role_summary(g, groups[g], tests.get(g, [])) for g in sorted(groups)]
     fp = fingerprint(rows)
     kept = [r for r in rows if not _constant_buffer(r)]
-    verdict, reasons = decide(per_role, kept, fp, args, s.a.mtp + s.b.mtp, s.aligned, len(excluded))
+    verdict, reasons = decide(
+        per_role, kept, fp, args, s.a.mtp + s.b.mtp, s.aligned, len(excluded), s.shapes
+    )
     layer_map = [
         LayerPair(a=la, b=lb, score=f(s.map_scores.get(lb))) for la, lb in sorted(s.a_to_b.items())
     ]

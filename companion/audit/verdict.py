@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from statistics import median
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from companion.audit.schemas import (
     TensorResult,
     Verdict,
 )
+
+if TYPE_CHECKING:
+    from companion.audit.rowstats import Findings
 
 PEARSON_FLOOR = 0.1
 CROSS_MARGIN = 0.1
@@ -228,6 +232,7 @@ def _verdict(
     args: AuditInput,
     aligned: AlignedEvidence | None,
     dropped: int,
+    shapes: Findings | None = None,
 ) -> tuple[Verdict, Reason | None]:
     """The verdict and, when a rule rather than a test decided it, that rule's reason."""
     related = [g for g in compared if g.related]
@@ -235,6 +240,10 @@ def _verdict(
         return "derived", None
     if aligned is not None and aligned.related:
         return "derived", None
+    if shapes is not None and shapes.related:  # a calibrated test across changed shapes
+        return "derived", None
+    if not compared and shapes is not None and (only := shapes.only_evidence()) is not None:
+        return "inconclusive", only
     if (gate := _gate(compared, rows, dropped)) is not None:
         return "inconclusive", gate
     if related:
@@ -259,6 +268,7 @@ def decide(
     mtp: list[str],
     aligned: AlignedEvidence | None = None,
     dropped: int = 0,
+    shapes: Findings | None = None,
 ) -> tuple[Verdict, list[Reason]]:
     """Apply the rules; mark each role's `related` flag; reasons strongest (decisive) first."""
     reasons: list[Reason] = []
@@ -272,7 +282,8 @@ def decide(
     compared = [
         g for g in per_role if g.role != "other" and (g.pearson_median is not None or g.permutation)
     ]
-    verdict, decisive = _verdict(compared, rows, args, aligned, dropped)
+    reasons += shapes.reasons if shapes is not None else []
+    verdict, decisive = _verdict(compared, rows, args, aligned, dropped, shapes)
     if fp is not None and fp.pearson is not None:
         reasons.append(
             Reason(

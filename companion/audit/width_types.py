@@ -1,0 +1,22 @@
+"""The result of one survival test: which units (or heads) of A a pruned B kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from companion.audit.hidden import Calibrated
+
+
+@dataclass(frozen=True)
+class Survival:
+    """One layer's B -> A assignment of units or heads, its null, and the clear survivors."""
+
+    kind: str  # "mlp" (FFN units) or "heads"
+    layer: int
+    layer_b: int
+    units_a: int
+    units_b: int
+    tested: int
+    survivors: int
+    test: Calibrated
+    first_a: list[int]
