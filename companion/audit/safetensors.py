@@ -83,11 +83,13 @@ def _no_duplicates(source: str) -> Any:
     """A json object_pairs_hook that refuses duplicate keys (names must be unique)."""
 
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise _bad(source, f"duplicate name {key[:80]!r} in the header.")
-            out[key] = value
+        out = dict(pairs)
+        if len(out) != len(pairs):  # rare: find the first repeated name to say which
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    raise _bad(source, f"duplicate name {key[:80]!r} in the header.")
+                seen.add(key)
         return out
 
     return hook
@@ -107,15 +109,13 @@ def header_length(prefix: bytes, file_size: int, source: str = "file") -> int:
     return int(n)
 
 
-def _int(value: object) -> bool:
-    """A JSON integer (bools are not integers here)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+_KEYS = {"dtype", "shape", "data_offsets"}
 
 
 def _entry(source: str, name: str, raw: object, data_len: int) -> TensorInfo:
     """Validate one tensor entry."""
     where = f"tensor {name[:80]!r}"
-    if not isinstance(raw, dict) or set(raw) != {"dtype", "shape", "data_offsets"}:
+    if not isinstance(raw, dict) or raw.keys() != _KEYS:
         raise _bad(source, f"{where} must have exactly dtype, shape and data_offsets.")
     dtype, shape, offsets = raw["dtype"], raw["shape"], raw["data_offsets"]
     if not isinstance(dtype, str) or dtype not in DTYPES:
@@ -123,9 +123,9 @@ def _entry(source: str, name: str, raw: object, data_len: int) -> TensorInfo:
         raise _bad(source, f"{where} has unknown dtype {str(dtype)[:20]!r} (known: {known}).")
     if not isinstance(shape, list) or len(shape) > MAX_NDIM:
         raise _bad(source, f"{where} shape must be a list of at most {MAX_NDIM} sizes.")
-    if not all(_int(d) and d >= 0 for d in shape):
+    if not all(type(d) is int and d >= 0 for d in shape):  # bools are not sizes
         raise _bad(source, f"{where} shape must hold non-negative integers.")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_int, offsets))):
+    if not (type(offsets) is list and len(offsets) == 2 and all(type(o) is int for o in offsets)):
         raise _bad(source, f"{where} data_offsets must be [begin, end] integers.")
     begin, end = offsets
     if begin < 0 or end < begin:
