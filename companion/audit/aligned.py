@@ -50,6 +50,7 @@ from companion.audit.symview import (
     EMB_ROWS,
     K_UNIT,
     MAX_B_UNITS,
+    TEST_DIMS,
     Array,
     Model,
     residual_inputs,
@@ -286,7 +287,9 @@ def compare_aligned(
     pb = _profile(b, [a_to_b[la] for la in prof_layers], hidden, shared, seed, job)
     h = None
     if pa.features == pb.features and pa.features >= 2:
-        h = align_hidden(pa.sketch, pb.sketch, pa.source, DRAWS, seed, ASSIGN, job.check)
+        h = align_hidden(
+            pa.sketch, pb.sketch, pa.source, DRAWS, seed, ASSIGN, job.check, "inside", TEST_DIMS
+        )
     perm = h.perm if h is not None else np.arange(hidden)
     rng = np.random.default_rng([seed, hidden, 41])
     tests: list[MatchSummary] = []

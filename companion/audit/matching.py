@@ -5,7 +5,9 @@ A function-preserving permutation of B reorders rows but keeps each row's projec
 matching A's rows to B's and correlating matched pairs recovers the relation. The null matches A
 against B's unit rows mixed by a random orthogonal map (column means and covariances kept),
 running the same assignment, so the null carries the selection bias of matching; p is the
-share of null draws at least as high.
+share of null draws at least as high. Above MATCH_SAMPLE units, a fixed random sample of B's
+units is matched against every A unit (observation and null alike, so the test stays exact),
+and the null stops early once `decisive` settles it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,33 @@ Array = np.ndarray[Any, Any]
 
 _BLOCK = 1024  # B rows per similarity block in nearest-neighbour matching
 MAX_SIM = 1 << 23  # largest similarity matrix (entries) handed to exact assignment (64 MB)
+MATCH_SAMPLE = 256  # B units matched per test when there are more (each against all of A)
+MIN_DRAWS = 5
+Z_DECISIVE = 20.0  # observation this many null sd above every draw: no more draws needed
+
+
+def decisive(observed: float, null: Array, above: bool = True) -> bool:
+    """Whether MIN_DRAWS or more draws already settle the test in either direction.
+
+    Above (when `above`): the observation beats every draw by Z_DECISIVE null sd. Inside:
+    it is at most the draws' median (its z cannot reach any threshold). The stopped tests'
+    false-derived rates are checked in tests/audit/test_audit_calibration.py and
+    tests/audit/test_audit_early_stop.py.
+    """
+    if null.size < MIN_DRAWS:
+        return False
+    if observed <= float(np.median(null)):
+        return True
+    sd = max(float(null.std()), 1e-9)
+    return bool(above and observed > null.max() and (observed - null.mean()) / sd >= Z_DECISIVE)
+
+
+def sample_units(units: int, size: int, seed: int) -> Array:
+    """A fixed sorted sample of `size` unit indices (all of them when there are few)."""
+    if size <= 0 or units <= size:
+        return np.arange(units)
+    rng = np.random.default_rng([seed, units, 19])
+    return np.sort(rng.choice(units, size=size, replace=False))
 
 
 def projection(cols: int, k: int, seed: int) -> Array:
@@ -102,37 +131,49 @@ def match_test(
     draws: int,
     max_units: int,
     check: Callable[[], None] | None = None,
+    early: bool = False,
+    sample: int = 0,
 ) -> UnitMatch | None:
-    """Match rows (or groups of `group` rows) of A and B features and test against the null."""
+    """Match rows (or groups of `group` rows) of A and B features and test against the null.
+
+    With `sample`, at most that many B units (a fixed random subset) are matched; with
+    `early`, null draws stop once the observation sits inside them (`decisive`, at least
+    MIN_DRAWS). A related pair takes every draw, so its empirical p keeps its resolution.
+    """
     if fa.shape != fb.shape or fa.shape[0] % group or fa.shape[1] < 2:
         return None
     units = fa.shape[0] // group
     if units < 2:
         return None
     za = unit_rows(_group(fa, group))
-    observed, chosen = matched(za, unit_rows(_group(fb, group)), max_units)
+    picked = sample_units(units, sample, fa.shape[1])
+    fbg = _group(fb, group)[picked]
+    if picked.size < units:  # a sample: nearest match (assignment would only add cost)
+        max_units = 0
+    observed, chosen = matched(za, unit_rows(fbg), max_units)
     # Null: the same assignment against B's unit features re-drawn with matched moments
     # (mean and covariance of B's rows), so the selection bias of matching is in the null.
     rng = np.random.default_rng([units, fa.shape[1], 17])
-    fbg = _group(fb, group)
-    values = []
+    values: list[float] = []
     for _ in range(max(draws, 2)):
         if check is not None:
             check()  # the job's cancel check, between draws
         values.append(matched(za, unit_rows(mix_rows(fbg, rng)), max_units)[0])
+        if early and decisive(observed, np.asarray(values), above=False):
+            break
     null = np.asarray(values)
     mean, sd = float(null.mean()), float(null.std())
     return UnitMatch(
         kind=kind,
-        units=units,
-        method="assignment" if units <= max_units else "nearest",
+        units=int(picked.size),
+        method="assignment" if picked.size <= max_units else "nearest",
         observed=observed,
         null_mean=mean,
         null_sd=sd,
         z=(observed - mean) / max(sd, 1e-12),
         p=float((1 + np.count_nonzero(null >= observed)) / (1 + null.size)),
         draws=int(null.size),
-        moved=float(np.mean(chosen != np.arange(units))),
+        moved=float(np.mean(chosen != picked)),
     )
 
 

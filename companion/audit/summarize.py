@@ -15,7 +15,7 @@ import numpy as np
 from companion.audit.alignment import ROLE_GROUP
 from companion.audit.baselines import cross_layer, random_init_reference, shuffle_null
 from companion.audit.derivation import name_derivations
-from companion.audit.matching import match_test
+from companion.audit.matching import MATCH_SAMPLE, match_test
 from companion.audit.metrics import PairAccumulator, absdiff_quantiles, spearman
 from companion.audit.pairing import Pair, Side, cross_samples
 from companion.audit.schemas import (
@@ -176,7 +176,7 @@ def _match_tests(args: AuditInput, s: Streams, job: Job) -> dict[str, list[Match
             continue
         draws = min(args.null_draws, 19)
         fa, fb, cap = acc.features_a, acc.features_b, args.max_match_units
-        t = match_test(fa, fb, kind, size, draws, cap, job.check)
+        t = match_test(fa, fb, kind, size, draws, cap, job.check, True, MATCH_SAMPLE)
         if t is not None:
             out[group].append(
                 MatchSummary(**t.model_dump(), layer=pair.key.layer, layer_b=pair.layer_b or 0)
