@@ -122,6 +122,7 @@ class _Pass:
             self.acc.features_b = np.zeros_like(self.acc.features_a)
         self.row = 0
         self.stored: list[Array] = [_EMPTY, _EMPTY]
+        self.held: list[Any] = []  # pool blocks pinned for the current chunk (reader.Gate.hold)
         kinds = (_KINDS.get(ra.info.dtype), _KINDS.get(rb.info.dtype))
         self.kinds = kinds if _fused is not None and self.proj is None else (None, None)
 
@@ -139,6 +140,23 @@ class _Pass:
         """Switch to float64 work (only ever before the first chunk is accumulated)."""
         self.use_dtype(np.dtype(np.float64))
 
+    def ready(self, start: int, count: int) -> None:
+        """Wait until the reader has both sides' bytes of a chunk (before pinning either)."""
+        gate = self.plan.gate
+        if gate is None:
+            return
+        for ref in (self.ra, self.rb):
+            if ref.file.pooled(ref.info):
+                size = ref.info.np_dtype.itemsize
+                gate.wait(ref.file.path, ref.file.span(ref.info)[0] + (start + count) * size)
+
+    def release(self) -> None:
+        """Unpin the pool blocks the chunk was read from."""
+        gate = self.plan.gate
+        while self.held and gate is not None:
+            gate.release(self.held.pop())
+        self.stored = [_EMPTY, _EMPTY]
+
     @property
     def fused(self) -> bool:
         """Whether the C kernel takes this pair."""
@@ -153,6 +171,11 @@ class _Pass:
         if gate is not None and ref.file.pooled(ref.info):
             begin = ref.file.span(ref.info)[0] + start * itemsize
             gate.wait(ref.file.path, begin + count * itemsize)
+            held = gate.hold(ref.file.path, begin, count * itemsize)
+            if held is not None:  # inside one pool block: read in place, no copy
+                self.held.append(held[1])
+                self.stored[side] = np.frombuffer(held[0], dtype=ref.info.np_dtype)
+                return self.stored[side]
             view = raw[: count * itemsize]
             if gate.copy(ref.file.path, begin, view.data):
                 self.stored[side] = view.view(ref.info.np_dtype)
@@ -359,10 +382,14 @@ def stream_pair(
             ra.file.prefetch(ra.info, ahead, span)
             rb.file.prefetch(rb.info, ahead, span)
             ahead += span
-        if p.fused:
-            _fused_chunk(p, start, count)
-        else:
-            _numpy_chunk(p, start, count)
+        p.ready(start, count)  # pins are never held while waiting for the reader
+        try:
+            if p.fused:
+                _fused_chunk(p, start, count)
+            else:
+                _numpy_chunk(p, start, count)
+        finally:
+            p.release()
         if plan.gate is not None:
             plan.gate.consume(count * itemsize)
         tick(count * itemsize)
