@@ -12,6 +12,7 @@ and the null stops early once `decisive` settles it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -69,13 +70,68 @@ def unit_rows(f: Array) -> Array:
     return out
 
 
+SMALL_ASSIGN = 64  # up to this many rows (heads, small layers): solved here, without scipy
+
+
+def assignment(cost: Array) -> tuple[Array, Array]:
+    """Minimum-cost assignment (as scipy's linear_sum_assignment): rows, and their columns.
+
+    Small problems are solved here (Hungarian method with potentials, vectorised over
+    columns; the same optimum, tested) unless scipy is loaded already, so that scipy (0.4 s
+    to import) loads only for large ones."""
+    if min(cost.shape) > SMALL_ASSIGN or "scipy.optimize" in sys.modules:
+        from scipy.optimize import linear_sum_assignment
+
+        rows, cols = linear_sum_assignment(cost)
+        return np.asarray(rows), np.asarray(cols)
+    if cost.shape[0] > cost.shape[1]:
+        cols, rows = assignment(cost.T)
+        order = np.argsort(rows)
+        return rows[order], cols[order]
+    return np.arange(cost.shape[0]), _hungarian(np.asarray(cost, dtype=np.float64))
+
+
+def _hungarian(cost: Array) -> Array:
+    """The column of each row (rows <= columns) minimising the total cost."""
+    n, m = cost.shape
+    u, v = np.zeros(n + 1), np.zeros(m + 1)
+    owner = np.zeros(m + 1, dtype=np.int64)  # 1-based row holding each column (0: free)
+    way = np.zeros(m + 1, dtype=np.int64)
+    for i in range(1, n + 1):
+        owner[0], j0 = i, 0
+        minv, used = np.full(m + 1, np.inf), np.zeros(m + 1, dtype=bool)
+        while True:
+            used[j0] = True
+            i0 = owner[j0]
+            cur = cost[i0 - 1] - u[i0] - v[1:]
+            free = ~used[1:]
+            better = free & (cur < minv[1:])
+            minv[1:][better] = cur[better]
+            way[1:][better] = j0
+            cand = np.where(free, minv[1:], np.inf)
+            j1 = int(np.argmin(cand)) + 1
+            delta = cand[j1 - 1]
+            u[owner[used]] += delta
+            v[used] -= delta
+            minv[1:][free] -= delta
+            j0 = j1
+            if owner[j0] == 0:
+                break
+        while j0:  # flip the augmenting path
+            j1 = int(way[j0])
+            owner[j0] = owner[j1]
+            j0 = j1
+    col = np.empty(n, dtype=np.int64)
+    taken = np.flatnonzero(owner[1:])
+    col[owner[1:][taken] - 1] = taken
+    return col
+
+
 def matched(za: Array, zb: Array, max_units: int) -> tuple[float, Array]:
     """Mean similarity after matching each B row to an A row, and the chosen A rows."""
     if zb.shape[0] <= max_units and zb.shape[0] * za.shape[0] <= MAX_SIM:
         sim = zb @ za.T
-        from scipy.optimize import linear_sum_assignment  # 0.25 s to import: only when used
-
-        rows, cols = linear_sum_assignment(-sim)
+        rows, cols = assignment(-sim)
         return float(sim[rows, cols].mean()), cols[np.argsort(rows)]
     # Many units: nearest neighbour, in float32 row blocks so the n×n matrix never exists.
     za32 = za.astype(np.float32)
