@@ -41,9 +41,12 @@ from companion.errors import Cancelled, InputError
 from companion.manifest import InputFile
 
 BLOCK = 8 << 20
-SLICE = 64 << 20  # bytes of the longer span read per step before the other catches up
-LEAD = 96 << 20
-POOL = 32  # blocks: LEAD + one step (SLICE) of each file + DEPTH + the hashers' backlog
+SLICE = 16 << 20  # bytes of the longer span read per step before the other catches up
+LEAD = 32 << 20
+# blocks: LEAD + one step (SLICE) of each file + DEPTH + the hashers' backlog. Kept small:
+# every pool page is touched fresh once per audit, and first touches are slow on VMs (~1 ms
+# per MB here, as much as hashing it).
+POOL = 12
 DEPTH = 2  # reads in flight (a virtual disk serves two at once faster than one)
 _ALIGN = 4096
 _DIRECT = getattr(os, "O_DIRECT", 0)
