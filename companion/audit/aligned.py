@@ -197,7 +197,9 @@ def _mlp_test(
     p32 = proj.astype(np.float32)
 
     def feature_b(sigma: Array) -> Array:
-        return np.concatenate([p[:, sigma] @ p32 for p in xb], axis=1).astype(np.float64)
+        # p[:, sigma] @ P == p @ P[argsort(sigma)]: permute the small projection, not B
+        p_inv = p32[np.argsort(sigma)]
+        return np.concatenate([p @ p_inv for p in xb], axis=1).astype(np.float64)
 
     return relabel_test(fa, feature_b, hidden, DRAWS, rng, ASSIGN, check, True)
 
