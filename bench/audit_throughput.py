@@ -3,7 +3,8 @@
 Generates a bf16 pair (A, and B = A + noise; default ~2 x 1 GB, `--size-mb` to change,
 `--size-mb 10240` for 10 GB+) and measures, each in a fresh subprocess (for its peak RSS):
   0. the DEFAULT `companion audit A B` path, first: baselines, permutation test and the
-     symmetry alignment, sha256 digests from the digest cache (the user's settings);
+     symmetry alignment (sampled units and dims, nulls stopped once settled: see
+     companion/audit/matching.py), sha256 digests from the digest cache (the user's settings);
   1. baseline: safetensors safe_open(framework="pt") + torch cosine per tensor (torch
      installed for the bench only; without torch, a numpy per-tensor cosine is used and
      the output says so);

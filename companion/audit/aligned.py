@@ -50,6 +50,7 @@ from companion.audit.symview import (
     EMB_ROWS,
     K_UNIT,
     MAX_B_UNITS,
+    TEST_DIMS,
     Array,
     Model,
     residual_inputs,
@@ -196,7 +197,9 @@ def _mlp_test(
     p32 = proj.astype(np.float32)
 
     def feature_b(sigma: Array) -> Array:
-        return np.concatenate([p[:, sigma] @ p32 for p in xb], axis=1).astype(np.float64)
+        # p[:, sigma] @ P == p @ P[argsort(sigma)]: permute the small projection, not B
+        p_inv = p32[np.argsort(sigma)]
+        return np.concatenate([p @ p_inv for p in xb], axis=1).astype(np.float64)
 
     return relabel_test(fa, feature_b, hidden, DRAWS, rng, ASSIGN, check, True)
 
@@ -286,7 +289,9 @@ def compare_aligned(
     pb = _profile(b, [a_to_b[la] for la in prof_layers], hidden, shared, seed, job)
     h = None
     if pa.features == pb.features and pa.features >= 2:
-        h = align_hidden(pa.sketch, pb.sketch, pa.source, DRAWS, seed, ASSIGN, job.check)
+        h = align_hidden(
+            pa.sketch, pb.sketch, pa.source, DRAWS, seed, ASSIGN, job.check, "inside", TEST_DIMS
+        )
     perm = h.perm if h is not None else np.arange(hidden)
     rng = np.random.default_rng([seed, hidden, 41])
     tests: list[MatchSummary] = []

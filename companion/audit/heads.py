@@ -105,7 +105,9 @@ def head_test(
     count = q.shape[0] // lay.d
 
     def feature_b(s: Array) -> Array:
-        qs, ks, vs = q[:, s] @ r1, k[:, s] @ r2, v[:, s] @ r2
-        return _head_features(qs, ks, vs, o[s].T @ r1, lay, count)
+        # x[:, s] @ R == x @ R[argsort(s)] (and o[s].T @ R == o.T @ R[argsort(s)])
+        inv = np.argsort(s)
+        s1, s2 = r1[inv], r2[inv]
+        return _head_features(q @ s1, k @ s2, v @ s2, o.T @ s1, lay, count)
 
     return relabel_test(fa, feature_b, hidden, DRAWS, rng, ASSIGN, check, True)

@@ -15,14 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from math import erfc, sqrt
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from companion.audit.matching import matched, mix_rows, unit_rows
+from companion.audit.matching import MIN_DRAWS as MIN_DRAWS  # re-exported
+from companion.audit.matching import Z_DECISIVE as Z_DECISIVE
+from companion.audit.matching import decisive, matched, mix_rows, sample_units, unit_rows
 
 Array = np.ndarray[Any, Any]
 SKETCH = 128
+Early = bool | Literal["inside"]  # stop the null early: no, both ways, or only when inside
 
 
 @dataclass(frozen=True)
@@ -55,32 +58,15 @@ def _draws(count: int, check: Callable[[], None]) -> Iterator[int]:
         yield k
 
 
-MIN_DRAWS = 5
-Z_DECISIVE = 20.0  # observation this many null sd above every draw: no more draws needed
-
-
-def decisive(observed: float, null: Array) -> bool:
-    """Whether MIN_DRAWS or more draws already settle the test in either direction.
-
-    Above: the observation beats every draw by Z_DECISIVE null sd. Inside: it is at most
-    the draws' median (its z cannot reach any threshold). The stopped test's false-derived
-    rate is checked in tests/audit/test_audit_calibration.py.
-    """
-    if null.size < MIN_DRAWS:
-        return False
-    sd = max(float(null.std()), 1e-9)
-    above = observed > null.max() and (observed - null.mean()) / sd >= Z_DECISIVE
-    return bool(above or observed <= float(np.median(null)))
-
-
 def null_draws(
-    observed: float, draw: Callable[[], float], draws: int, check: Callable[[], None], early: bool
+    observed: float, draw: Callable[[], float], draws: int, check: Callable[[], None], early: Early
 ) -> Array:
-    """Up to `draws` null draws; with `early`, stop once `decisive` says so."""
+    """Up to `draws` null draws; with `early`, stop once `decisive` says so ("inside": only
+    when the observation sits inside the draws, so a related pair keeps every draw)."""
     values: list[float] = []
     for _ in _draws(draws, check):
         values.append(draw())
-        if early and decisive(observed, np.asarray(values)):
+        if early and decisive(observed, np.asarray(values), above=early is True):
             break
     return np.asarray(values)
 
@@ -102,7 +88,7 @@ def rotation_test(
     rng: np.random.Generator,
     max_units: int,
     check: Callable[[], None] = _noop,
-    early: bool = False,
+    early: Early = False,
 ) -> Calibrated:
     """Match B rows to A rows; null: the same matching after mixing B's rows (mix_rows)."""
     za = unit_rows(fa)
@@ -158,16 +144,26 @@ def align_hidden(
     seed: int,
     max_units: int,
     check: Callable[[], None] = _noop,
-    early: bool = False,
+    early: Early = False,
+    sample: int = 0,
 ) -> HiddenAlignment | None:
-    """Match hidden dims by their profiles (dims x features); None if nothing to match."""
+    """Match hidden dims by their profiles (dims x features); None if nothing to match.
+
+    Every B dim is matched for the permutation; with `sample`, the calibrated test matches
+    a fixed sample of that many B dims (observation and null alike, nearest match)."""
     if pa.shape != pb.shape or pa.shape[0] < 2 or pa.shape[1] < 2:
         return None
     both = np.concatenate([standardize(pa), standardize(pb)], axis=0)
     sk = sketch(both, SKETCH, seed)
     fa, fb = standardize(sk[: pa.shape[0]]), standardize(sk[pa.shape[0] :])
     rng = np.random.default_rng([seed, pa.shape[0], 31])
-    test = rotation_test(fa, fb, draws, rng, max_units, check, early)
+    picked = sample_units(pa.shape[0], sample, seed)
+    if picked.size < pa.shape[0]:
+        chosen = matched(unit_rows(fa), unit_rows(fb), max_units)[1]
+        sub = rotation_test(fa, standardize(fb[picked]), draws, rng, 0, check, early)
+        test = Calibrated(sub.observed, sub.null, chosen)
+    else:
+        test = rotation_test(fa, fb, draws, rng, max_units, check, early)
     # matched() maps every B dim to an A dim; invert to A dim -> B dim
     perm = np.arange(pa.shape[0])
     perm[test.chosen] = np.arange(pa.shape[0])  # nearest matching may leave A dims unused
@@ -182,7 +178,7 @@ def relabel_test(
     rng: np.random.Generator,
     max_units: int,
     check: Callable[[], None] = _noop,
-    early: bool = False,
+    early: Early = False,
 ) -> Calibrated:
     """Match B units to A units; null: the same matching after relabelling B's hidden dims.
 

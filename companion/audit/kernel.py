@@ -1,9 +1,10 @@
 """The streamed pass over one tensor pair, chunk by chunk, with float64 accumulators.
 
-Each chunk is copied from the audit reader's block pool (reader.py), or read with pread,
-into per-thread buffers that are reused for the whole audit (resident memory stays flat).
+Each chunk is read in place from the audit reader's block pool (reader.py), or copied (or
+read with pread) into per-thread buffers reused for the whole audit (memory stays flat).
 When the C kernel (`_fused.c`, built at install) is there and both sides are F32, BF16 or
-F16, the chunk is reduced in one fused pass (every sum below in float64). Otherwise, and for
+F16, the chunk is reduced in one fused pass (every sum below in float64; row projections for
+the matching test are then taken on the converted chunk). Otherwise, and for
 chunks holding NaN or Inf, numpy does it: the chunk is converted once to float32 (bf16 by a
 16-bit shift; float64 and wide integers stay float64), and reduced with BLAS dot products
 taken over 64K-element rows (`np.vecdot`), so every partial sum stays short and the totals
@@ -122,8 +123,9 @@ class _Pass:
             self.acc.features_b = np.zeros_like(self.acc.features_a)
         self.row = 0
         self.stored: list[Array] = [_EMPTY, _EMPTY]
+        self.held: list[Any] = []  # pool blocks pinned for the current chunk (reader.Gate.hold)
         kinds = (_KINDS.get(ra.info.dtype), _KINDS.get(rb.info.dtype))
-        self.kinds = kinds if _fused is not None and self.proj is None else (None, None)
+        self.kinds = kinds if _fused is not None else (None, None)
 
     def use_dtype(self, dtype: np.dtype[Any]) -> None:
         """Set the work dtype (float32, or float64 for wide types and shifted gains)."""
@@ -139,6 +141,23 @@ class _Pass:
         """Switch to float64 work (only ever before the first chunk is accumulated)."""
         self.use_dtype(np.dtype(np.float64))
 
+    def ready(self, start: int, count: int) -> None:
+        """Wait until the reader has both sides' bytes of a chunk (before pinning either)."""
+        gate = self.plan.gate
+        if gate is None:
+            return
+        for ref in (self.ra, self.rb):
+            if ref.file.pooled(ref.info):
+                size = ref.info.np_dtype.itemsize
+                gate.wait(ref.file.path, ref.file.span(ref.info)[0] + (start + count) * size)
+
+    def release(self) -> None:
+        """Unpin the pool blocks the chunk was read from."""
+        gate = self.plan.gate
+        while self.held and gate is not None:
+            gate.release(self.held.pop())
+        self.stored = [_EMPTY, _EMPTY]
+
     @property
     def fused(self) -> bool:
         """Whether the C kernel takes this pair."""
@@ -153,6 +172,11 @@ class _Pass:
         if gate is not None and ref.file.pooled(ref.info):
             begin = ref.file.span(ref.info)[0] + start * itemsize
             gate.wait(ref.file.path, begin + count * itemsize)
+            held = gate.hold(ref.file.path, begin, count * itemsize)
+            if held is not None:  # inside one pool block: read in place, no copy
+                self.held.append(held[1])
+                self.stored[side] = np.frombuffer(held[0], dtype=ref.info.np_dtype)
+                return self.stored[side]
             view = raw[: count * itemsize]
             if gate.copy(ref.file.path, begin, view.data):
                 self.stored[side] = view.view(ref.info.np_dtype)
@@ -325,6 +349,11 @@ def _fused_chunk(p: _Pass, start: int, count: int) -> None:
         _slow(p, p.convert(0, count), p.convert(1, count))
         return
     acc = p.acc
+    if p.proj is not None and acc.features_a is not None and acc.features_b is not None:
+        a2, b2 = (p.convert(k, count).reshape(-1, p.cols) for k in (0, 1))
+        acc.features_a[p.row : p.row + a2.shape[0]] = a2 @ p.proj
+        acc.features_b[p.row : p.row + a2.shape[0]] = b2 @ p.proj
+        p.row += a2.shape[0]
     acc.moments.add_sums(count, sa, sb, saa, sbb, sab)
     acc.sdd += sdd
     acc.max_abs = max(acc.max_abs, max_abs)
@@ -359,10 +388,14 @@ def stream_pair(
             ra.file.prefetch(ra.info, ahead, span)
             rb.file.prefetch(rb.info, ahead, span)
             ahead += span
-        if p.fused:
-            _fused_chunk(p, start, count)
-        else:
-            _numpy_chunk(p, start, count)
+        p.ready(start, count)  # pins are never held while waiting for the reader
+        try:
+            if p.fused:
+                _fused_chunk(p, start, count)
+            else:
+                _numpy_chunk(p, start, count)
+        finally:
+            p.release()
         if plan.gate is not None:
             plan.gate.consume(count * itemsize)
         tick(count * itemsize)

@@ -4,7 +4,8 @@ Disks (and virtual disks in particular) read one sequential stream much faster t
 interleaved ones, and the manifest needs the sha256 of every file anyway. So a single thread
 reads each file front to back, in aligned blocks, in the order the streamed pass needs the
 tensors (A and B in step); the blocks go to sha256 on two hashing threads and stay in a fixed
-pool, from which the comparison workers copy their chunks (`Gate.copy`). Workers wait
+pool, from which the comparison workers read their chunks in place (`Gate.hold`, pinned
+while the kernel reduces them; `Gate.copy` for a chunk straddling two blocks). Workers wait
 (`Gate.wait`) until the reader has passed the range they need, so they never start competing
 reads; a range no longer in the pool (tensors stored in a very different order, or read twice
 for a third model) is read again with pread. The reader keeps at most `LEAD` planned bytes
@@ -12,11 +13,12 @@ ahead of the workers. Resident memory is the pool, whatever the checkpoint size.
 
 A block already in the page cache is copied from it (asked with the cachestat system call,
 which starts no I/O, unlike a RWF_NOWAIT read); any other is read with O_DIRECT, straight into
-the pool, with DEPTH reads in flight: on cold data this runs at the disk's direct-read speed
-and leaves the page cache alone (first touches of fresh page-cache pages are slow on virtual
-machines). A file whose sha256 the digest cache still vouches for (companion/digests.py) is
-not read here at all: the reader only asks the kernel to read its ranges ahead
-(posix_fadvise WILLNEED), in the same order, and the workers pread them.
+the pool, with DEPTH reads always in flight (the queue of reads runs on across steps,
+tensors and files; it never drains at a boundary): on cold data this runs at the disk's
+direct-read speed and leaves the page cache alone (first touches of fresh page-cache pages
+are slow on virtual machines). A file whose sha256 the digest cache still vouches for
+(companion/digests.py) is not read here at all: the reader only asks the kernel to read its
+ranges ahead (posix_fadvise WILLNEED), in the same order, and the workers pread them.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +41,12 @@ from companion.errors import Cancelled, InputError
 from companion.manifest import InputFile
 
 BLOCK = 8 << 20
-SLICE = 64 << 20  # bytes of the longer span read per step before the other catches up
-LEAD = 96 << 20
-POOL = 32  # blocks: LEAD + one step (SLICE) of each file + DEPTH + the hashers' backlog
+SLICE = 16 << 20  # bytes of the longer span read per step before the other catches up
+LEAD = 32 << 20
+# blocks: LEAD + one step (SLICE) of each file + DEPTH + the hashers' backlog. Kept small:
+# every pool page is touched fresh once per audit, and first touches are slow on VMs (~1 ms
+# per MB here, as much as hashing it).
+POOL = 12
 DEPTH = 2  # reads in flight (a virtual disk serves two at once faster than one)
 _ALIGN = 4096
 _DIRECT = getattr(os, "O_DIRECT", 0)
@@ -110,7 +115,8 @@ class _File:
             ) from None
         self.stat = os.fstat(self.fd)
         self.size = self.stat.st_size
-        self.cursor = 0
+        self.cursor = 0  # bytes read (and published to the workers)
+        self.issued = 0  # bytes whose reads were started
         self.hash = hashlib.sha256()
         self.known = digests.known(path, self.stat)
         self.blocks: dict[int, _Block] = {}
@@ -167,7 +173,7 @@ class Gate:
         self.plan = plan
         self.tick = tick
         self.cond = threading.Condition()
-        self.consumed = self.covered = 0
+        self.consumed = 0
         self.error: BaseException | None = None
         self.done = False
         self.stop = threading.Event()
@@ -225,6 +231,26 @@ class Gate:
                     assert b is not None
                     b.pins -= 1
                 self.cond.notify_all()
+
+    def hold(self, path: Path, offset: int, nbytes: int) -> tuple[memoryview, _Block] | None:
+        """Pin the pool block holding [offset, offset + nbytes) whole and return a read-only
+        view of those bytes (no copy); None when they are not in one block. `release` it."""
+        f = self._file(path)
+        if f is None or nbytes <= 0 or offset // BLOCK != (offset + nbytes - 1) // BLOCK:
+            return None
+        with self.cond:
+            b = f.blocks.get(offset // BLOCK)
+            if b is None or b.owner is not f or offset + nbytes > b.offset + b.n:
+                return None
+            b.pins += 1
+        start = offset - b.offset
+        return b.view[start : start + nbytes].toreadonly(), b
+
+    def release(self, block: _Block) -> None:
+        """Let go of a block pinned by `hold`."""
+        with self.cond:
+            block.pins -= 1
+            self.cond.notify_all()
 
     def consume(self, nbytes: int) -> None:
         """Report bytes the workers have finished with (lets the reader run further ahead)."""
@@ -288,71 +314,89 @@ class Gate:
         self.pool.append(b)
         return b
 
-    def _read_to(self, f: _File, end: int) -> None:
-        """Read (and hash) `f` sequentially up to byte `end` (rounded up to a block)."""
-        end = min(end, f.size)
-        if f.known is not None:  # nothing to hash: only keep the kernel reading in order
-            if f.cursor < end:
-                os.posix_fadvise(f.fd, f.cursor, end - f.cursor, os.POSIX_FADV_WILLNEED)
-                with self.cond:
-                    start, f.cursor = f.cursor, end
-                    self.cond.notify_all()
-                self.tick(end - start)
-            return
-        pending: deque[tuple[_Block, int, Future[int]]] = deque()
-        offset = f.cursor
-        try:
-            while f.cursor < end:
-                while len(pending) < DEPTH and offset < end:  # keep DEPTH reads in flight
-                    if self.stop.is_set():
-                        raise Cancelled("Audit stopped.")
-                    b = self._buffer()
-                    pending.append((b, offset, self.io.submit(f.fill, b, offset)))
-                    offset += min(BLOCK, f.size - offset)
-                b, at, read = pending.popleft()
-                n = read.result()
-                if n != min(BLOCK, f.size - at):
-                    raise InputError(
-                        f"{f.path} ended early (it changed while being read).",
-                        hint="make sure the checkpoint is not being written, then retry.",
-                    )
-                with self.cond:
-                    b.owner, b.offset, b.n, b.hashed = f, at, n, False
-                    f.blocks[at // BLOCK] = b
-                    f.cursor += n
-                    self.cond.notify_all()
-                self.queues[self.slot[f.path]].put(b)
-                self.tick(n)
-        finally:
-            for _, _, read in pending:  # only after an error: let the buffers settle
-                read.exception()
+    def _advise(self, f: _File, end: int) -> None:
+        """A file the digest cache vouches for: only keep the kernel reading it in order."""
+        if f.cursor < end:
+            os.posix_fadvise(f.fd, f.cursor, end - f.cursor, os.POSIX_FADV_WILLNEED)
+            with self.cond:
+                start, f.cursor = f.cursor, end
+                f.issued = end
+                self.cond.notify_all()
+            self.tick(end - start)
 
-    def _throttle(self) -> None:
-        """Stay at most LEAD planned bytes ahead of the workers."""
+    def _steps(self) -> Iterator[tuple[int, list[tuple[_File, int]]]]:
+        """The read targets step by step: (planned bytes before the step, [(file, end)]).
+
+        Both spans of a pair advance in step (SLICE of the longer one at a time); after the
+        plan, every file still to be hashed is read to its end."""
+        base = 0
+        for sa, sb in self.plan:
+            fa, fb = self.files[sa.path], self.files[sb.path]
+            la, lb = sa.end - sa.begin, sb.end - sb.begin
+            steps = max(1, -(-max(la, lb) // SLICE))
+            for k in range(1, steps + 1):
+                before = base + (la + lb) * (k - 1) // steps
+                yield before, [(fa, sa.begin + la * k // steps), (fb, sb.begin + lb * k // steps)]
+            base += la + lb
+        tail = [(f, f.size) for f in (self.files[p] for p in self.order) if f.known is None]
+        yield -(1 << 62), tail  # never throttled
+
+    def _complete(self, pending: deque[tuple[_Block, _File, int, Future[int]]]) -> None:
+        """Finish the oldest read in flight: publish its block and queue it for hashing."""
+        b, f, at, read = pending.popleft()
+        n = read.result()
+        if n != min(BLOCK, f.size - at):
+            raise InputError(
+                f"{f.path} ended early (it changed while being read).",
+                hint="make sure the checkpoint is not being written, then retry.",
+            )
         with self.cond:
-            while self.covered - self.consumed > LEAD and not self.stop.is_set():
-                self.cond.wait(0.5)
+            b.owner, b.offset, b.n, b.hashed = f, at, n, False
+            f.blocks[at // BLOCK] = b
+            f.cursor += n
+            self.cond.notify_all()
+        self.queues[self.slot[f.path]].put(b)
+        self.tick(n)
+
+    def _throttle(
+        self, before: int, pending: deque[tuple[_Block, _File, int, Future[int]]]
+    ) -> None:
+        """Stay at most LEAD planned bytes ahead of the workers, finishing reads meanwhile."""
+        while True:
+            with self.cond:
+                if before - self.consumed <= LEAD or self.stop.is_set():
+                    return
+                if not pending:
+                    self.cond.wait(0.5)
+                    continue
+            self._complete(pending)
 
     def _run(self) -> None:
-        """Walk the plan (both spans of a pair in step), then finish every file to hash."""
+        """Walk the steps with DEPTH reads always in flight (across steps, tensors and files),
+        then finish every file to hash."""
+        pending: deque[tuple[_Block, _File, int, Future[int]]] = deque()
         try:
-            base = 0
-            for sa, sb in self.plan:
-                fa, fb = self.files[sa.path], self.files[sb.path]
-                la, lb = sa.end - sa.begin, sb.end - sb.begin
-                steps = max(1, -(-max(la, lb) // SLICE))
-                for k in range(1, steps + 1):
-                    self._throttle()
-                    self._read_to(fa, sa.begin + la * k // steps)
-                    self._read_to(fb, sb.begin + lb * k // steps)
-                    with self.cond:
-                        self.covered = base + (la + lb) * k // steps
-                base += la + lb
-            for p in self.order:  # the rest of every file still to be hashed
-                if self.files[p].known is None:
-                    self._read_to(self.files[p], self.files[p].size)
+            for before, targets in self._steps():
+                self._throttle(before, pending)
+                for f, end in targets:
+                    end = min(end, f.size)
+                    if f.known is not None:
+                        self._advise(f, end)
+                        continue
+                    while f.issued < end:
+                        if len(pending) >= DEPTH:
+                            self._complete(pending)
+                        if self.stop.is_set():
+                            raise Cancelled("Audit stopped.")
+                        b, at = self._buffer(), f.issued
+                        pending.append((b, f, at, self.io.submit(f.fill, b, at)))
+                        f.issued += min(BLOCK, f.size - at)
+            while pending:
+                self._complete(pending)
         except BaseException as exc:
             self.error = exc
+            for _, _, _, read in pending:  # let the buffers settle before they are freed
+                read.exception()
         finally:
             for q in self.queues:
                 q.put(None)

@@ -21,8 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # httpx loads with the first client (0.2 s of start-up otherwise)
+    import httpx
 
 from companion.errors import InputError
 from companion.settings import Settings
@@ -69,6 +71,8 @@ def client(settings: RemoteOptions) -> httpx.Client:
         http2 = True
     except ImportError:
         http2 = False
+    import httpx
+
     timeout = httpx.Timeout(settings.remote_timeout_s)
     return httpx.Client(http2=http2, follow_redirects=True, timeout=timeout)
 
@@ -243,6 +247,8 @@ class Blob:
         self, begin: int, end: int, write: Callable[[bytes], object], whole: bool = False
     ) -> None:
         """One checked Range GET of [begin, end), its body handed to `write` (no cache)."""
+        import httpx  # loaded with the client
+
         headers = _headers({"Range": f"bytes={begin}-{end - 1}"})
         try:
             with self.http.stream("GET", self.url, headers=headers) as resp:
@@ -345,6 +351,8 @@ def _no_range(url: str, resp: httpx.Response) -> InputError:
 
 def probe(url: str, settings: RemoteOptions, http: httpx.Client, limiter: _Limiter) -> Blob:
     """HEAD a remote file (following redirects): size and ETag, and its cache folder."""
+    import httpx  # loaded with the client
+
     for attempt in range(settings.remote_retries + 1):
         try:
             resp = http.head(url, headers=_headers())

@@ -78,12 +78,15 @@ def scan(
     finite = True
     for start, block in row_blocks(ref, name):
         end = start + block.shape[0]
-        if not np.isfinite(block).all():
-            finite = False
+        # float32 squares summed per row and per column of one block (a few hundred rows),
+        # totalled in float64; a NaN or Inf anywhere shows in the row sums.
+        rows_sq = np.einsum("ij,ij->i", block, block)
+        if not np.isfinite(rows_sq).all():
+            finite = finite and bool(np.isfinite(block).all())
             block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
-        sq = np.square(block, dtype=np.float64)
-        col_sq += sq.sum(axis=0)
-        row_sq[start:end] = sq.sum(axis=1)
+            rows_sq = np.square(block, dtype=np.float64).sum(axis=1)
+        col_sq += np.einsum("ij,ij->j", block, block)
+        row_sq[start:end] = rows_sq
         if out_r is not None and r32 is not None:
             out_r[start:end] = block @ r32
         if out_l is not None and left is not None:

@@ -15,7 +15,7 @@ import numpy as np
 from companion.audit.alignment import ROLE_GROUP
 from companion.audit.baselines import cross_layer, random_init_reference, shuffle_null
 from companion.audit.derivation import name_derivations
-from companion.audit.matching import match_test
+from companion.audit.matching import MATCH_SAMPLE, Z_DECISIVE, match_test
 from companion.audit.metrics import PairAccumulator, absdiff_quantiles, spearman
 from companion.audit.pairing import Pair, Side, cross_samples
 from companion.audit.rowstats import Findings
@@ -162,10 +162,14 @@ def tensor_row(
 
 
 def _match_tests(args: AuditInput, s: Streams, job: Job) -> dict[str, list[MatchSummary]]:
-    """Permutation-robust tests for every pair that collected projection features."""
+    """Permutation-robust tests for every pair that collected projection features.
+
+    A group stops at its first layer whose test is decisive above its null (z at least
+    Z_DECISIVE, above every draw): that layer alone already clears the verdict's PERM_Z."""
     heads = s.a.ckpt.config.get("num_attention_heads")
     out: dict[str, list[MatchSummary]] = defaultdict(list)
-    for pair, acc in zip(s.pairs, s.accs, strict=True):
+    settled: set[str] = set()
+    for pair, acc in sorted(zip(s.pairs, s.accs, strict=True), key=lambda x: x[0].key.layer or 0):
         job.check()
         if acc.features_a is None or acc.features_b is None or pair.key.layer is None:
             continue
@@ -176,13 +180,17 @@ def _match_tests(args: AuditInput, s: Streams, job: Job) -> dict[str, list[Match
             kind, group, size = "heads", "attn", acc.features_a.shape[0] // heads
         else:
             continue
+        if group in settled:
+            continue
         draws = min(args.null_draws, 19)
         fa, fb, cap = acc.features_a, acc.features_b, args.max_match_units
-        t = match_test(fa, fb, kind, size, draws, cap, job.check)
+        t = match_test(fa, fb, kind, size, draws, cap, job.check, True, MATCH_SAMPLE)
         if t is not None:
             out[group].append(
                 MatchSummary(**t.model_dump(), layer=pair.key.layer, layer_b=pair.layer_b or 0)
             )
+            if t.z >= Z_DECISIVE and t.p <= 1 / (1 + t.draws):
+                settled.add(group)
     return out
 
 

@@ -18,6 +18,7 @@ EMB_ENOUGH = 256
 K_UNIT = 32
 K_HEAD = 12
 MAX_B_UNITS = 768
+TEST_DIMS = 256  # B hidden dims in the calibrated hidden test (all are matched for the perm)
 ALIGNED_Z = 5.0
 ASSIGN = 512  # exact assignment up to this many B units; above: nearest match (null alike)
 INPUTS = {  # projection role -> the norm slot before it

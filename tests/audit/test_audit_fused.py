@@ -136,3 +136,40 @@ def test_fused_rejects_bad_arguments() -> None:
         fused.pair(buf, 7, buf, 1, 8, 0, 0.0, 0.0, None, None)
     with pytest.raises(ValueError):
         fused.pair(buf, 1, buf, 1, 8, 4, 0.0, 0.0, np.ones(3), np.ones(4))
+
+
+@pytest.mark.skipif(kernel._fused is None, reason="the C kernel was not built")
+def test_projected_pairs_take_the_fused_path_with_the_same_features(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row projections (the matching test's features) on the fused path equal the numpy path."""
+    from companion.audit.matching import projection
+
+    rng = np.random.default_rng(5)
+    a = (0.02 * rng.standard_normal((300, 96))).astype(ml_dtypes.bfloat16)
+    b = (0.02 * rng.standard_normal((300, 96))).astype(ml_dtypes.bfloat16)
+    write_safetensors(tmp_path / "a.safetensors", {"w": a})
+    write_safetensors(tmp_path / "b.safetensors", {"w": b})
+    plan = StreamPlan(chunk=96 * 37, projection=projection(96, 16, 0))
+
+    def features() -> tuple[Array, Array, bool]:
+        ca, cb = (
+            open_checkpoint(tmp_path / "a.safetensors"),
+            open_checkpoint(tmp_path / "b.safetensors"),
+        )
+        try:
+            fused = kernel._Pass(ca.tensors["w"], cb.tensors["w"], plan, _NONE).fused
+            acc, _, _ = stream_pair(ca.tensors["w"], cb.tensors["w"], plan, _NONE, lambda n: None)
+        finally:
+            ca.close()
+            cb.close()
+        assert acc.features_a is not None and acc.features_b is not None
+        return acc.features_a, acc.features_b, fused
+
+    fa, fb, fused = features()
+    monkeypatch.setattr(kernel, "_fused", None)
+    na, nb, numpy_path = features()
+    assert fused and not numpy_path
+    w = a.astype(np.float64) @ plan.projection
+    assert np.allclose(fa, na, atol=1e-6) and np.allclose(fb, nb, atol=1e-6)
+    assert np.allclose(fa, w, atol=1e-5) and not np.allclose(fa, 0)

@@ -106,3 +106,79 @@ def test_recycled_blocks_fall_back_to_pread(
     for p in (fam["base"], fam["finetune"], fam["independent"]):
         _evict(p / "model.safetensors")
     assert _metrics(fam["base"], fam["finetune"], fam["independent"]) == expected
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_reads_stay_in_flight_across_tensor_boundaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one block per tensor, a read of B starts while A's read is still in flight."""
+    import threading
+
+    paths = []
+    for name in ("a", "b"):
+        p = tmp_path / name
+        p.write_bytes(os.urandom(16 * 64 * KB))
+        paths.append(p.resolve())
+    a, b = paths
+    plan = [
+        (Span(a, k * 64 * KB, (k + 1) * 64 * KB), Span(b, k * 64 * KB, (k + 1) * 64 * KB))
+        for k in range(16)
+    ]
+    fill = reader._File.fill
+    flying: list[Path] = []
+    overlaps: list[tuple[Path, Path]] = []
+    starts = [0]
+    started = threading.Condition()
+
+    def tracked(self: reader._File, block: reader._Block, offset: int) -> int:
+        """The real read, held until the next read starts (bounded), noting what overlaps."""
+        with started:
+            overlaps.extend((other, self.path) for other in flying)
+            flying.append(self.path)
+            starts[0] += 1
+            mine = starts[0]
+            started.notify_all()
+            started.wait_for(lambda: starts[0] > mine, timeout=0.2)
+        try:
+            return fill(self, block, offset)
+        finally:
+            with started:
+                flying.remove(self.path)
+
+    monkeypatch.setattr(reader._File, "fill", tracked)
+    gate = Gate(paths, plan, lambda n: None)
+    try:
+        for sa, sb in plan:
+            gate.wait(sb.path, sb.end)
+            gate.consume(sa.end - sa.begin + sb.end - sb.begin)
+        inputs = gate.result()
+    finally:
+        gate.close()
+    assert (a, b) in overlaps and (b, a) in overlaps  # the pipeline crosses every boundary
+    assert len(overlaps) >= 2 * 16 - 1  # every read but the first started beside another
+    assert [i.sha256 for i in inputs] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_hold_serves_bytes_in_place_and_pins_the_block(tmp_path: Path) -> None:
+    """A range inside one pool block is lent read-only (no copy); across blocks it is not."""
+    p = tmp_path / "a"
+    data = os.urandom(4 * 64 * KB)
+    p.write_bytes(data)
+    path = p.resolve()
+    gate = Gate([path], [(Span(path, 0, len(data)), Span(path, 0, 0))], lambda n: None)
+    try:
+        gate.wait(path, 2 * 64 * KB)
+        held = gate.hold(path, 64 * KB + 100, 1000)
+        assert held is not None
+        view, block = held
+        assert view.readonly and bytes(view) == data[64 * KB + 100 : 64 * KB + 1100]
+        assert block.pins == 1
+        gate.release(block)
+        assert block.pins == 0
+        assert gate.hold(path, 64 * KB - 10, 20) is None  # straddles two blocks: copy instead
+        gate.consume(len(data))
+        assert gate.result()[0].sha256 == hashlib.sha256(data).hexdigest()
+    finally:
+        gate.close()
