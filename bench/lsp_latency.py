@@ -1,6 +1,7 @@
 """LSP latency benchmark: cold start to initialize reply, and executeCommand p50/p95.
 
-Baseline measured in the same run: a bare `python -c pass` start. Targets: cold start
+Baselines measured in the same run: a bare `python -c pass` start, and a bare pygls server
+(no features) to its initialize reply, the floor for any pygls server. Targets: cold start
 ≤ 400 ms; executeCommand p95 ≤ 30 ms over 1,000 calls. Then runs `config_latency.py`
 (hover, code lens and diagnostics on a 100 KB config.json, p95 ≤ 30 ms against a plain
 hover baseline). Prints figures; asserts nothing.
@@ -30,12 +31,20 @@ def bare_python(runs: int) -> float:
     return statistics.median(times)
 
 
-def cold_start(runs: int) -> float:
-    """Median seconds from process spawn to the initialize reply."""
+# The floor any pygls server pays: importing pygls and lsprotocol, then the handshake.
+BARE_PYGLS = [
+    sys.executable,
+    "-c",
+    "from pygls.lsp.server import LanguageServer; LanguageServer('bare', '0').start_io()",
+]
+
+
+def cold_start(runs: int, command: list[str] | None = None) -> float:
+    """Median seconds from process spawn to the initialize reply (companion, or `command`)."""
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        s = RawServer()
+        s = RawServer(command=command)
         s.initialize()
         times.append(time.perf_counter() - t)
         s.close_stdin_and_wait()
@@ -73,6 +82,7 @@ def main() -> None:
     ns = ap.parse_args()
     base = bare_python(ns.runs)
     cold = cold_start(ns.runs)
+    floor = cold_start(ns.runs, BARE_PYGLS)
     with tempfile.TemporaryDirectory() as d:
         ws = Path(d)
         (ws / "config.json").write_text('{"model_type": "llama"}')
@@ -82,6 +92,10 @@ def main() -> None:
     print(
         f"cold start -> initialize     : {cold * 1000:7.1f} ms  ({cold / base:.1f}x baseline; "
         f"target <= 400 ms) {'OK' if cold <= 0.4 else 'OVER'}"
+    )
+    print(
+        f"bare pygls server -> init    : {floor * 1000:7.1f} ms  (companion adds "
+        f"{(cold - floor) * 1000:.0f} ms over the floor any pygls server pays)"
     )
     print(f"executeCommand scan p50      : {pct(lat, 0.5):7.2f} ms")
     print(

@@ -15,9 +15,14 @@ from helpers.lsp import SERVER_COMMAND
 class RawServer:
     """`companion serve` as a subprocess with framed reads and writes and bounded waits."""
 
-    def __init__(self, extra_args: list[str] | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+    ):
         self.proc = subprocess.Popen(
-            SERVER_COMMAND + (extra_args or []),
+            (command or SERVER_COMMAND) + (extra_args or []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
