@@ -24,7 +24,7 @@ import numpy as np
 
 from companion.audit.checkpoint import TensorRef
 from companion.audit.metrics import Moments, PairAccumulator, StreamPlan
-from companion.audit.safetensors import DTYPES
+from companion.audit.safetensors import DTYPES, TensorInfo
 
 Array = np.ndarray[Any, Any]
 _ROW = 1 << 16
@@ -93,6 +93,13 @@ def _dot(x: Array, y: Array) -> float:
     return total
 
 
+def _kind(info: TensorInfo) -> int | None:
+    """The C kernel's code for the chunks a tensor hands out (None: numpy path). A GGUF
+    tensor re-ordered or dequantized on read names its stored type but yields float32."""
+    kind = _KINDS.get(info.dtype)
+    return kind if kind is not None and info.np_dtype == DTYPES[info.dtype] else None
+
+
 class _Pass:
     """State of one streamed pair: plan, buffers, shifts and the sample positions."""
 
@@ -124,7 +131,7 @@ class _Pass:
         self.row = 0
         self.stored: list[Array] = [_EMPTY, _EMPTY]
         self.held: list[Any] = []  # pool blocks pinned for the current chunk (reader.Gate.hold)
-        kinds = (_KINDS.get(ra.info.dtype), _KINDS.get(rb.info.dtype))
+        kinds = (_kind(ra.info), _kind(rb.info))
         self.kinds = kinds if _fused is not None else (None, None)
 
     def use_dtype(self, dtype: np.dtype[Any]) -> None:
