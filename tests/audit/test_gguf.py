@@ -244,43 +244,24 @@ def test_f16_gguf_with_llama_cpp_rotary_order_matches_its_source(tmp_path: Path)
     # An F16 GGUF's Q/K rows come out re-ordered as float32: the fused C kernel must not read
     # those chunks as F16 (it did, and Q/K of a file against its own source scored r ~ 0).
     from companion.audit import synth
+    from companion.audit.gguf_names import hf_name
 
     heads = 4
     spec = synth.Spec(vocab=512, hidden=256, layers=2, heads=heads, intermediate=512)
     w = synth.base(spec, 0)
     src = synth.save(tmp_path / "a", w, spec)
-    writer = gguf.GGUFWriter(tmp_path / "model.gguf", "llama")
-    writer.add_block_count(spec.layers)
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(heads)
-    gnames = {
-        "model.embed_tokens.weight": "token_embd.weight",
-        "model.norm.weight": "output_norm.weight",
-        "lm_head.weight": "output.weight",
-    }
-    parts = {
-        "self_attn.q_proj": "attn_q",
-        "self_attn.k_proj": "attn_k",
-        "self_attn.v_proj": "attn_v",
-        "self_attn.o_proj": "attn_output",
-        "mlp.gate_proj": "ffn_gate",
-        "mlp.up_proj": "ffn_up",
-        "mlp.down_proj": "ffn_down",
-        "input_layernorm": "attn_norm",
-        "post_attention_layernorm": "ffn_norm",
-    }
-    for i in range(spec.layers):
-        gnames |= {f"model.layers.{i}.{k}.weight": f"blk.{i}.{v}.weight" for k, v in parts.items()}
-    for name, t in w.items():
-        v = np.asarray(t, dtype=np.float32)
-        if name.endswith(("q_proj.weight", "k_proj.weight")):  # llama.cpp's conversion order
-            r, c = v.shape
-            v = v.reshape(heads, 2, r // heads // 2, c).swapaxes(1, 2).reshape(r, c)
-        writer.add_tensor(gnames[name], v.astype(np.float16))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    subs = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+    names = ["token_embd.weight", "output_norm.weight", "output.weight"] + [
+        f"blk.{i}.{sub}.weight"
+        for i in range(spec.layers)
+        for sub in (*subs, "attn_norm", "ffn_norm")
+    ]
+    items = []
+    for g in names:
+        if (v := w.get(hf_name(g, "llama"))) is not None:
+            rotary = g.endswith(("attn_q.weight", "attn_k.weight"))
+            items.append((g, hf_permute(v, heads) if rotary else v, Q.F16))
+    write_gguf(tmp_path / "model.gguf", items, heads=heads, kv_heads=heads)
     r = audit(src, tmp_path / "model.gguf")
     qk = [t for t in r.per_tensor if t.name_a.endswith(("q_proj.weight", "k_proj.weight"))]
     assert len(qk) == 2 * spec.layers and all(t.dtype_b == "F16" for t in qk)
