@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,6 +62,8 @@ def shapes(size_mb: int) -> list[tuple[str, tuple[int, ...]]]:
 def generate(folder: Path, size_mb: int, noise: float, seed: int = 0) -> Path:
     """Write one bf16 checkpoint tensor by tensor (memory stays flat)."""
     import struct
+
+    import ml_dtypes  # here, not at the top: each timed child imports this module first
 
     folder.mkdir(parents=True, exist_ok=True)
     layout = shapes(size_mb)

@@ -11,6 +11,7 @@ test has a calibrated null (see hidden.py) and layers are combined by Stouffer.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from math import sqrt
 from typing import Any
@@ -285,8 +286,12 @@ def compare_aligned(
     shared = _shared_rows(a, b)
     # many shared embedding rows carry the hidden order; projections then add one layer
     prof_layers = layers[:1] if shared >= EMB_ENOUGH else layers
-    pa = _profile(a, prof_layers, hidden, shared, seed, job)
-    pb = _profile(b, [a_to_b[la] for la in prof_layers], hidden, shared, seed, job)
+    # the two sides' profiles are independent reads and sketches: one runs on a second thread
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-profile") as ex:
+        layers_b = [a_to_b[la] for la in prof_layers]
+        later = ex.submit(_profile, b, layers_b, hidden, shared, seed, job)
+        pa = _profile(a, prof_layers, hidden, shared, seed, job)
+        pb = later.result()
     h = None
     if pa.features == pb.features and pa.features >= 2:
         h = align_hidden(

@@ -15,7 +15,6 @@ bad positions masked.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from math import isfinite
 from typing import Any
@@ -24,7 +23,8 @@ import numpy as np
 
 from companion.audit.checkpoint import TensorRef
 from companion.audit.metrics import Moments, PairAccumulator, StreamPlan
-from companion.audit.safetensors import DTYPES, TensorInfo
+from companion.audit.safetensors import DTYPES, TensorInfo, as_numbers
+from companion.audit.workspace import workspace
 
 Array = np.ndarray[Any, Any]
 _ROW = 1 << 16
@@ -40,41 +40,6 @@ try:
     from companion.audit import _fused
 except ImportError:  # no C compiler at install: the numpy path does everything
     _fused = None  # type: ignore[assignment]
-
-
-class Workspace:
-    """Buffers reused by one thread across chunks and pairs."""
-
-    def __init__(self) -> None:
-        self.buffers: dict[tuple[str, str], Array] = {}
-
-    def get(self, name: str, n: int, dtype: Any) -> Array:
-        """A buffer of at least `n` elements of `dtype` (grown, never shrunk); first n."""
-        key = (name, np.dtype(dtype).str)
-        buf = self.buffers.get(key)
-        if buf is None or buf.size < n:
-            buf = np.empty(max(n, 1), dtype=dtype)
-            self.buffers[key] = buf
-        return buf[:n]
-
-    def ones(self, n: int, dtype: Any) -> Array:
-        """A buffer of n ones."""
-        key = ("ones", np.dtype(dtype).str)
-        buf = self.buffers.get(key)
-        if buf is None or buf.size < n:
-            buf = self.buffers[key] = np.ones(max(n, 1), dtype=dtype)
-        return buf[:n]
-
-
-_local = threading.local()
-
-
-def workspace() -> Workspace:
-    """This thread's workspace."""
-    ws = getattr(_local, "ws", None)
-    if ws is None:
-        ws = _local.ws = Workspace()
-    return ws
 
 
 def _dot(x: Array, y: Array) -> float:
@@ -116,8 +81,8 @@ class _Pass:
         self.acc = PairAccumulator(Moments())
         self.shift: tuple[float, float] | None = None
         self.pos = positions
-        # Samples keep the stored dtype (exact, and bf16 takes a quarter of float64's memory);
-        # the sample metrics convert them to float64 when they use them.
+        # Samples are gathered in the stored dtype and handed out as numbers (bf16 and fp8
+        # words as float32, exact); the sample metrics convert them to float64 when they use them.
         self.samples = (
             np.empty(positions[0].size, dtype=ra.info.np_dtype),
             np.empty(positions[1].size, dtype=rb.info.np_dtype),
@@ -406,4 +371,4 @@ def stream_pair(
         if plan.gate is not None:
             plan.gate.consume(count * itemsize)
         tick(count * itemsize)
-    return p.acc, p.samples[0], p.samples[1]
+    return p.acc, as_numbers(p.samples[0]), as_numbers(p.samples[1])

@@ -23,7 +23,6 @@ ranges ahead (posix_fadvise WILLNEED), in the same order, and the workers pread 
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import mmap
 import os
@@ -36,6 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from companion.audit.pagecache import cached_pages
 from companion.digests import Digests
 from companion.errors import Cancelled, InputError
 from companion.manifest import InputFile
@@ -51,35 +51,6 @@ DEPTH = 2  # reads in flight (a virtual disk serves two at once faster than one)
 _ALIGN = 4096
 _DIRECT = getattr(os, "O_DIRECT", 0)
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_CACHESTAT = 451  # Linux >= 6.5, the same number on every architecture
-
-
-class _Range(ctypes.Structure):
-    _fields_ = (("off", ctypes.c_uint64), ("len", ctypes.c_uint64))
-
-
-class _Stat(ctypes.Structure):
-    _fields_ = tuple((name, ctypes.c_uint64) for name in ("cache", "dirty", "wb", "ev", "rev"))
-
-
-def _libc() -> ctypes.CDLL | None:
-    """The C library, for cachestat (None where there is none to ask)."""
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _libc() if _DIRECT else None
-
-
-def cached_pages(fd: int, offset: int, length: int) -> int | None:
-    """Pages of [offset, offset + length) in the page cache; None if the kernel cannot say."""
-    if _LIBC is None:
-        return None
-    rng, out = _Range(offset, length), _Stat()
-    ok = _LIBC.syscall(_CACHESTAT, fd, ctypes.byref(rng), ctypes.byref(out), 0)
-    return int(out.cache) if ok == 0 else None
 
 
 @dataclass(frozen=True)

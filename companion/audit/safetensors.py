@@ -16,7 +16,6 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from companion import files
@@ -25,20 +24,29 @@ from companion.errors import InputError
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 MAX_NDIM = 32
 
+
+def _words(name: str, size: int) -> np.dtype[Any]:
+    """Stored words of a float format numpy lacks: a void dtype, which nothing can cast to float
+    by mistake, tagged with its safetensors name for `decode` (no ml_dtypes import: its
+    extension costs about half a second at every start)."""
+    return np.dtype(f"V{size}", metadata={"safetensors": name})
+
+
 # safetensors dtype name -> numpy dtype (little-endian, as the format stores them).
 DTYPES: dict[str, np.dtype[Any]] = {
     "F64": np.dtype("<f8"),
     "F32": np.dtype("<f4"),
     "F16": np.dtype("<f2"),
-    "BF16": np.dtype(ml_dtypes.bfloat16),
-    "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn),
-    "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2),
+    "BF16": _words("BF16", 2),
+    "F8_E4M3": _words("F8_E4M3", 1),
+    "F8_E5M2": _words("F8_E5M2", 1),
     "I8": np.dtype("i1"),
     "U8": np.dtype("u1"),
     "I32": np.dtype("<i4"),
     "I64": np.dtype("<i8"),
 }
-DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+# what the writer stores arrays of ml_dtypes' types as (named, so it need not import them)
+_ML_DTYPES = {"bfloat16": "BF16", "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2"}
 
 _HINT = "the file is not a valid safetensors checkpoint; re-download or re-export it."
 
@@ -173,14 +181,60 @@ def parse_header(prefix: bytes, file_size: int, source: str = "file") -> Header:
     return Header(tensors=tensors, metadata=dict(metadata), data_start=8 + n, data_len=data_len)
 
 
+def word_name(dtype: np.dtype[Any]) -> str | None:
+    """The safetensors name of stored words (BF16, F8_*), None for a type numpy can cast."""
+    meta: dict[str, str] = dict(dtype.metadata or {})
+    if "safetensors" in meta:
+        return meta["safetensors"]
+    if dtype.kind == "V" and dtype.name not in _ML_DTYPES:  # ml_dtypes' types cast themselves
+        raise InputError(f"Stored words {dtype} lost their format.", hint="report this bug.")
+    return None
+
+
+def _e4m3fn_table() -> np.ndarray[Any, Any]:
+    """float32 value of each of the 256 float8_e4m3fn bytes (bias 7, no infinities, S.1111.111
+    is NaN)."""
+    b = np.arange(256)
+    exp, man = (b >> 3) & 0xF, (b & 7).astype(np.float64)
+    mag = np.where(exp == 0, man / 8 * 2.0**-6, (1 + man / 8) * 2.0 ** (exp - 7.0))
+    mag[(exp == 15) & (man == 7)] = np.nan
+    return np.where(b >> 7, -mag, mag).astype(np.float32)
+
+
+_F8_TABLES: dict[str, np.ndarray[Any, Any]] = {}
+
+
 def decode(raw: np.ndarray[Any, Any], out_dtype: type[np.floating[Any]] = np.float64) -> Any:
-    """Convert stored elements to float (bf16 via a bit shift, which is much faster)."""
-    if raw.dtype == DTYPES["BF16"]:
+    """Convert stored elements to float (bf16 via a bit shift, fp8 via a 256-entry table)."""
+    name = word_name(raw.dtype)
+    if name == "BF16":
         bits = raw.view(np.uint16).astype(np.uint32)
         bits <<= 16
         f32 = bits.view(np.float32)
         return f32 if out_dtype is np.float32 else f32.astype(out_dtype)
+    if name == "F8_E5M2":  # the top byte of an IEEE half
+        half = raw.view(np.uint8).astype(np.uint16) << 8
+        return half.view(np.float16).astype(out_dtype)
+    if name == "F8_E4M3":
+        table = _F8_TABLES.get(name)
+        if table is None:
+            table = _F8_TABLES[name] = _e4m3fn_table()
+        return table[raw.view(np.uint8)].astype(out_dtype, copy=False)
     return raw.astype(out_dtype)
+
+
+def as_numbers(raw: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Stored words (bf16, fp8) as exact float32; numpy number arrays as they are."""
+    return raw if word_name(raw.dtype) is None else np.asarray(decode(raw, np.float32))
+
+
+def dtype_name(dtype: np.dtype[Any]) -> str | None:
+    """The safetensors name an array of this dtype is stored under (None: not storable)."""
+    if dtype.name in _ML_DTYPES:
+        return _ML_DTYPES[dtype.name]
+    if dtype.kind == "V":
+        return word_name(dtype)
+    return next((k for k, v in DTYPES.items() if v.kind != "V" and v == dtype), None)
 
 
 class SafetensorsFile:
@@ -286,16 +340,17 @@ def write_safetensors(
     tensors: dict[str, np.ndarray[Any, Any]] | list[tuple[str, np.ndarray[Any, Any]]],
     metadata: dict[str, str] | None = None,
 ) -> None:
-    """Write tensors (numpy arrays; bf16/fp8 via ml_dtypes) as a safetensors file."""
+    """Write tensors (numpy arrays; bf16/fp8 as ml_dtypes arrays or stored words) to a file."""
     items = list(tensors.items()) if isinstance(tensors, dict) else list(tensors)
     header: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
     offset = 0
     for name, arr in items:
-        if arr.dtype not in DTYPE_NAMES:
+        stored = dtype_name(arr.dtype)
+        if stored is None:
             raise InputError(f"Cannot store dtype {arr.dtype} for {name}.", hint="cast first.")
         nbytes = arr.size * arr.dtype.itemsize
         header[name] = {
-            "dtype": DTYPE_NAMES[arr.dtype],
+            "dtype": stored,
             "shape": list(arr.shape),
             "data_offsets": [offset, offset + nbytes],
         }

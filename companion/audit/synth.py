@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from companion.audit.safetensors import write_safetensors
@@ -146,8 +145,12 @@ def depth_pruned(w: Weights, spec: Spec, drop: tuple[int, ...]) -> tuple[Weights
     return out, new_spec
 
 
-def cast(w: Weights, dtype: Any = ml_dtypes.bfloat16) -> Weights:
+def cast(w: Weights, dtype: Any = None) -> Weights:
     """The same weights stored in another dtype (bf16 by default)."""
+    if dtype is None:
+        import ml_dtypes  # lazy: only writers need it, and it costs ~0.5 s to import
+
+        dtype = ml_dtypes.bfloat16
     return {k: v.astype(dtype) for k, v in w.items()}
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from companion.audit import reader
-from companion.audit.reader import Gate, Span, cached_pages
+from companion.audit.pagecache import cached_pages
+from companion.audit.reader import Gate, Span
 from companion.audit.schemas import AuditResult
 from companion.toolbox import run_tool
 from companion.tools import ToolContext

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -228,3 +230,45 @@ def test_header_is_not_trusted_for_allocation(tmp_path: Path) -> None:
     p = tmp_path / "h.safetensors"
     p.write_bytes(struct.pack("<Q", len(blob)) + blob + b"z")
     assert SafetensorsFile(p).read("a").tolist() == [ord("z")]
+
+
+@pytest.mark.parametrize("name", ["BF16", "F8_E4M3", "F8_E5M2"])
+def test_stored_words_decode_like_ml_dtypes_for_every_bit_pattern(
+    tmp_path: Path, name: str
+) -> None:
+    bits = np.arange(
+        1 << (16 if name == "BF16" else 8), dtype=np.uint16 if name == "BF16" else np.uint8
+    )
+    want = bits.view(DTYPES[name]).astype(np.float32)  # every value, NaN, inf and subnormal
+    write_safetensors(tmp_path / "w.safetensors", {"t": bits.view(DTYPES[name])})
+    f = SafetensorsFile(tmp_path / "w.safetensors")
+    got = f.read("t")
+    with pytest.raises(ValueError):  # raw words never cast to float by mistake
+        got.astype(np.float32)
+    np.testing.assert_array_equal(decode(got, np.float32), want)
+    f.close()
+
+
+def test_a_bf16_audit_from_the_cli_never_imports_ml_dtypes(fam: dict[str, Path]) -> None:
+    """ml_dtypes' extension costs ~0.5 s to import: reading bf16 must not need it."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "companion",
+            "audit",
+            str(fam["base"]),
+            str(fam["bf16"]),
+            "--json",
+            "--no-store",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout)["verdict"] == "derived"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines()}
+    assert "companion.audit.safetensors" in imported and "ml_dtypes" not in imported
