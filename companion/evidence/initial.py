@@ -11,10 +11,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from companion.evidence.first import First as First  # re-exported: the rules read it
+from companion.evidence.first import first_value as first_value
 from companion.evidence.schemas import Direction, Figure, Finding, Strength
-from companion.evidence.series import ParsedLog
 
 AT_LN_V = 0.15  # a first loss within this of ln V (or above) is a random-init signature
 TOO_HIGH = 12.0  # nats above ln V: not a per-token cross-entropy in nats
@@ -29,54 +28,6 @@ LN_MAX_V = math.log(2**20)
 LN_CHAR_V = math.log(65)
 FAR_BELOW = 3.0  # below ln 65 - 1: no text vocabulary's random init starts here
 EARLY_FLOOR = 2.0  # no random init reaches this within EARLY_STEPS, whatever V is
-
-
-@dataclass
-class First:
-    """The first usable value and what it averages."""
-
-    index: int
-    step: float
-    loss: float
-    lr: float
-    window: int | None
-    exact: bool  # the loss of the initial weights (step 0/1, not averaged)
-    start_estimate: float | None = None  # window mean extrapolated back to the window's start
-
-
-def first_value(log: ParsedLog) -> First | None:
-    """The first finite loss, its averaging window and whether it is exact."""
-    s = log.series
-    finite = np.flatnonzero(np.isfinite(s.loss))
-    if finite.size == 0:
-        return None
-    i = int(finite[0])
-    step = float(s.step[i])
-    window: int | None
-    if log.window_kind in ("point", "eval"):
-        window = 1
-    elif log.window_kind == "epoch-mean":
-        window = None
-    elif log.window is not None:
-        window = log.window
-    else:
-        steps = s.step[finite[:11]]
-        diffs = np.diff(steps)
-        diffs = diffs[diffs > 0]
-        window = int(np.median(diffs)) if diffs.size else None
-        if window is not None:
-            log.window_source = "inferred from the step spacing"
-    if window is not None and step >= 1:
-        window = max(1, min(window, int(step)))
-    exact = step <= 1 and window == 1
-    first = First(i, step, float(s.loss[i]), float(s.lr[i]), window, exact)
-    if window is not None and window > 1 and step - window + 1 <= 1 and finite.size > 1:
-        j = int(finite[1])
-        span = float(s.step[j]) - step
-        slope = (first.loss - float(s.loss[j])) / span if span > 0 else 0.0
-        if slope > 0:  # the mean sits mid-window; a falling curve started higher
-            first.start_estimate = first.loss + slope * (window - 1) / 2
-    return first
 
 
 @dataclass
