@@ -131,6 +131,64 @@ def heads_pruned(
     return out, {"num_attention_heads": heads, "num_key_value_heads": heads}
 
 
+def _kv_rows(spec: Spec, heads: Any) -> Any:
+    """Row indices of the given K/V heads (head_dim rows each)."""
+    d = spec.head_dim
+    return (np.asarray(heads)[:, None] * d + np.arange(d)[None, :]).reshape(-1)
+
+
+def kv_pooled(w: Weights, spec: Spec, kv: int) -> tuple[Weights, dict[str, Any]]:
+    """MHA -> GQA as in the GQA paper's uptraining recipe: each group's K/V heads mean-pooled.
+
+    B's K/V head g is the mean of A's heads [g*r, (g+1)*r) (r = heads // kv); Q/O unchanged.
+    """
+    r, d = spec.heads // kv, spec.head_dim
+    out = dict(w)
+    for layer in range(spec.layers):
+        p = f"model.layers.{layer}.self_attn."
+        for proj in ("k_proj", "v_proj"):
+            x = w[p + proj + ".weight"].reshape(kv, r, d, spec.hidden)
+            out[p + proj + ".weight"] = np.ascontiguousarray(x.mean(axis=1).reshape(kv * d, -1))
+    return out, {"num_key_value_heads": kv}
+
+
+def kv_pruned(
+    w: Weights, spec: Spec, kv: int, seed: int = 19
+) -> tuple[Weights, dict[str, Any], list[list[int]]]:
+    """K/V heads removed: `kv` of A's K/V heads kept (A's order) per layer; Q/O unchanged.
+
+    Returns the weights, config.json overrides and each layer's kept A heads.
+    """
+    rng = np.random.default_rng(seed)
+    out, kept = dict(w), []
+    for layer in range(spec.layers):
+        keep = np.sort(rng.choice(spec.heads, kv, replace=False))
+        kept.append([int(h) for h in keep])
+        p = f"model.layers.{layer}.self_attn."
+        for proj in ("k_proj", "v_proj"):
+            out[p + proj + ".weight"] = np.ascontiguousarray(
+                w[p + proj + ".weight"][_kv_rows(spec, keep)]
+            )
+    return out, {"num_key_value_heads": kv}, kept
+
+
+def head_dim_pruned(
+    w: Weights, spec: Spec, head_dim: int, seed: int = 20
+) -> tuple[Weights, dict[str, Any]]:
+    """`head_dim` channels kept within every head (q/k/v rows, o columns), A's order."""
+    rng = np.random.default_rng(seed)
+    d = spec.head_dim
+    out = dict(w)
+    for layer in range(spec.layers):
+        keep = np.sort(rng.choice(d, head_dim, replace=False))
+        rows = (np.arange(spec.heads)[:, None] * d + keep[None, :]).reshape(-1)
+        p = f"model.layers.{layer}.self_attn."
+        for proj in ("q_proj", "k_proj", "v_proj"):
+            out[p + proj + ".weight"] = np.ascontiguousarray(w[p + proj + ".weight"][rows])
+        out[p + "o_proj.weight"] = np.ascontiguousarray(w[p + "o_proj.weight"][:, rows])
+    return out, {"head_dim": head_dim}
+
+
 def upcycled_split(
     w: Weights, spec: Spec, experts: int, seed: int = 18
 ) -> tuple[Weights, dict[str, Any]]:
