@@ -17,7 +17,7 @@ from math import sqrt
 
 import numpy as np
 
-from companion.audit.hidden import Calibrated, relabel_test
+from companion.audit.hidden import Calibrated, Early, relabel_test
 from companion.audit.matching import matched, unit_rows
 from companion.audit.schemas import Reason
 from companion.audit.symview import ASSIGN, DRAWS, K_HEAD, Array, Model
@@ -63,7 +63,7 @@ def label(members: tuple[int, ...]) -> str:
     return str(members[0]) if len(members) == 1 else f"{members[0]}-{members[-1]}"
 
 
-def _per_head(ks: Array, vs: Array, d: int) -> Array:
+def per_head(ks: Array, vs: Array, d: int) -> Array:
     """One feature row per K/V head: its K and V row sketches, flattened."""
     n = ks.shape[0] // d
     return np.concatenate([ks.reshape(n, -1), vs.reshape(n, -1)], axis=1)
@@ -78,7 +78,7 @@ def _heads_a(a: Model, layer: int, cols: Array, r: Array, d: int) -> Array | Non
     k, v = a.scan("k", layer, right=right), a.scan("v", layer, right=right)
     if k is None or v is None or k.right is None or v.right is None:
         return None
-    return _per_head(np.asarray(k.right, np.float64), np.asarray(v.right, np.float64), d)
+    return per_head(np.asarray(k.right, np.float64), np.asarray(v.right, np.float64), d)
 
 
 def kv_test(
@@ -88,6 +88,7 @@ def kv_test(
     kv_b: int,
     rng: np.random.Generator,
     check: Callable[[], None],
+    early: Early = True,
 ) -> tuple[Calibrated, list[str]]:
     """B's heads assigned to A's heads and group means; null: B's hidden dims relabelled.
 
@@ -97,7 +98,7 @@ def kv_test(
     cands = candidates(heads_a.shape[0], kv_b)
     fa = np.asarray([heads_a[list(c)].mean(axis=0) for c in cands])  # sketches are linear
     assign = ASSIGN if kv_b <= len(cands) else 0  # more B heads than candidates: nearest
-    t = relabel_test(fa, feature_b, hidden, DRAWS, rng, assign, check, True)
+    t = relabel_test(fa, feature_b, hidden, DRAWS, rng, assign, check, early)
     za = unit_rows(fa)
     sims = np.sum(za[t.chosen] * unit_rows(feature_b(np.arange(hidden))), axis=1)
     clear = sims > _clear_threshold(za, feature_b, hidden, assign, rng)
@@ -131,7 +132,7 @@ def kv_match(
     kb, vb = raw[0] * g, raw[1] * g
 
     def feature_b(s: Array) -> Array:
-        return _per_head(kb[:, s] @ r, vb[:, s] @ r, d)
+        return per_head(kb[:, s] @ r, vb[:, s] @ r, d)
 
     t, groups = kv_test(heads_a, feature_b, cols.size, kv_b, rng, check)
     survivors = sum(g != "?" for g in groups)

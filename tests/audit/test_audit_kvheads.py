@@ -1,0 +1,140 @@
+"""K/V heads regrouped (MHA -> GQA by mean-pooling, K/V heads removed) and head_dim changes.
+
+Every pair is a real folder of safetensors + config.json written by
+companion.audit.synth_shapes, audited through the registered tool.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from companion.audit import synth, synth_shapes
+from companion.audit.schemas import AuditResult, Derivation
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
+
+SPEC = synth.Spec()
+WIDE = synth.Spec(heads=8)  # head_dim 8: room for 8 -> 2 groups of 4
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Base A (4 heads, and an 8-head one) and every regrouped B, derived and independent."""
+    root = tmp_path_factory.mktemp("kv")
+    w, w8 = synth.base(SPEC, 0), synth.base(WIDE, 0)
+    ft = synth.finetune(w, seed=1, update=0.1, noise=0.1)
+    out: dict[str, Any] = {"base": synth.save(root / "a", w, SPEC)}
+    out["base8"] = synth.save(root / "a8", w8, WIDE)
+
+    def put(name: str, x: synth.Weights, cfg: dict[str, Any], spec: synth.Spec = SPEC) -> None:
+        out[name] = synth_shapes.save_with(root / name, x, spec, cfg)
+
+    put("pooled", *synth_shapes.kv_pooled(w, SPEC, 2))
+    put("pooled 8->2", *synth_shapes.kv_pooled(w8, WIDE, 2), WIDE)
+    x, cfg = synth_shapes.kv_pooled(w, SPEC, 2)
+    put("pooled then fine-tuned", synth.finetune(x, seed=4, update=0.1, noise=0.1), cfg)
+    put("pooled, hidden permuted", *synth_shapes.kv_pooled(synth.hidden_permuted(ft), SPEC, 2))
+    x, cfg, out["kept"] = synth_shapes.kv_pruned(ft, SPEC, 2)
+    put("kv pruned", x, cfg)
+    put("head_dim 16->12", *synth_shapes.head_dim_pruned(ft, SPEC, 12))
+    for seed in (200, 201, 202, 203, 204):
+        put(f"indep. pooled {seed}", *synth_shapes.kv_pooled(synth.base(SPEC, seed), SPEC, 2))
+        x, cfg, _ = synth_shapes.kv_pruned(synth.base(SPEC, seed), SPEC, 1, seed=seed)
+        put(f"indep. mqa {seed}", x, cfg)
+    put("indep. head_dim", *synth_shapes.head_dim_pruned(synth.base(SPEC, 300), SPEC, 12))
+    return out
+
+
+def audit(a: Path, b: Path) -> AuditResult:
+    """Run the registered tool."""
+    result = run_tool("audit.compare", {"a": str(a), "b": str(b)}, ToolContext())
+    assert isinstance(result, AuditResult)
+    return result
+
+
+def pruned(r: AuditResult) -> Derivation:
+    """The width_pruned derivation (fails with the kinds and leading reasons found)."""
+    found = [d for d in r.derivation if d.kind == "width_pruned"]
+    assert found, ([d.kind for d in r.derivation], [x.statement for x in r.reasons[:4]])
+    return found[0]
+
+
+def kv_layers(f: dict[str, Any]) -> list[str]:
+    """The layers the K/V test ran on."""
+    layers = [k.split(".", 1)[1] for k in f if k.startswith("kv_heads.")]
+    assert layers, f
+    return layers
+
+
+def no_attn_gap(r: AuditResult) -> None:
+    """The regrouped attention tensors were compared: no not-comparable attention reason."""
+    assert not [x for x in r.reasons if x.kind == "not_comparable" and x.role == "attn"]
+
+
+@pytest.mark.parametrize(
+    ("name", "a", "detail", "groups"),
+    [
+        ("pooled", "base", "kv heads 4→2 by mean-pooling groups of 2", "0-1,2-3"),
+        ("pooled 8->2", "base8", "kv heads 8→2 by mean-pooling groups of 4", "0-3,4-7"),
+        ("pooled then fine-tuned", "base", "kv heads 4→2 by mean-pooling groups of 2", "0-1,2-3"),
+        ("pooled, hidden permuted", "base", "kv heads 4→2 by mean-pooling groups of 2", "0-1,2-3"),
+    ],
+)
+def test_mha_to_gqa_by_mean_pooling_is_named_with_its_map(
+    pairs: dict[str, Any], name: str, a: str, detail: str, groups: str
+) -> None:
+    r = audit(pairs[a], pairs[name])
+    assert r.verdict == "derived"
+    d = pruned(r)
+    f = d.figures
+    assert f["kv_detail"] == detail and detail in d.statement
+    for layer in kv_layers(f):
+        assert f[f"kv_map.{layer}"] == groups
+        assert f[f"kv_survivors.{layer}"] == len(groups.split(","))
+        assert float(f[f"kv_match_r.{layer}"]) > 0.9 > 0.3 > float(f[f"kv_null_r.{layer}"])
+    width = next(x for x in r.reasons if x.kind == "width")
+    assert width.strength == "strong" and width.role == "attn" and "K/V heads" in width.statement
+    no_attn_gap(r)
+
+
+def test_kv_heads_pruned_maps_each_b_head_to_the_a_head_kept(pairs: dict[str, Any]) -> None:
+    r = audit(pairs["base"], pairs["kv pruned"])
+    assert r.verdict == "derived"
+    f = pruned(r).figures
+    assert f["kv_detail"] == "kv heads 4→2 by keeping 2 of A's heads"
+    for layer in kv_layers(f):
+        assert f[f"kv_map.{layer}"] == ",".join(str(h) for h in pairs["kept"][int(layer)])
+        assert float(f[f"kv_match_r.{layer}"]) > 0.9
+    no_attn_gap(r)
+
+
+@pytest.mark.parametrize("seed", [200, 201, 202, 203, 204])
+@pytest.mark.parametrize("form", ["pooled", "mqa"])
+def test_independent_gqa_against_mha_is_not_derived(
+    pairs: dict[str, Any], seed: int, form: str
+) -> None:
+    r = audit(pairs["base"], pairs[f"indep. {form} {seed}"])
+    assert r.verdict != "derived", [x.statement for x in r.reasons[:3]]
+    assert "width_pruned" not in {d.kind for d in r.derivation}
+    width = [x for x in r.reasons if x.kind == "width"]
+    assert len(width) == 1 and width[0].strength == "info"  # compared, inside the null
+    assert "K/V heads" in width[0].statement
+
+
+@pytest.mark.parametrize(
+    ("name", "verdict"), [("head_dim 16->12", "derived"), ("indep. head_dim", "independent")]
+)
+def test_head_dim_change_is_a_specific_not_comparable_reason(
+    pairs: dict[str, Any], name: str, verdict: str
+) -> None:
+    r = audit(pairs["base"], pairs[name])
+    assert r.verdict == verdict  # decided by what kept its shape
+    attn = [x for x in r.reasons if x.kind == "not_comparable" and x.role == "attn"]
+    assert len(attn) == 1, [x.statement for x in attn]
+    said = attn[0].statement
+    assert "head_dim 16→12" in said and "per-head channel survival is not tested" in said
+    assert "Next step" in said
+    assert not any(k.startswith("heads.") for d in r.derivation for k in d.figures)
