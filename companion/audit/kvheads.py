@@ -6,8 +6,8 @@ paper's uptraining recipe pools heads [g*r, (g+1)*r), r = kv_A // kv_B). A K/V h
 described by a sketch of its K rows and V rows over the hidden dims that survive in B
 (gain-folded); B's heads are assigned to the candidates, and the null runs the same
 candidates and assignment after B's hidden dims are relabelled (as headprune.py does), so
-the selection over candidates is in the null too. A head_dim change is not tested here:
-`head_dim_reason` says so, specifically.
+the selection over candidates is in the null too. A head_dim change is headdim.py's;
+`head_dim_reason` names one that no test covers.
 """
 
 from __future__ import annotations
@@ -181,12 +181,13 @@ def head_dim_reason(a: Model, b: Model, layers: list[tuple[int, int]]) -> Reason
                 role="attn",
                 strength="info",
                 statement=(
-                    f"attn: head_dim {da}→{db} (layer {la}): channels within each head were "
-                    "removed or added; per-head channel survival is not tested (which of A's "
-                    "channels, and for a rotary model which rotary pairs and frequencies, "
-                    "survive), so q/k/v/o were not compared. Next step: audit with --roles "
-                    "norm,mlp and compare num_attention_heads / head_dim in both config.json "
-                    "files."
+                    f"attn: head_dim {da}→{db} (layer {la}) together with a change the "
+                    "channel test does not cover (head_dim grown, or the query / K/V head "
+                    "counts changed too): per-head channel survival is not tested (which of "
+                    "A's channels, and for a rotary model which rotary pairs, survive), so "
+                    "q/k/v/o were not compared. Next step: audit with --roles norm,mlp and "
+                    "compare num_attention_heads, num_key_value_heads and head_dim in both "
+                    "config.json files."
                 ),
             )
     return None

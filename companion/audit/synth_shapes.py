@@ -174,19 +174,23 @@ def kv_pruned(
 
 def head_dim_pruned(
     w: Weights, spec: Spec, head_dim: int, seed: int = 20
-) -> tuple[Weights, dict[str, Any]]:
-    """`head_dim` channels kept within every head (q/k/v rows, o columns), A's order."""
+) -> tuple[Weights, dict[str, Any], list[list[int]]]:
+    """`head_dim` channels kept within every head (q/k/v rows, o columns), A's order.
+
+    Returns the weights, config.json overrides and each layer's kept channels (every head).
+    """
     rng = np.random.default_rng(seed)
     d = spec.head_dim
-    out = dict(w)
+    out, kept = dict(w), []
     for layer in range(spec.layers):
         keep = np.sort(rng.choice(d, head_dim, replace=False))
+        kept.append([int(c) for c in keep])
         rows = (np.arange(spec.heads)[:, None] * d + keep[None, :]).reshape(-1)
         p = f"model.layers.{layer}.self_attn."
         for proj in ("q_proj", "k_proj", "v_proj"):
             out[p + proj + ".weight"] = np.ascontiguousarray(w[p + proj + ".weight"][rows])
         out[p + "o_proj.weight"] = np.ascontiguousarray(w[p + "o_proj.weight"][:, rows])
-    return out, {"head_dim": head_dim}
+    return out, {"head_dim": head_dim}, kept
 
 
 def upcycled_split(
@@ -265,6 +269,12 @@ def _derived(root: Path, w: Weights, spec: Spec) -> dict[str, Path]:
     out["ffn pruned + hidden perm"] = save_with(root / "ffn_pruned_perm", x, s, cfg)
     x, cfg = heads_pruned(ft, spec, spec.heads - 1)
     out["heads pruned"] = save_with(root / "heads_pruned", x, spec, cfg)
+    x, cfg = kv_pooled(ft, spec, 2)
+    out["kv pooled (MHA->GQA)"] = save_with(root / "kv_pooled", x, spec, cfg)
+    x, cfg, _ = kv_pruned(ft, spec, 2)
+    out["kv heads pruned"] = save_with(root / "kv_pruned", x, spec, cfg)
+    x, cfg, _ = head_dim_pruned(ft, spec, spec.head_dim * 3 // 4)
+    out["head_dim pruned"] = save_with(root / "head_dim_pruned", x, spec, cfg)
     x, cfg = upcycled(w, spec, 4)
     out["moe upcycled"] = save_with(root / "moe_upcycled", x, spec, cfg)
     x, cfg = upcycled_split(ft, spec, 4)
@@ -294,6 +304,10 @@ def _independent(root: Path, spec: Spec, seed: int) -> dict[str, Path]:
     out["indep. vocab shifted"] = save(root / "ind_shifted", x, s)
     x, s, cfg = width_pruned(w, spec, spec.intermediate * 3 // 4, hidden=spec.hidden * 3 // 4)
     out["indep. hidden+ffn pruned"] = save_with(root / "ind_pruned", x, s, cfg)
+    x, cfg = kv_pooled(w, spec, 2)
+    out["indep. kv pooled"] = save_with(root / "ind_kv_pooled", x, spec, cfg)
+    x, cfg, _ = head_dim_pruned(w, spec, spec.head_dim * 3 // 4)
+    out["indep. head_dim pruned"] = save_with(root / "ind_head_dim", x, spec, cfg)
     x, cfg = upcycled(w, spec, 4)
     out["indep. moe"] = save_with(root / "ind_moe", x, spec, cfg)
     x, cfg = upcycled_split(w, spec, 4)

@@ -39,12 +39,18 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     put("pooled, hidden permuted", *synth_shapes.kv_pooled(synth.hidden_permuted(ft), SPEC, 2))
     x, cfg, out["kept"] = synth_shapes.kv_pruned(ft, SPEC, 2)
     put("kv pruned", x, cfg)
-    put("head_dim 16->12", *synth_shapes.head_dim_pruned(ft, SPEC, 12))
+    x, cfg, out["channels"] = synth_shapes.head_dim_pruned(ft, SPEC, 12)
+    put("head_dim 16->12", x, cfg)
+    narrow = synth.Spec(hidden=48)  # head_dim 12: heads_pruned's view of the pruned rows
+    y, more = synth_shapes.heads_pruned(x, narrow, 3)
+    put("heads and head_dim pruned", y, {**cfg, **more})
     for seed in (200, 201, 202, 203, 204):
-        put(f"indep. pooled {seed}", *synth_shapes.kv_pooled(synth.base(SPEC, seed), SPEC, 2))
-        x, cfg, _ = synth_shapes.kv_pruned(synth.base(SPEC, seed), SPEC, 1, seed=seed)
+        ind = synth.base(SPEC, seed)
+        put(f"indep. pooled {seed}", *synth_shapes.kv_pooled(ind, SPEC, 2))
+        x, cfg, _ = synth_shapes.kv_pruned(ind, SPEC, 1, seed=seed)
         put(f"indep. mqa {seed}", x, cfg)
-    put("indep. head_dim", *synth_shapes.head_dim_pruned(synth.base(SPEC, 300), SPEC, 12))
+        x, cfg, _ = synth_shapes.head_dim_pruned(ind, SPEC, 12, seed=seed)
+        put(f"indep. head_dim {seed}", x, cfg)
     return out
 
 
@@ -124,17 +130,42 @@ def test_independent_gqa_against_mha_is_not_derived(
     assert "K/V heads" in width[0].statement
 
 
-@pytest.mark.parametrize(
-    ("name", "verdict"), [("head_dim 16->12", "derived"), ("indep. head_dim", "independent")]
-)
-def test_head_dim_change_is_a_specific_not_comparable_reason(
-    pairs: dict[str, Any], name: str, verdict: str
+def test_head_dim_pruned_names_the_surviving_channels(pairs: dict[str, Any]) -> None:
+    r = audit(pairs["base"], pairs["head_dim 16->12"])
+    assert r.verdict == "derived"
+    d = pruned(r)
+    f = d.figures
+    layers = [k.split(".", 1)[1] for k in f if k.startswith("head_dim.")]
+    assert layers and all(f[f"head_dim.{k}"] == "16->12" for k in layers)
+    for layer in layers:
+        kept = ",".join(str(c) for c in pairs["channels"][int(layer)])
+        for part in ("qk", "vo"):
+            assert f[f"{part}_head0.{layer}"] == kept  # B's head-0 channels are A's kept ones
+            assert f[f"{part}_survivors.{layer}"] == f[f"{part}_same_head.{layer}"] == 48
+            assert (
+                float(f[f"{part}_match_r.{layer}"]) > 0.9 > 0.5 > float(f[f"{part}_null_r.{layer}"])
+            )
+    assert "head_dim 16→12" in str(f["head_dim_detail"]) and "head_dim 16→12" in d.statement
+    no_attn_gap(r)
+
+
+@pytest.mark.parametrize("seed", [200, 201, 202, 203, 204])
+def test_independent_head_dim_change_is_not_derived(pairs: dict[str, Any], seed: int) -> None:
+    r = audit(pairs["base"], pairs[f"indep. head_dim {seed}"])
+    assert r.verdict != "derived", [x.statement for x in r.reasons[:3]]
+    assert "width_pruned" not in {d.kind for d in r.derivation}
+    width = [x for x in r.reasons if x.kind == "width"]
+    assert len(width) == 1 and width[0].strength == "info" and "QK channels" in width[0].statement
+
+
+def test_heads_and_head_dim_changed_together_is_a_specific_not_comparable_reason(
+    pairs: dict[str, Any],
 ) -> None:
-    r = audit(pairs["base"], pairs[name])
-    assert r.verdict == verdict  # decided by what kept its shape
+    r = audit(pairs["base"], pairs["heads and head_dim pruned"])
+    assert r.verdict == "derived"  # decided by what kept its shape
     attn = [x for x in r.reasons if x.kind == "not_comparable" and x.role == "attn"]
     assert len(attn) == 1, [x.statement for x in attn]
     said = attn[0].statement
     assert "head_dim 16→12" in said and "per-head channel survival is not tested" in said
     assert "Next step" in said
-    assert not any(k.startswith("heads.") for d in r.derivation for k in d.figures)
+    assert not any(k.startswith(("heads.", "head_dim.")) for d in r.derivation for k in d.figures)
