@@ -34,6 +34,7 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     put("pooled", *synth_shapes.kv_pooled(w, SPEC, 2))
     put("pooled 8->2", *synth_shapes.kv_pooled(w8, WIDE, 2), WIDE)
+    put("gqa base", *synth_shapes.kv_pooled(w8, WIDE, 4), WIDE)  # A already GQA (8 / 4)
     x, cfg = synth_shapes.kv_pooled(w, SPEC, 2)
     put("pooled then fine-tuned", synth.finetune(x, seed=4, update=0.1, noise=0.1), cfg)
     put("pooled, hidden permuted", *synth_shapes.kv_pooled(synth.hidden_permuted(ft), SPEC, 2))
@@ -85,6 +86,7 @@ def no_attn_gap(r: AuditResult) -> None:
     [
         ("pooled", "base", "kv heads 4→2 by mean-pooling groups of 2", "0-1,2-3"),
         ("pooled 8->2", "base8", "kv heads 8→2 by mean-pooling groups of 4", "0-3,4-7"),
+        ("pooled 8->2", "gqa base", "kv heads 4→2 by mean-pooling groups of 2", "0-1,2-3"),
         ("pooled then fine-tuned", "base", "kv heads 4→2 by mean-pooling groups of 2", "0-1,2-3"),
         ("pooled, hidden permuted", "base", "kv heads 4→2 by mean-pooling groups of 2", "0-1,2-3"),
     ],
