@@ -20,7 +20,7 @@ import numpy as np
 from companion.audit.hidden import Early, relabel_test
 from companion.audit.kvheads import head_dim
 from companion.audit.matching import matched, unit_rows
-from companion.audit.sketch import KEEP
+from companion.audit.sketch import keep_budget
 from companion.audit.symview import ASSIGN, DRAWS, K_UNIT, Array, Model
 from companion.audit.width_types import Survival
 
@@ -47,8 +47,10 @@ def _kv_row(heads: int, kv: int, d: int) -> Array:
 def channel_pairs(
     q: Array, k: Array, v: Array, o: Array, heads: int, kv: int, d: int
 ) -> list[Array]:
-    """QK and VO channel features (one row per q row) from row sketches of q, k, v, o."""
-    kr = _kv_row(heads, kv, d)
+    """QK and VO channel features (one row per q row) from row sketches of q, k, v, o.
+
+    q and o may hold only the first channels (B's, within the KEEP budget)."""
+    kr = _kv_row(heads, kv, d)[: q.shape[0]]
     return [np.concatenate([q, k[kr]], axis=1), np.concatenate([v[kr], o], axis=1)]
 
 
@@ -71,12 +73,12 @@ def _features_a(
 def _raw_b(
     b: Model, layer: int, hidden: int, counts: tuple[int, int], d: int
 ) -> list[Array] | None:
-    """B's q, k, v rows (gain-folded) and o columns, whole (head_dim pruning keeps them small)."""
+    """B's first channels within KEEP: q, k, v rows (gain-folded) and o columns."""
     heads, kv = counts
-    if heads * d * hidden > KEEP:
-        return None
-    raw = [b.lead_rows(role, layer, n * d) for role, n in (("q", heads), ("k", kv), ("v", kv))]
-    o = b.scan("o", layer, keep_cols=heads * d)
+    n = keep_budget(hidden, heads * d)
+    kv_rows = int(_kv_row(heads, kv, d)[:n].max()) + 1
+    raw = [b.lead_rows("q", layer, n)] + [b.lead_rows(r, layer, kv_rows) for r in ("k", "v")]
+    o = b.scan("o", layer, keep_cols=n)
     if any(x is None for x in raw) or o is None or o.cols is None:
         return None
     g = b.gain("attn_norm", layer, hidden)

@@ -20,6 +20,7 @@ import numpy as np
 from companion.audit.hidden import Calibrated, Early, relabel_test
 from companion.audit.matching import matched, unit_rows
 from companion.audit.schemas import Reason
+from companion.audit.sketch import keep_budget
 from companion.audit.symview import ASSIGN, DRAWS, K_HEAD, Array, Model
 from companion.audit.width_types import Survival
 
@@ -90,14 +91,16 @@ def kv_test(
     check: Callable[[], None],
     early: Early = True,
 ) -> tuple[Calibrated, list[str]]:
-    """B's heads assigned to A's heads and group means; null: B's hidden dims relabelled.
+    """B's heads (all kv_b, or the first of them) assigned to A's heads and group means;
+    null: B's hidden dims relabelled.
 
     Returns the calibrated test and, per B head, the A head or group it clearly matched
     ("?" when not above every matched head of CLEAR_DRAWS relabelled draws).
     """
     cands = candidates(heads_a.shape[0], kv_b)
     fa = np.asarray([heads_a[list(c)].mean(axis=0) for c in cands])  # sketches are linear
-    assign = ASSIGN if kv_b <= len(cands) else 0  # more B heads than candidates: nearest
+    tested = feature_b(np.arange(hidden)).shape[0]
+    assign = ASSIGN if tested <= len(cands) else 0  # more B heads than candidates: nearest
     t = relabel_test(fa, feature_b, hidden, DRAWS, rng, assign, check, early)
     za = unit_rows(fa)
     sims = np.sum(za[t.chosen] * unit_rows(feature_b(np.arange(hidden))), axis=1)
@@ -125,7 +128,8 @@ def kv_match(
         return None
     r = rng.standard_normal((cols.size, K_HEAD)) / sqrt(K_HEAD)
     heads_a = _heads_a(a, la, cols, r, d)
-    raw = [b.lead_rows(role, lb, kv_b * d) for role in ("k", "v")]
+    count = keep_budget(d * cols.size, kv_b)  # B heads held raw for the null (all, if small)
+    raw = [b.lead_rows(role, lb, count * d) for role in ("k", "v")]
     if heads_a is None or raw[0] is None or raw[1] is None:
         return None
     g = b.gain("attn_norm", lb, cols.size)
@@ -137,7 +141,7 @@ def kv_match(
     t, groups = kv_test(heads_a, feature_b, cols.size, kv_b, rng, check)
     survivors = sum(g != "?" for g in groups)
     first = [int(x) for x in t.chosen[:8]]
-    return Survival("kv", la, lb, kv_a, kv_b, kv_b, survivors, t, first, groups)
+    return Survival("kv", la, lb, kv_a, kv_b, count, survivors, t, first, groups)
 
 
 def _clear_threshold(
@@ -163,7 +167,9 @@ def kv_detail(u: Survival) -> str:
     if not clear:
         return f"{head}: no B head clearly matched"
     pooled = [g for g in clear if "-" in g]
-    unclear = f" ({u.units_b - len(clear)} unclear)" if len(clear) < u.units_b else ""
+    unclear = f" ({len(u.groups) - len(clear)} unclear)" if len(clear) < len(u.groups) else ""
+    if u.tested < u.units_b:
+        unclear += f" (B's first {u.tested} heads tested)"
     if len(pooled) == len(clear):
         return f"{head} by mean-pooling groups of {u.units_a // u.units_b}{unclear}"
     if not pooled:

@@ -171,3 +171,20 @@ def test_heads_and_head_dim_changed_together_is_a_specific_not_comparable_reason
     assert "head_dim 16→12" in said and "per-head channel survival is not tested" in said
     assert "Next step" in said
     assert not any(k.startswith(("heads.", "head_dim.")) for d in r.derivation for k in d.figures)
+
+
+def test_large_layers_test_the_first_heads_and_channels_within_the_raw_budget(
+    pairs: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w8 = synth.base(WIDE, 0)
+    x, cfg = synth_shapes.kv_pooled(w8, WIDE, 4)
+    b = synth_shapes.save_with(tmp_path / "b", x, WIDE, cfg)
+    monkeypatch.setattr("companion.audit.sketch.KEEP", 8 * 64 * 2)  # two K/V heads' rows
+    f = pruned(audit(pairs["base8"], b)).figures
+    assert f["kv_detail"] == "kv heads 8→4 by mean-pooling groups of 2 (B's first 2 heads tested)"
+    assert all(f[f"kv_map.{k}"] == "0-1,2-3" for k in kv_layers(f))  # B's first two heads
+    monkeypatch.setattr("companion.audit.sketch.KEEP", 64 * 20)  # 20 of B's 48 channels
+    f = pruned(audit(pairs["base"], pairs["head_dim 16->12"])).figures
+    layers = [k.split(".", 1)[1] for k in f if k.startswith("head_dim.")]
+    assert layers and all(f[f"qk_survivors.{k}"] == f[f"vo_survivors.{k}"] == 20 for k in layers)
+    assert all(f[f"qk_head0.{k}"] == ",".join(map(str, pairs["channels"][int(k)])) for k in layers)
