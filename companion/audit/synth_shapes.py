@@ -147,7 +147,7 @@ def kv_pooled(w: Weights, spec: Spec, kv: int) -> tuple[Weights, dict[str, Any]]
     for layer in range(spec.layers):
         p = f"model.layers.{layer}.self_attn."
         for proj in ("k_proj", "v_proj"):
-            x = w[p + proj + ".weight"].reshape(kv, r, d, spec.hidden)
+            x = w[p + proj + ".weight"].reshape(kv, r, d, -1)  # any residual width
             out[p + proj + ".weight"] = np.ascontiguousarray(x.mean(axis=1).reshape(kv * d, -1))
     return out, {"num_key_value_heads": kv}
 

@@ -38,6 +38,9 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     x, cfg = synth_shapes.kv_pooled(w, SPEC, 2)
     put("pooled then fine-tuned", synth.finetune(x, seed=4, update=0.1, noise=0.1), cfg)
     put("pooled, hidden permuted", *synth_shapes.kv_pooled(synth.hidden_permuted(ft), SPEC, 2))
+    x, narrow, cfg = synth_shapes.width_pruned(ft, SPEC, 96, hidden=48)
+    x, more = synth_shapes.kv_pooled(x, SPEC, 2)
+    put("pooled, hidden pruned", x, {**cfg, **more}, narrow)
     x, cfg, out["kept"] = synth_shapes.kv_pruned(ft, SPEC, 2)
     put("kv pruned", x, cfg)
     x, cfg, out["channels"] = synth_shapes.head_dim_pruned(ft, SPEC, 12)
@@ -89,6 +92,7 @@ def no_attn_gap(r: AuditResult) -> None:
         ("pooled 8->2", "gqa base", "kv heads 4→2 by mean-pooling groups of 2", "0-1,2-3"),
         ("pooled then fine-tuned", "base", "kv heads 4→2 by mean-pooling groups of 2", "0-1,2-3"),
         ("pooled, hidden permuted", "base", "kv heads 4→2 by mean-pooling groups of 2", "0-1,2-3"),
+        ("pooled, hidden pruned", "base", "kv heads 4→2 by mean-pooling groups of 2", "0-1,2-3"),
     ],
 )
 def test_mha_to_gqa_by_mean_pooling_is_named_with_its_map(
@@ -104,7 +108,8 @@ def test_mha_to_gqa_by_mean_pooling_is_named_with_its_map(
         assert f[f"kv_survivors.{layer}"] == len(groups.split(","))
         assert float(f[f"kv_match_r.{layer}"]) > 0.9 > 0.3 > float(f[f"kv_null_r.{layer}"])
     width = next(x for x in r.reasons if x.kind == "width")
-    assert width.strength == "strong" and width.role == "attn" and "K/V heads" in width.statement
+    role = "mlp" if "hidden pruned" in name else "attn"  # MLP units are matched there too
+    assert width.strength == "strong" and width.role == role and "K/V heads" in width.statement
     no_attn_gap(r)
 
 
