@@ -1,12 +1,13 @@
 """Key/value heads regrouped (MHA -> GQA by mean-pooling, or K/V heads removed).
 
-When num_key_value_heads changed but head_dim did not, each of B's K/V heads is compared
-with each of A's K/V heads and with the mean of each aligned group of A's heads (the GQA
-paper's uptraining recipe pools heads [g*r, (g+1)*r), r = kv_A // kv_B). A K/V head is
-described by a sketch of its K rows and V rows over the hidden dims that survive in B
-(gain-folded); B's heads are assigned to the candidates, and the null runs the same
-candidates and assignment after B's hidden dims are relabelled (as headprune.py does), so
-the selection over candidates is in the null too. A head_dim change is headdim.py's;
+When num_key_value_heads changed but head_dim did not, each of B's K/V heads is fitted by
+least squares as a combination of A's K/V heads. A head is described by a sketch of its K
+and V rows over the hidden dims that survive in B (gain-folded); the statistic is the mean
+correlation of B's heads with their fits. The weights show where a head came from: one A
+head (K/V heads removed) or equal weights over a group (the GQA paper's uptraining recipe
+mean-pools groups of heads; any grouping is found, not only aligned ones, so a pool over
+the heads that survive a Q-head prune is named too). Null: the same fits after B's hidden
+dims are relabelled (as headprune.py does). A head_dim change is headdim.py's;
 `head_dim_reason` names one that no test covers.
 """
 
@@ -17,14 +18,13 @@ from math import sqrt
 
 import numpy as np
 
-from companion.audit.hidden import Calibrated, Early, relabel_test
-from companion.audit.matching import matched, unit_rows
+from companion.audit.hidden import Calibrated, Early, null_draws
 from companion.audit.schemas import Reason
 from companion.audit.sketch import keep_budget
-from companion.audit.symview import ASSIGN, DRAWS, K_HEAD, Array, Model
+from companion.audit.symview import DRAWS, K_HEAD, Array, Model
 from companion.audit.width_types import Survival
 
-CLEAR_DRAWS = 5  # relabelled draws whose best matched head sets the "clearly matched" bar
+CLEAR_DRAWS = 5  # relabelled draws whose best fitted head sets the "clearly matched" bar
 
 
 def head_dim(m: Model, layer: int) -> int | None:
@@ -50,18 +50,28 @@ def kv_heads(m: Model, layer: int, hidden: int, d: int) -> int | None:
     return rows // d if cols == hidden and rows % d == 0 and rows >= d else None
 
 
-def candidates(kv_a: int, kv_b: int) -> list[tuple[int, ...]]:
-    """A's single K/V heads, then the aligned groups of r = kv_a // kv_b heads (r > 1)."""
-    out: list[tuple[int, ...]] = [(h,) for h in range(kv_a)]
-    if kv_b < kv_a and kv_a % kv_b == 0:
-        r = kv_a // kv_b
-        out += [tuple(range(g * r, (g + 1) * r)) for g in range(kv_b)]
-    return out
+def label(members: list[int]) -> str:
+    """'3' for one head of A, '0-3' for a run of heads, '0+5' for others (a pooled group)."""
+    if len(members) > 1 and members == list(range(members[0], members[-1] + 1)):
+        return f"{members[0]}-{members[-1]}"
+    return "+".join(str(m) for m in members)
 
 
-def label(members: tuple[int, ...]) -> str:
-    """'3' for one head of A, '0-3' for the mean of a group."""
-    return str(members[0]) if len(members) == 1 else f"{members[0]}-{members[-1]}"
+def fit(ua: Array, fb: Array) -> tuple[Array, Array]:
+    """Per B head: correlation with its least-squares fit from A's (centred) heads; weights."""
+    zb = fb - fb.mean(axis=1, keepdims=True)
+    w = np.linalg.lstsq(ua.T, zb.T, rcond=None)[0]  # A heads x B heads
+    est = (ua.T @ w).T
+    num = np.sum(est * zb, axis=1)
+    den = np.linalg.norm(est, axis=1) * np.linalg.norm(zb, axis=1)
+    r: Array = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+    return r, w.T
+
+
+def members(w: Array) -> list[int]:
+    """The A heads a B head is made of: positive weights at least half the largest."""
+    top = float(w.max())
+    return [int(j) for j in np.flatnonzero(w >= 0.5 * top)] if top > 0 else []
 
 
 def per_head(ks: Array, vs: Array, d: int) -> Array:
@@ -86,26 +96,28 @@ def kv_test(
     heads_a: Array,
     feature_b: Callable[[Array], Array],
     hidden: int,
-    kv_b: int,
     rng: np.random.Generator,
     check: Callable[[], None],
     early: Early = True,
 ) -> tuple[Calibrated, list[str]]:
-    """B's heads (all kv_b, or the first of them) assigned to A's heads and group means;
-    null: B's hidden dims relabelled.
+    """B's heads fitted from A's heads; null: the same fits after B's dims are relabelled.
 
-    Returns the calibrated test and, per B head, the A head or group it clearly matched
-    ("?" when not above every matched head of CLEAR_DRAWS relabelled draws).
+    Returns the calibrated test (chosen: each B head's largest-weight A head) and, per B
+    head, the A head or group it is made of ("?" when its fit is not above every B head's
+    fit in CLEAR_DRAWS relabelled draws).
     """
-    cands = candidates(heads_a.shape[0], kv_b)
-    fa = np.asarray([heads_a[list(c)].mean(axis=0) for c in cands])  # sketches are linear
-    tested = feature_b(np.arange(hidden)).shape[0]
-    assign = ASSIGN if tested <= len(cands) else 0  # more B heads than candidates: nearest
-    t = relabel_test(fa, feature_b, hidden, DRAWS, rng, assign, check, early)
-    za = unit_rows(fa)
-    sims = np.sum(za[t.chosen] * unit_rows(feature_b(np.arange(hidden))), axis=1)
-    clear = sims > _clear_threshold(za, feature_b, hidden, assign, rng)
-    groups = [label(cands[int(c)]) if ok else "?" for c, ok in zip(t.chosen, clear, strict=True)]
+    ua = heads_a - heads_a.mean(axis=1, keepdims=True)
+    r, w = fit(ua, feature_b(np.arange(hidden)))
+
+    def draw() -> float:
+        return float(fit(ua, feature_b(rng.permutation(hidden)))[0].mean())
+
+    observed = float(r.mean())
+    t = Calibrated(observed, null_draws(observed, draw, DRAWS, check, early), w.argmax(axis=1))
+    bar = max(
+        float(fit(ua, feature_b(rng.permutation(hidden)))[0].max()) for _ in range(CLEAR_DRAWS)
+    )
+    groups = [label(members(wb)) if rb > bar else "?" for rb, wb in zip(r, w, strict=True)]
     return t, groups
 
 
@@ -138,26 +150,10 @@ def kv_match(
     def feature_b(s: Array) -> Array:
         return per_head(kb[:, s] @ r, vb[:, s] @ r, d)
 
-    t, groups = kv_test(heads_a, feature_b, cols.size, kv_b, rng, check)
+    t, groups = kv_test(heads_a, feature_b, cols.size, rng, check)
     survivors = sum(g != "?" for g in groups)
     first = [int(x) for x in t.chosen[:8]]
     return Survival("kv", la, lb, kv_a, kv_b, count, survivors, t, first, groups)
-
-
-def _clear_threshold(
-    za: Array,
-    feature_b: Callable[[Array], Array],
-    hidden: int,
-    assign: int,
-    rng: np.random.Generator,
-) -> float:
-    """The highest matched similarity of any B head over CLEAR_DRAWS relabelled draws."""
-    best = -1.0
-    for _ in range(CLEAR_DRAWS):
-        zb = unit_rows(feature_b(rng.permutation(hidden)))
-        _, chosen = matched(za, zb, assign)
-        best = max(best, float(np.max(np.sum(za[chosen] * zb, axis=1))))
-    return best
 
 
 def kv_detail(u: Survival) -> str:
@@ -166,15 +162,24 @@ def kv_detail(u: Survival) -> str:
     head = f"kv heads {u.units_a}→{u.units_b}"
     if not clear:
         return f"{head}: no B head clearly matched"
-    pooled = [g for g in clear if "-" in g]
+    pooled = [g for g in clear if "-" in g or "+" in g]
     unclear = f" ({len(u.groups) - len(clear)} unclear)" if len(clear) < len(u.groups) else ""
     if u.tested < u.units_b:
         unclear += f" (B's first {u.tested} heads tested)"
     if len(pooled) == len(clear):
-        return f"{head} by mean-pooling groups of {u.units_a // u.units_b}{unclear}"
+        sizes = sorted({_size(g) for g in pooled})
+        return f"{head} by mean-pooling groups of {'/'.join(map(str, sizes))}{unclear}"
     if not pooled:
         return f"{head} by keeping {len(clear)} of A's heads{unclear}"
     return f"{head}: mixed, B's heads from A's [{', '.join(u.groups)}]"
+
+
+def _size(group: str) -> int:
+    """How many A heads a group label names."""
+    if "-" in group:
+        lo, hi = group.split("-")
+        return int(hi) - int(lo) + 1
+    return group.count("+") + 1
 
 
 def head_dim_reason(a: Model, b: Model, layers: list[tuple[int, int]]) -> Reason | None:

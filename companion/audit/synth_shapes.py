@@ -114,15 +114,19 @@ def width_pruned(
     return out, new, cfg
 
 
+def heads_kept(spec: Spec, heads: int, seed: int = 17) -> list[Any]:
+    """The A heads heads_pruned keeps in each layer (sorted)."""
+    rng = np.random.default_rng(seed)
+    return [np.sort(rng.choice(spec.heads, heads, replace=False)) for _ in range(spec.layers)]
+
+
 def heads_pruned(
     w: Weights, spec: Spec, heads: int, seed: int = 17
 ) -> tuple[Weights, dict[str, Any]]:
     """Keep `heads` attention heads of A in every layer (q/k/v rows, o columns), A's order."""
-    rng = np.random.default_rng(seed)
     d = spec.head_dim
     out = dict(w)
-    for layer in range(spec.layers):
-        keep = np.sort(rng.choice(spec.heads, heads, replace=False))
+    for layer, keep in enumerate(heads_kept(spec, heads, seed)):
         rows = (keep[:, None] * d + np.arange(d)[None, :]).reshape(-1)
         p = f"model.layers.{layer}.self_attn."
         for proj in ("q_proj", "k_proj", "v_proj"):

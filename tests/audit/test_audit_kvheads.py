@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from companion.audit import synth, synth_shapes
+from companion.audit.kvheads import label
 from companion.audit.schemas import AuditResult, Derivation
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
@@ -35,6 +36,11 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     put("pooled", *synth_shapes.kv_pooled(w, SPEC, 2))
     put("pooled 8->2", *synth_shapes.kv_pooled(w8, WIDE, 2), WIDE)
     put("gqa base", *synth_shapes.kv_pooled(w8, WIDE, 4), WIDE)  # A already GQA (8 / 4)
+    four = synth.Spec(hidden=32, heads=4)  # kv_pooled's view of 4 kept heads of width 8
+    for name, src in (("q pruned, pooled", w8), ("indep. q pruned, pooled", synth.base(WIDE, 9))):
+        x, c1 = synth_shapes.heads_pruned(synth.finetune(src, 1, update=0.1, noise=0.1), WIDE, 4)
+        x, c2 = synth_shapes.kv_pooled(x, four, 2)
+        put(name, x, {**c1, **c2}, WIDE)
     x, cfg = synth_shapes.kv_pooled(w, SPEC, 2)
     put("pooled then fine-tuned", synth.finetune(x, seed=4, update=0.1, noise=0.1), cfg)
     put("pooled, hidden permuted", *synth_shapes.kv_pooled(synth.hidden_permuted(ft), SPEC, 2))
@@ -122,6 +128,21 @@ def test_kv_heads_pruned_maps_each_b_head_to_the_a_head_kept(pairs: dict[str, An
         assert f[f"kv_map.{layer}"] == ",".join(str(h) for h in pairs["kept"][int(layer)])
         assert float(f[f"kv_match_r.{layer}"]) > 0.9
     no_attn_gap(r)
+
+
+def test_q_heads_pruned_then_kv_pooled_maps_each_pool_to_the_surviving_heads(
+    pairs: dict[str, Any],
+) -> None:
+    r = audit(pairs["base8"], pairs["q pruned, pooled"])
+    assert r.verdict == "derived"
+    f = pruned(r).figures
+    assert f["kv_detail"] == "kv heads 8→2 by mean-pooling groups of 2"
+    for layer in kv_layers(f):
+        kept = [int(h) for h in synth_shapes.heads_kept(WIDE, 4)[int(layer)]]
+        assert f[f"heads.{layer}"] == "8->4" and f[f"head_survivors.{layer}"] == 4
+        assert f[f"kv_map.{layer}"] == f"{label(kept[:2])},{label(kept[2:])}"  # not aligned
+    ind = audit(pairs["base8"], pairs["indep. q pruned, pooled"])
+    assert ind.verdict != "derived" and "width_pruned" not in {d.kind for d in ind.derivation}
 
 
 @pytest.mark.parametrize("seed", [200, 201, 202, 203, 204])

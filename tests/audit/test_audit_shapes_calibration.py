@@ -81,7 +81,7 @@ def _kv_layer(rng: np.random.Generator, shape: tuple[int, ...], early: bool) -> 
     heads_a = per_head(*(rng.standard_normal((kv_a * d, hidden)) @ r for _ in "kv"), d)
     kb, vb = rng.standard_normal((2, kv_b * d, hidden))
     t, _ = kv_test(
-        heads_a, lambda s: per_head(kb[:, s] @ r, vb[:, s] @ r, d), hidden, kv_b, rng, _none, early
+        heads_a, lambda s: per_head(kb[:, s] @ r, vb[:, s] @ r, d), hidden, rng, _none, early
     )
     return t
 
