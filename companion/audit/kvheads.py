@@ -130,7 +130,7 @@ def kv_match(
     rng: np.random.Generator,
     check: Callable[[], None],
 ) -> Survival | None:
-    """Assign B's K/V heads to A's heads or group means, when the K/V head count changed."""
+    """Fit B's K/V heads from A's (heads or group means) when the K/V head count changed."""
     ha = a.shape(a.matrix("k", la) or "")[1] if a.matrix("k", la) else 0
     d = head_dim(a, la)
     if d is None or head_dim(b, lb) != d:
@@ -170,7 +170,8 @@ def kv_detail(u: Survival) -> str:
         sizes = sorted({_size(g) for g in pooled})
         return f"{head} by mean-pooling groups of {'/'.join(map(str, sizes))}{unclear}"
     if not pooled:
-        return f"{head} by keeping {len(clear)} of A's heads{unclear}"
+        how = "copying A's heads" if u.units_b > u.units_a else f"keeping {len(clear)} of A's heads"
+        return f"{head} by {how}{unclear}"
     return f"{head}: mixed, B's heads from A's [{', '.join(u.groups)}]"
 
 

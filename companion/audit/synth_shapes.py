@@ -156,6 +156,19 @@ def kv_pooled(w: Weights, spec: Spec, kv: int) -> tuple[Weights, dict[str, Any]]
     return out, {"num_key_value_heads": kv}
 
 
+def kv_repeated(w: Weights, spec: Spec) -> tuple[Weights, dict[str, Any]]:
+    """GQA -> MHA as HF's repeat_kv does: each K/V head copied to every query head it serves."""
+    out = dict(w)
+    for layer in range(spec.layers):
+        p = f"model.layers.{layer}.self_attn."
+        for proj in ("k_proj", "v_proj"):
+            x = w[p + proj + ".weight"]
+            kv = x.shape[0] // spec.head_dim
+            heads = x.reshape(kv, spec.head_dim, -1).repeat(spec.heads // kv, axis=0)
+            out[p + proj + ".weight"] = np.ascontiguousarray(heads.reshape(-1, x.shape[1]))
+    return out, {"num_key_value_heads": spec.heads}
+
+
 def kv_pruned(
     w: Weights, spec: Spec, kv: int, seed: int = 19
 ) -> tuple[Weights, dict[str, Any], list[list[int]]]:

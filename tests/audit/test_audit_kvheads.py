@@ -47,6 +47,12 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     x, narrow, cfg = synth_shapes.width_pruned(ft, SPEC, 96, hidden=48)
     x, more = synth_shapes.kv_pooled(x, SPEC, 2)
     put("pooled, hidden pruned", x, {**cfg, **more}, narrow)
+    gqa, cfg = synth_shapes.kv_pooled(w, SPEC, 2)
+    put("gqa a", gqa, cfg)
+    put(
+        "repeated to mha",
+        *synth_shapes.kv_repeated(synth.finetune(gqa, 2, update=0.1, noise=0.1), SPEC),
+    )
     x, cfg, out["kept"] = synth_shapes.kv_pruned(ft, SPEC, 2)
     put("kv pruned", x, cfg)
     x, cfg, out["channels"] = synth_shapes.head_dim_pruned(ft, SPEC, 12)
@@ -128,6 +134,15 @@ def test_kv_heads_pruned_maps_each_b_head_to_the_a_head_kept(pairs: dict[str, An
         assert f[f"kv_map.{layer}"] == ",".join(str(h) for h in pairs["kept"][int(layer)])
         assert float(f[f"kv_match_r.{layer}"]) > 0.9
     no_attn_gap(r)
+
+
+def test_gqa_expanded_to_mha_maps_every_copy(pairs: dict[str, Any]) -> None:
+    r = audit(pairs["gqa a"], pairs["repeated to mha"])
+    assert r.verdict == "derived"
+    width = next(x for x in r.reasons if x.kind == "width")
+    assert width.strength == "strong" and "K/V heads 2 -> 4" in width.statement
+    assert "(A's head or group mean for each: 0, 0, 1, 1)" in width.statement
+    assert "width_pruned" not in {d.kind for d in r.derivation}  # nothing was removed
 
 
 def test_q_heads_pruned_then_kv_pooled_maps_each_pool_to_the_surviving_heads(
