@@ -223,12 +223,14 @@ def _survival(fig: dict[str, float | int | str], u: Survival) -> str:
     if "d_a" in u.extra:
         fig[f"head_dim.{u.layer}"] = f"{u.extra['d_a']}->{u.extra['d_b']}"
         fig[f"{pre}head0.{u.layer}"] = ",".join(u.groups)  # A channel of B's head-0 channels
+    how, stat = "clearly match one of A's", "matched r"
     if u.kind == "kv":
         fig[f"kv_map.{u.layer}"] = ",".join(u.groups)
         found = f"(A's head or group mean for each: {', '.join(u.groups)})"
+        how, stat = "are clearly fitted by A's heads", "least-squares fit r"
     return (
         f"layer {u.layer}: {label} {u.units_a} -> {u.units_b}, {u.survivors} of {u.tested} "
-        f"tested in B clearly match one of A's {found}; matched r "
+        f"tested in B {how} {found}; {stat} "
         f"{u.test.observed:.3f} vs null {float(u.test.null.mean()):.3f} (p {u.test.p:.3f}, "
         f"{u.test.null.size} draws)"
     )
