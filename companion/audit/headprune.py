@@ -14,6 +14,7 @@ import numpy as np
 
 from companion.audit.heads import _head_features, _Heads
 from companion.audit.hidden import relabel_test
+from companion.audit.kvheads import head_dim
 from companion.audit.matching import matched, unit_rows
 from companion.audit.rowstats import Array
 from companion.audit.sketch import keep_budget
@@ -79,6 +80,8 @@ def head_match(
     """Assign B's heads to A's when B has fewer (or the hidden width changed)."""
     ha = a.shape(a.matrix("q", la) or "")[1] if a.matrix("q", la) else 0
     lay_a = _layout(a, la, ha, None)
+    if lay_a is not None and head_dim(b, lb) not in (None, lay_a.d):
+        return None  # head_dim changed: B's rows are not whole heads of A's width
     lay_b = _layout(b, lb, cols.size, lay_a.d if lay_a else None)
     if lay_a is None or lay_b is None or lay_b.heads > lay_a.heads or lay_b.heads < 2:
         return None

@@ -89,7 +89,8 @@ def compare_shapes(
     out.add(compare_vocab(a, b, seed))
     out.add(compare_width(a, b, a_to_b, layers, seed, job))
     out.add(compare_upcycle(a, b, a_to_b, layers, seed, job))
-    out.reasons += _not_comparable(unmatched, out.handled)
+    said = {r.role for r in out.reasons if r.kind == "not_comparable" and r.role}  # specific
+    out.reasons += _not_comparable(unmatched, out.handled | said)
     out.reasons += [r for r in (_dtypes(a, "A"), _dtypes(b, "B")) if r is not None]
     return out
 

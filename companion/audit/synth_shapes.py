@@ -114,21 +114,100 @@ def width_pruned(
     return out, new, cfg
 
 
+def heads_kept(spec: Spec, heads: int, seed: int = 17) -> list[Any]:
+    """The A heads heads_pruned keeps in each layer (sorted)."""
+    rng = np.random.default_rng(seed)
+    return [np.sort(rng.choice(spec.heads, heads, replace=False)) for _ in range(spec.layers)]
+
+
 def heads_pruned(
     w: Weights, spec: Spec, heads: int, seed: int = 17
 ) -> tuple[Weights, dict[str, Any]]:
     """Keep `heads` attention heads of A in every layer (q/k/v rows, o columns), A's order."""
-    rng = np.random.default_rng(seed)
     d = spec.head_dim
     out = dict(w)
-    for layer in range(spec.layers):
-        keep = np.sort(rng.choice(spec.heads, heads, replace=False))
+    for layer, keep in enumerate(heads_kept(spec, heads, seed)):
         rows = (keep[:, None] * d + np.arange(d)[None, :]).reshape(-1)
         p = f"model.layers.{layer}.self_attn."
         for proj in ("q_proj", "k_proj", "v_proj"):
             out[p + proj + ".weight"] = np.ascontiguousarray(w[p + proj + ".weight"][rows])
         out[p + "o_proj.weight"] = np.ascontiguousarray(w[p + "o_proj.weight"][:, rows])
     return out, {"num_attention_heads": heads, "num_key_value_heads": heads}
+
+
+def _kv_rows(spec: Spec, heads: Any) -> Any:
+    """Row indices of the given K/V heads (head_dim rows each)."""
+    d = spec.head_dim
+    return (np.asarray(heads)[:, None] * d + np.arange(d)[None, :]).reshape(-1)
+
+
+def kv_pooled(w: Weights, spec: Spec, kv: int) -> tuple[Weights, dict[str, Any]]:
+    """MHA -> GQA as in the GQA paper's uptraining recipe: each group's K/V heads mean-pooled.
+
+    B's K/V head g is the mean of A's heads [g*r, (g+1)*r) (r = heads // kv); Q/O unchanged.
+    """
+    r, d = spec.heads // kv, spec.head_dim
+    out = dict(w)
+    for layer in range(spec.layers):
+        p = f"model.layers.{layer}.self_attn."
+        for proj in ("k_proj", "v_proj"):
+            x = w[p + proj + ".weight"].reshape(kv, r, d, -1)  # any residual width
+            out[p + proj + ".weight"] = np.ascontiguousarray(x.mean(axis=1).reshape(kv * d, -1))
+    return out, {"num_key_value_heads": kv}
+
+
+def kv_repeated(w: Weights, spec: Spec) -> tuple[Weights, dict[str, Any]]:
+    """GQA -> MHA as HF's repeat_kv does: each K/V head copied to every query head it serves."""
+    out = dict(w)
+    for layer in range(spec.layers):
+        p = f"model.layers.{layer}.self_attn."
+        for proj in ("k_proj", "v_proj"):
+            x = w[p + proj + ".weight"]
+            kv = x.shape[0] // spec.head_dim
+            heads = x.reshape(kv, spec.head_dim, -1).repeat(spec.heads // kv, axis=0)
+            out[p + proj + ".weight"] = np.ascontiguousarray(heads.reshape(-1, x.shape[1]))
+    return out, {"num_key_value_heads": spec.heads}
+
+
+def kv_pruned(
+    w: Weights, spec: Spec, kv: int, seed: int = 19
+) -> tuple[Weights, dict[str, Any], list[list[int]]]:
+    """K/V heads removed: `kv` of A's K/V heads kept (A's order) per layer; Q/O unchanged.
+
+    Returns the weights, config.json overrides and each layer's kept A heads.
+    """
+    rng = np.random.default_rng(seed)
+    out, kept = dict(w), []
+    for layer in range(spec.layers):
+        keep = np.sort(rng.choice(spec.heads, kv, replace=False))
+        kept.append([int(h) for h in keep])
+        p = f"model.layers.{layer}.self_attn."
+        for proj in ("k_proj", "v_proj"):
+            out[p + proj + ".weight"] = np.ascontiguousarray(
+                w[p + proj + ".weight"][_kv_rows(spec, keep)]
+            )
+    return out, {"num_key_value_heads": kv}, kept
+
+
+def head_dim_pruned(
+    w: Weights, spec: Spec, head_dim: int, seed: int = 20
+) -> tuple[Weights, dict[str, Any], list[list[int]]]:
+    """`head_dim` channels kept within every head (q/k/v rows, o columns), A's order.
+
+    Returns the weights, config.json overrides and each layer's kept channels (every head).
+    """
+    rng = np.random.default_rng(seed)
+    d = spec.head_dim
+    out, kept = dict(w), []
+    for layer in range(spec.layers):
+        keep = np.sort(rng.choice(d, head_dim, replace=False))
+        kept.append([int(c) for c in keep])
+        rows = (np.arange(spec.heads)[:, None] * d + keep[None, :]).reshape(-1)
+        p = f"model.layers.{layer}.self_attn."
+        for proj in ("q_proj", "k_proj", "v_proj"):
+            out[p + proj + ".weight"] = np.ascontiguousarray(w[p + proj + ".weight"][rows])
+        out[p + "o_proj.weight"] = np.ascontiguousarray(w[p + "o_proj.weight"][:, rows])
+    return out, {"head_dim": head_dim}, kept
 
 
 def upcycled_split(
@@ -207,6 +286,12 @@ def _derived(root: Path, w: Weights, spec: Spec) -> dict[str, Path]:
     out["ffn pruned + hidden perm"] = save_with(root / "ffn_pruned_perm", x, s, cfg)
     x, cfg = heads_pruned(ft, spec, spec.heads - 1)
     out["heads pruned"] = save_with(root / "heads_pruned", x, spec, cfg)
+    x, cfg = kv_pooled(ft, spec, 2)
+    out["kv pooled (MHA->GQA)"] = save_with(root / "kv_pooled", x, spec, cfg)
+    x, cfg, _ = kv_pruned(ft, spec, 2)
+    out["kv heads pruned"] = save_with(root / "kv_pruned", x, spec, cfg)
+    x, cfg, _ = head_dim_pruned(ft, spec, spec.head_dim * 3 // 4)
+    out["head_dim pruned"] = save_with(root / "head_dim_pruned", x, spec, cfg)
     x, cfg = upcycled(w, spec, 4)
     out["moe upcycled"] = save_with(root / "moe_upcycled", x, spec, cfg)
     x, cfg = upcycled_split(ft, spec, 4)
@@ -236,6 +321,10 @@ def _independent(root: Path, spec: Spec, seed: int) -> dict[str, Path]:
     out["indep. vocab shifted"] = save(root / "ind_shifted", x, s)
     x, s, cfg = width_pruned(w, spec, spec.intermediate * 3 // 4, hidden=spec.hidden * 3 // 4)
     out["indep. hidden+ffn pruned"] = save_with(root / "ind_pruned", x, s, cfg)
+    x, cfg = kv_pooled(w, spec, 2)
+    out["indep. kv pooled"] = save_with(root / "ind_kv_pooled", x, spec, cfg)
+    x, cfg, _ = head_dim_pruned(w, spec, spec.head_dim * 3 // 4)
+    out["indep. head_dim pruned"] = save_with(root / "ind_head_dim", x, spec, cfg)
     x, cfg = upcycled(w, spec, 4)
     out["indep. moe"] = save_with(root / "ind_moe", x, spec, cfg)
     x, cfg = upcycled_split(w, spec, 4)

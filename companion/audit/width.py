@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from companion.audit.headdim import channel_match
 from companion.audit.headprune import head_match
 from companion.audit.hidden import Calibrated, relabel_test, stouffer
+from companion.audit.kvheads import head_dim_reason, kv_detail, kv_match
 from companion.audit.matching import matched, unit_rows
 from companion.audit.pairing import Side
 from companion.audit.rowstats import MIN_GAP, RELATED_Z, Array, Findings, read_row_set
@@ -161,9 +163,16 @@ def compare_width(
             tests.append(u)
         if (h := head_match(a, b, la, lb, cols, rng, job.check)) is not None:
             tests.append(h)
+        if (kv := kv_match(a, b, la, lb, cols, rng, job.check)) is not None:
+            tests.append(kv)
+        tests += channel_match(a, b, la, lb, cols, rng, job.check)
+    dims = {u.layer for u in tests if u.kind.startswith("dim_")}
+    dim = head_dim_reason(a, b, [(la, a_to_b[la]) for la in layers if la not in dims])
     if hidden is None and not tests:
+        out.reasons += [dim] if dim is not None else []
         return out
     out = _findings(ha, hb, hidden, tests)
+    out.reasons += [dim] if dim is not None else []
     if hidden is not None:
         out.add(sliced(a, b, cols, seed))
     return out
@@ -172,7 +181,7 @@ def compare_width(
 def _changed(a: Model, b: Model, a_to_b: dict[int, int], layers: list[int]) -> bool:
     """Whether any tested layer's FFN or attention changed shape (same residual width)."""
     for la in layers:
-        for role in ("up", "q"):
+        for role in ("up", "q", "k"):
             na, nb = a.matrix(role, la), b.matrix(role, a_to_b[la])
             if na is not None and nb is not None and a.shape(na) != b.shape(nb):
                 return True
@@ -192,6 +201,56 @@ def _moved_dims(a: Model, b: Model, rng: np.random.Generator, check: Callable[[]
     if np.unique(t.chosen).size != h:
         return np.arange(h)
     return np.asarray(t.chosen)
+
+
+def _survival(fig: dict[str, float | int | str], u: Survival) -> str:
+    """One survival test's figures (added to `fig`) and its phrase."""
+    pre, label, count = {
+        "mlp": ("", "MLP units", "units"),
+        "heads": ("head_", "heads", "heads"),
+        "kv": ("kv_", "K/V heads", "kv_heads"),
+        "dim_qk": ("qk_", "QK channels", "qk_channels"),
+        "dim_vo": ("vo_", "VO channels", "vo_channels"),
+    }[u.kind]
+    fig[f"{count}.{u.layer}"] = f"{u.units_a}->{u.units_b}"
+    fig[f"{pre}survivors.{u.layer}"] = u.survivors
+    fig[f"{pre}match_r.{u.layer}"] = round(u.test.observed, 3)
+    fig[f"{pre}null_r.{u.layer}"] = round(float(u.test.null.mean()), 3)
+    found = f"(first: A's {u.first_a})"
+    for key, value in u.extra.items():
+        if key not in ("d_a", "d_b"):
+            fig[f"{pre}{key}.{u.layer}"] = value
+    if "d_a" in u.extra:
+        fig[f"head_dim.{u.layer}"] = f"{u.extra['d_a']}->{u.extra['d_b']}"
+        fig[f"{pre}head0.{u.layer}"] = ",".join(u.groups)  # A channel of B's head-0 channels
+    how, stat = "clearly match one of A's", "matched r"
+    if u.kind == "kv":
+        fig[f"kv_map.{u.layer}"] = ",".join(u.groups)
+        found = f"(A's head or group mean for each: {', '.join(u.groups)})"
+        how, stat = "are clearly fitted by A's heads", "least-squares fit r"
+    return (
+        f"layer {u.layer}: {label} {u.units_a} -> {u.units_b}, {u.survivors} of {u.tested} "
+        f"tested in B {how} {found}; {stat} "
+        f"{u.test.observed:.3f} vs null {float(u.test.null.mean()):.3f} (p {u.test.p:.3f}, "
+        f"{u.test.null.size} draws)"
+    )
+
+
+def _dim_detail(tests: list[Survival]) -> str | None:
+    """head_dim a→b with B's clear QK / VO channels (summed over the tested layers)."""
+    qk = [u for u in tests if u.kind == "dim_qk"]
+    vo = [u for u in tests if u.kind == "dim_vo"]
+    if not qk or not vo:
+        return None
+    da, db = qk[0].extra["d_a"], qk[0].extra["d_b"]
+    clear = [sum(u.survivors for u in x) for x in (qk, vo)]
+    tested = [sum(u.tested for u in x) for x in (qk, vo)]
+    same = sum(u.extra.get("same_head", 0) for u in qk + vo)
+    return (
+        f"head_dim {da}→{db} (channels within heads removed): {clear[0]} of {tested[0]} QK "
+        f"and {clear[1]} of {tested[1]} VO channels of B clearly match one of A's, {same} of "
+        "them in the same head"
+    )
 
 
 def _findings(ha: int, hb: int, hidden: Calibrated | None, tests: list[Survival]) -> Findings:
@@ -216,21 +275,19 @@ def _findings(ha: int, hb: int, hidden: Calibrated | None, tests: list[Survival]
             f"{hidden.observed:.3f} vs null {float(hidden.null.mean()):.3f} (p {hidden.p:.3f})"
         )
     for u in tests:
-        pre, label = ("", "MLP units") if u.kind == "mlp" else ("head_", "heads")
-        fig[f"{'heads' if u.kind != 'mlp' else 'units'}.{u.layer}"] = f"{u.units_a}->{u.units_b}"
-        fig[f"{pre}survivors.{u.layer}"] = u.survivors
-        fig[f"{pre}match_r.{u.layer}"] = round(u.test.observed, 3)
-        fig[f"{pre}null_r.{u.layer}"] = round(float(u.test.null.mean()), 3)
-        text.append(
-            f"layer {u.layer}: {label} {u.units_a} -> {u.units_b}, {u.survivors} of {u.tested} "
-            f"tested in B clearly match one of A's (first: A's {u.first_a}); matched r "
-            f"{u.test.observed:.3f} vs null {float(u.test.null.mean()):.3f} (p {u.test.p:.3f}, "
-            f"{u.test.null.size} draws)"
-        )
+        text.append(_survival(fig, u))
+    details = list(dict.fromkeys(kv_detail(u) for u in tests if u.kind == "kv"))
+    if details:
+        fig["kv_detail"] = "; ".join(details)
+    if dim := _dim_detail(tests):
+        fig["head_dim_detail"] = dim
+        details.append(dim)
     out.reasons.append(
         Reason(
             kind="width",
-            role="mlp" if tests else "embedding",
+            role=("mlp" if any(u.kind == "mlp" for u in tests) else "attn")
+            if tests
+            else "embedding",
             strength="strong" if related else "info",
             statement="Width alignment: "
             + "; ".join(text)
@@ -252,7 +309,7 @@ def _findings(ha: int, hb: int, hidden: Calibrated | None, tests: list[Survival]
                 figures=fig,
                 confidence="high" if z >= 2 * RELATED_Z else "medium",
                 statement="Hidden channels, FFN units or heads of A removed; the survivors "
-                "match A's.",
+                "match A's." + "".join(f" {d}." for d in details),
             )
         )
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from companion.audit.hidden import Calibrated
 
@@ -11,7 +11,7 @@ from companion.audit.hidden import Calibrated
 class Survival:
     """One layer's B -> A assignment of units or heads, its null, and the clear survivors."""
 
-    kind: str  # "mlp" (FFN units) or "heads"
+    kind: str  # "mlp" (FFN units), "heads", "kv" (key/value heads), "dim_qk" / "dim_vo"
     layer: int
     layer_b: int
     units_a: int
@@ -20,3 +20,5 @@ class Survival:
     survivors: int
     test: Calibrated
     first_a: list[int]
+    groups: list[str] = field(default_factory=list)  # kv: A head or group of each B head
+    extra: dict[str, int] = field(default_factory=dict)  # further counts, as figures
