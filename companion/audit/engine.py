@@ -18,6 +18,8 @@ from companion.audit.aligned import compare_aligned
 from companion.audit.alignment import map_layers, role_filter
 from companion.audit.checkpoint import Checkpoint
 from companion.audit.kernel import stream_pair
+from companion.audit.layerorder import findings as order_findings
+from companion.audit.layerorder import layer_order
 from companion.audit.matching import projection
 from companion.audit.metrics import (
     PairAccumulator,
@@ -152,7 +154,7 @@ _FOLD = {
 
 
 def _plan(
-    a: Side, b: Side, pair: Pair, match_layers: set[int], args: AuditInput, gate: Gate
+    a: Side, b: Side, pair: Pair, match_layers: set[int], args: AuditInput, gate: Gate | None
 ) -> StreamPlan:
     """Decide folding and projection for one pair."""
     gain_a = gain_b = proj = None
@@ -173,7 +175,7 @@ def _plan(
 
 
 def _stream_all(
-    run: _Run, a: Side, b: Side, pairs: list[Pair], match_layers: set[int], gate: Gate
+    run: _Run, a: Side, b: Side, pairs: list[Pair], match_layers: set[int], gate: Gate | None
 ) -> list[PairAccumulator]:
     """Stream every pair on the pool (in A's on-disk order, the order the reader follows)."""
     args, progress = run.args, run.progress
@@ -208,6 +210,29 @@ def _stream_all(
     for i, acc in zip(order, done, strict=True):
         out[i] = acc
     return [acc for acc in out if acc is not None]
+
+
+def _remap(
+    run: _Run,
+    a: Side,
+    b: Side,
+    done: tuple[list[Pair], list[PairAccumulator], list[tuple[str, str, str]]],
+    a_to_b: dict[int, int],
+    old_match: set[int],
+) -> tuple[list[Pair], list[PairAccumulator], list[tuple[str, str, str]], set[int]]:
+    """Pairs through a new layer map; streams only the pairs (or match layers) that changed."""
+    old_pairs, old_accs, old_unmatched = done
+    pairs, unmatched = make_pairs(a, b, a_to_b)
+    unmatched += [u for u in old_unmatched if u[1] == "baseline"]
+    match = _pick_layers(sorted(a_to_b), run.args.match_layers) if old_match else set()
+    kept = {
+        (p.name_a, p.name_b, p.key.layer in old_match): acc
+        for p, acc in zip(old_pairs, old_accs, strict=True)
+    }
+    keys = [(p.name_a, p.name_b, p.key.layer in match) for p in pairs]
+    todo = [p for p, k in zip(pairs, keys, strict=True) if k not in kept]
+    new = iter(_stream_all(run, a, b, todo, match, None))
+    return pairs, [kept[k] if k in kept else next(new) for k in keys], unmatched, match
 
 
 def _disk_order(a: Side, pairs: list[Pair]) -> list[int]:
@@ -352,6 +377,12 @@ def run_audit(
             finally:
                 gate.close()
             _sample_all(run, sides)  # only what the stream missed
+            order = layer_order(a, b, args.seed, job.check)
+            if order is not None and order.reordered:  # pair B's layers where they went
+                a_to_b = order.a_to_b()
+                pairs, accs, unmatched, match_layers = _remap(
+                    run, a, b, (pairs, accs, unmatched), a_to_b, match_layers
+                )
             aligned = None
             if args.permutation_test and a_to_b:
                 job.report("aligning symmetries", 0.98)
@@ -359,6 +390,8 @@ def run_audit(
                 aligned = compare_aligned(a, b, a_to_b, layers, args.seed, job)
             shape_layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
             shapes = compare_shapes(a, b, a_to_b, unmatched, shape_layers, args.seed, job)
+            if order is not None and order.reordered:
+                shapes.add(order_findings(order))
             map_scores = _map_scores(a, b, a_to_b)
             job.report("summarizing", 0.99)
             streams = Streams(
