@@ -42,6 +42,7 @@ from companion.audit.remote_http import RemoteOptions
 from companion.audit.schemas import AuditInput, AuditResult, Reason
 from companion.audit.shapes import compare_shapes
 from companion.audit.summarize import Streams, summarize
+from companion.audit.vocab import vocab_maps
 from companion.digests import Digests
 from companion.jobs import Job
 from companion.manifest import InputFile, Manifest, sha256_file
@@ -384,12 +385,13 @@ def run_audit(
                     run, a, b, (pairs, accs, unmatched), a_to_b, match_layers
                 )
             aligned = None
+            vocab = vocab_maps(a, b, args.seed)  # rows paired once, for both comparisons
             if args.permutation_test and a_to_b:
                 job.report("aligning symmetries", 0.98)
                 layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
-                aligned = compare_aligned(a, b, a_to_b, layers, args.seed, job)
+                aligned = compare_aligned(a, b, a_to_b, layers, args.seed, job, vocab)
             shape_layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
-            shapes = compare_shapes(a, b, a_to_b, unmatched, shape_layers, args.seed, job)
+            shapes = compare_shapes(a, b, a_to_b, unmatched, shape_layers, args.seed, job, vocab)
             if order is not None and order.reordered:
                 shapes.add(order_findings(order))
             map_scores = _map_scores(a, b, a_to_b)
