@@ -78,6 +78,7 @@ def test_permuted_layers_are_derived_named_and_mapped(zoo: dict[str, Path]) -> N
     assert f["layers_moved"] == 4 and f["layers_b"] == 4 and f["map"] == "2->0,0->1,3->2,1->3"
     assert float(f["matched_pearson"]) > 0.99 and abs(float(f["in_order_pearson"])) < 0.1
     assert float(f["null_gain_mean"]) < 0.1 and float(f["z"]) >= 20
+    assert abs(float(f["null_matched_pearson"])) < 0.1  # the same map on unrelated weights
     assert {(p.a, p.b) for p in r.layer_map} == {(2, 0), (0, 1), (3, 2), (1, 3)}
     assert all((p.score or 0) > 0.99 for p in r.layer_map)
     layers = [t for t in r.per_tensor if t.layer is not None]
