@@ -64,16 +64,7 @@ def _profile(m: Model, layers: list[int], hidden: int, rows: Rows, seed: int, jo
     contribute their gain-folded column norms (inputs) or row norms (outputs).
     """
     prof = ProfileSketch(hidden, SKETCH, seed)
-    sources: list[str] = []
-    for role, slot in TABLES:
-        name, (ids, how) = m.name(role, slot, None), rows.get(role, (_NONE, ""))
-        if not ids.size or name is None or m.shape(name)[1:] != (hidden,):
-            continue
-        ok = True
-        for block in _id_blocks(m.side.ref(name), ids):
-            ok = ok and bool(np.isfinite(block).all())
-            prof.add(np.nan_to_num(block).T)
-        sources.append(f"{role} ({ids.size} {how})" + ("" if ok else ", non-finite zeroed"))
+    sources = _tables(prof, m, hidden, rows, TABLES)
     norms = [k for k in m.side.by_key if k.role == "norm" and k.expert is None]
     for k in sorted(norms, key=lambda k: (k.layer or -1, k.slot, k.param)):
         g = m.vector(k.role, k.slot, k.layer, k.param)
@@ -91,6 +82,44 @@ def _profile(m: Model, layers: list[int], hidden: int, rows: Rows, seed: int, jo
             if name is not None and m.shape(name)[0] == hidden and (s := m.scan(role, layer)):
                 prof.add(np.sqrt(s.row_sq)[:, None])
     return Profile(prof.acc, prof.count, ", ".join(sources))
+
+
+def _tables(
+    prof: ProfileSketch, m: Model, hidden: int, rows: Rows, tables: tuple[tuple[str, str], ...]
+) -> list[str]:
+    """Add the paired rows of the embedding tables to a profile; their descriptions."""
+    sources = []
+    for role, slot in tables:
+        name, (ids, how) = m.name(role, slot, None), rows.get(role, (_NONE, ""))
+        if not ids.size or name is None or m.shape(name)[1:] != (hidden,):
+            continue
+        ok = True
+        for block in _id_blocks(m.side.ref(name), ids):
+            ok = ok and bool(np.isfinite(block).all())
+            prof.add(np.nan_to_num(block).T)
+        sources.append(f"{role} ({ids.size} {how})" + ("" if ok else ", non-finite zeroed"))
+    return sources
+
+
+def embedding_perm(
+    a_side: Side, b_side: Side, vocab: VocabMaps | None, seed: int, check: Callable[[], None]
+) -> Array | None:
+    """B's hidden order from the paired token-embedding rows alone (no layer involved), when
+    its calibrated test beats every draw by ALIGNED_Z and it moves dims; else None."""
+    a, b = Model(a_side), Model(b_side)
+    hidden = _hidden_size(a)
+    if hidden is None or hidden != _hidden_size(b):
+        return None
+    rows_a, rows_b = _paired_rows(a, b, vocab)
+    pa, pb = ProfileSketch(hidden, SKETCH, seed), ProfileSketch(hidden, SKETCH, seed)
+    _tables(pa, a, hidden, rows_a, TABLES[:1])
+    _tables(pb, b, hidden, rows_b, TABLES[:1])
+    if pa.count < EMB_ENOUGH or pa.count != pb.count:
+        return None
+    h = align_hidden(pa.acc, pb.acc, "embedding", DRAWS, seed, ASSIGN, check, True, TEST_DIMS)
+    if h is None or not h.moved or h.test.z < ALIGNED_Z:
+        return None
+    return h.perm if h.test.observed > float(h.test.null.max()) else None
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from companion.audit.aligned import compare_aligned
 from companion.audit.alignment import map_layers, role_filter
 from companion.audit.checkpoint import Checkpoint
 from companion.audit.kernel import stream_pair
+from companion.audit.layerorder import find_order
 from companion.audit.layerorder import findings as order_findings
-from companion.audit.layerorder import layer_order
 from companion.audit.matching import projection
 from companion.audit.metrics import (
     PairAccumulator,
@@ -378,14 +378,14 @@ def run_audit(
             finally:
                 gate.close()
             _sample_all(run, sides)  # only what the stream missed
-            order = layer_order(a, b, args.seed, job.check)
+            vocab = vocab_maps(a, b, args.seed)  # rows paired once, for every comparison
+            order = find_order(a, b, vocab, args.seed, job.check)
             if order is not None and order.reordered:  # pair B's layers where they went
                 a_to_b = order.a_to_b()
                 pairs, accs, unmatched, match_layers = _remap(
                     run, a, b, (pairs, accs, unmatched), a_to_b, match_layers
                 )
             aligned = None
-            vocab = vocab_maps(a, b, args.seed)  # rows paired once, for both comparisons
             if args.permutation_test and a_to_b:
                 job.report("aligning symmetries", 0.98)
                 layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))

@@ -10,22 +10,28 @@ vector per site shared by every B layer, which keeps each tensor's scale pattern
 cross-layer structure and cuts only the link to A (under independence the observation and
 the draws are exchangeable). The map departs from the in-order one only when the free map
 puts A's layers out of order and its gain beats every draw by Z_DECISIVE null sd.
+
+A hidden-dimension permutation makes every element-wise score noise; then (find_order) the
+test runs again on the per-layer norm gains read in A's hidden order, recovered from the
+token embedding alone (aligned.embedding_perm), so no layer's order enters that permutation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from companion.audit.aligned import embedding_perm
 from companion.audit.alignment import map_layers
 from companion.audit.hidden import Calibrated, null_draws
 from companion.audit.matching import Z_DECISIVE, assignment
 from companion.audit.pairing import Side, shared_sites
 from companion.audit.rowstats import Findings
 from companion.audit.schemas import Derivation, Reason
+from companion.audit.vocab import VocabMaps
 
 Array = np.ndarray[Any, Any]
 SUB = 4096  # sample elements per tensor in the similarity (observation and null alike)
@@ -33,6 +39,7 @@ MAX_SITES = 16  # sites used (dense ones first): a many-expert MoE would have hu
 BUDGET = 1 << 22  # float32 elements per side over every site and layer (16 MB)
 DRAWS = 19
 _SIGNS = np.array([-1.0, 1.0], np.float32)
+HIDDEN_ORDER = "norm gains in A's hidden order (recovered from the embedding)"
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class LayerOrder:
     order_mean: float
     null_free_mean: float  # the free map's mean matched similarity on unrelated weights
     test: Calibrated
+    scored_by: str = "samples"
 
     @property
     def moved(self) -> int:
@@ -91,14 +99,21 @@ def _standard(x: Array) -> tuple[Array, bool]:
 
 
 def _rows(
-    side: Side, site: Any, layers: list[int], shape: tuple[int, ...], sub: int
+    side: Side,
+    site: Any,
+    layers: list[int],
+    shape: tuple[int, ...],
+    sub: int,
+    perm: Array | None = None,
 ) -> tuple[Array, Array] | None:
-    """A side's standardized samples of one site and shape (see `stack`)."""
+    """A side's standardized samples of one site and shape (see `stack`); with `perm`, the
+    whole vectors read in that hidden order."""
     rows: list[Array | None] = []
     for layer in layers:
         name = side.at(site, layer)
         ok = name is not None and name in side.samples and side.ref(name).info.shape == shape
-        rows.append(side.samples[name] if ok and name is not None else None)
+        x = side.samples[name] if ok and name is not None else None
+        rows.append(x if perm is None or x is None else x[perm])
     return stack(rows, sub)
 
 
@@ -118,19 +133,25 @@ def stack(rows: list[Array | None], sub: int = SUB) -> tuple[Array, Array] | Non
     return z, present
 
 
-def collect(a: Side, b: Side) -> tuple[list[int], list[int], list[Site]]:
+def collect(a: Side, b: Side, perm: Array | None = None) -> tuple[list[int], list[int], list[Site]]:
     """Both sides' layers and standardized samples of the shared per-layer sites (at most
-    MAX_SITES, non-expert first; fewer elements each when the layers are many: BUDGET)."""
+    MAX_SITES, non-expert first; fewer elements each when the layers are many: BUDGET).
+
+    With a hidden permutation `perm` (B's dims in A's order), only the per-layer vectors
+    over the hidden dims (norm gains, whole in the samples) are used, B's in A's order."""
     la, lb = a.layers(), b.layers()
     candidates = []
     for site in sorted(shared_sites(a, b), key=lambda s: (s[2] is not None, str(s))):
         shapes = {a.ref(n).info.shape for layer in la if (n := a.at(site, layer)) is not None}
-        candidates += [(site, shape) for shape in sorted(shapes)]
+        keep = (lambda shape: True) if perm is None else (lambda shape: shape == perm.shape)
+        candidates += [(site, shape) for shape in sorted(shapes) if keep(shape)]
     candidates = candidates[:MAX_SITES]
     sub = max(256, min(SUB, BUDGET // max(len(candidates) * max(len(la), len(lb)), 1)))
+    if perm is not None:
+        sub = max(sub, perm.size)  # whole vectors: a hidden order needs every dim
     sites: list[Site] = []
     for site, shape in candidates:
-        sa, sb = _rows(a, site, la, shape, sub), _rows(b, site, lb, shape, sub)
+        sa, sb = _rows(a, site, la, shape, sub), _rows(b, site, lb, shape, sub, perm)
         if sa is None or sb is None or sa[0].shape[1] != sb[0].shape[1]:
             continue
         if sa[1].any() and sb[1].any():
@@ -214,15 +235,32 @@ def order_test(
     return LayerOrder(la, lb, free, order, m_free, m_order, float(np.mean(matched)), test)
 
 
-def layer_order(a: Side, b: Side, seed: int, check: Callable[[], None]) -> LayerOrder | None:
+def find_order(
+    a: Side, b: Side, vocab: VocabMaps, seed: int, check: Callable[[], None]
+) -> LayerOrder | None:
+    """The layer-order test on the samples; when that finds no order, and B's hidden dims
+    are permuted (found from the embedding alone), again on the norm gains in A's order."""
+    plain = layer_order(a, b, seed, check)
+    if plain is None or plain.reordered:
+        return plain
+    perm = embedding_perm(a, b, vocab, seed, check)
+    if perm is None:
+        return plain
+    return layer_order(a, b, seed, check, perm) or plain
+
+
+def layer_order(
+    a: Side, b: Side, seed: int, check: Callable[[], None], perm: Array | None = None
+) -> LayerOrder | None:
     """Test B's layer order against A's from the samples; None when the free map keeps order."""
-    la, lb, sites = collect(a, b)
+    la, lb, sites = collect(a, b, perm)
     if len(lb) < 2 or not la or not sites:
         return None
     free = free_map(scores(sites))
     if not out_of_order(free, len(lb) > len(la)):
         return None  # no reordering to test: the in-order map stands
-    return order_test(sites, la, lb, seed, check)
+    o = order_test(sites, la, lb, seed, check)
+    return o if perm is None else replace(o, scored_by=HIDDEN_ORDER)
 
 
 def findings(o: LayerOrder) -> Findings:
@@ -232,9 +270,10 @@ def findings(o: LayerOrder) -> Findings:
     null = f"{float(t.null.mean()):.3f}±{float(t.null.std()):.3f}"
     text = (
         f"layer map: B's layers are A's in another order ({o.moved} of {len(o.layers_b)} moved; "
-        f"A->B {pairs}): mean matched layer Pearson {o.free_mean:.3f} (unrelated weights: "
-        f"{o.null_free_mean:.3f}) against {o.order_mean:.3f} in order; gain {t.observed:.3f} vs "
-        f"null {null} (z {t.z:.1f}, p {t.p:.3f}, {t.null.size} draws)."
+        f"A->B {pairs}; scored by {o.scored_by}): mean matched layer Pearson "
+        f"{o.free_mean:.3f} (unrelated weights: {o.null_free_mean:.3f}) against "
+        f"{o.order_mean:.3f} in order; gain {t.observed:.3f} vs null {null} "
+        f"(z {t.z:.1f}, p {t.p:.3f}, {t.null.size} draws)."
     )
     reason = Reason(
         kind="layer_order",
@@ -253,6 +292,7 @@ def findings(o: LayerOrder) -> Findings:
             "layers_b": len(o.layers_b),
             "layers_a": len(o.layers_a),
             "map": pairs,
+            "scored_by": o.scored_by,
             "matched_pearson": round(o.free_mean, 4),
             "in_order_pearson": round(o.order_mean, 4),
             "null_matched_pearson": round(o.null_free_mean, 4),

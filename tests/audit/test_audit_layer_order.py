@@ -38,6 +38,14 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ):
         x, s = synth_shapes.layers_reordered(weights, SPEC, order)
         out[name] = synth.save(root / name.replace(" ", "_"), x, s)
+    small = synth.finetune(w, seed=1, update=0.1, noise=0.1)
+    x, s = synth_shapes.layers_reordered(synth.hidden_permuted(small), SPEC, [2, 0, 3, 1])
+    out["hidden perm + reordered"] = synth.save(root / "hidden_reordered", x, s)
+    out["hidden perm"] = synth.save(root / "hidden", synth.hidden_permuted(small), SPEC)
+    x, s = synth_shapes.layers_reordered(
+        synth.hidden_permuted(synth.base(SPEC, 105)), SPEC, [3, 2, 1, 0]
+    )
+    out["ind105 hidden perm + reordered"] = synth.save(root / "ind105", x, s)
     x, s = synth_shapes.depth_upscaled(ft, SPEC, [0, 1, 2, 1, 2, 3])
     out["solar"] = synth.save(root / "solar", x, s)
     out["ft"] = synth.save(root / "ft", ft, SPEC)
@@ -130,7 +138,35 @@ def test_fine_tune_in_order_is_not_reordered(zoo: dict[str, Path]) -> None:
     assert [(p.a, p.b) for p in r.layer_map] == [(k, k) for k in range(4)]
 
 
-@pytest.mark.parametrize("name", ["ind100", "ind101", "ind102", "ind103 permuted", "ind104 pruned"])
+def test_reordered_under_a_hidden_permutation(zoo: dict[str, Path]) -> None:
+    """Element-wise scores are noise there: the norm gains in A's hidden order (recovered
+    from the embedding, which no layer touches) give the map."""
+    r = audit(zoo["base"], zoo["hidden perm + reordered"])
+    assert r.verdict == "derived"
+    f = kind(r, "layers_reordered").figures
+    assert f["map"] == "2->0,0->1,3->2,1->3" and "hidden order" in str(f["scored_by"])
+    assert {"permuted", "fine_tune"} <= kinds(r)
+    assert r.aligned is not None and r.aligned.related
+
+
+def test_hidden_permutation_in_order_is_not_reordered(zoo: dict[str, Path]) -> None:
+    r = audit(zoo["base"], zoo["hidden perm"])
+    assert r.verdict == "derived" and "permuted" in kinds(r)
+    assert "layers_reordered" not in kinds(r)
+    assert [(p.a, p.b) for p in r.layer_map] == [(k, k) for k in range(4)]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ind100",
+        "ind101",
+        "ind102",
+        "ind103 permuted",
+        "ind104 pruned",
+        "ind105 hidden perm + reordered",
+    ],
+)
 def test_independent_pairs_are_neither_reordered_nor_derived(
     zoo: dict[str, Path], name: str
 ) -> None:
