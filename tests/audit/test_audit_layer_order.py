@@ -42,6 +42,8 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     x, s = synth_shapes.layers_reordered(synth.hidden_permuted(small), SPEC, [2, 0, 3, 1])
     out["hidden perm + reordered"] = synth.save(root / "hidden_reordered", x, s)
     out["hidden perm"] = synth.save(root / "hidden", synth.hidden_permuted(small), SPEC)
+    x, s = synth_shapes.layers_reordered(synth.permuted(small, SPEC), SPEC, [3, 1, 0, 2])
+    out["units perm + reordered"] = synth.save(root / "units_reordered", x, s)
     x, s = synth_shapes.layers_reordered(
         synth.hidden_permuted(synth.base(SPEC, 105)), SPEC, [3, 2, 1, 0]
     )
@@ -147,6 +149,15 @@ def test_reordered_under_a_hidden_permutation(zoo: dict[str, Path]) -> None:
     assert f["map"] == "2->0,0->1,3->2,1->3" and "hidden order" in str(f["scored_by"])
     assert {"permuted", "fine_tune"} <= kinds(r)
     assert r.aligned is not None and r.aligned.related
+
+
+def test_reordered_with_units_and_heads_permuted(zoo: dict[str, Path]) -> None:
+    """Units and heads permuted inside each layer: the norm gains still carry the map."""
+    r = audit(zoo["base"], zoo["units perm + reordered"])
+    assert r.verdict == "derived"
+    f = kind(r, "layers_reordered").figures
+    assert f["map"] == "3->0,1->1,0->2,2->3" and f["layers_moved"] == 3
+    assert f["scored_by"] == "samples" and "permuted" in kinds(r)
 
 
 def test_hidden_permutation_in_order_is_not_reordered(zoo: dict[str, Path]) -> None:
