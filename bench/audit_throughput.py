@@ -21,7 +21,8 @@ lot). After those rows (`--no-formats` skips them), labelled:
      go through the rotary re-ordering; written by bench/audit_formats.py);
   6. "remote (loopback)": (2) on the pair served by Range from a loopback HTTP server on
      127.0.0.1, with an empty range cache (every tensor byte fetched), and "remote, range
-     cache" repeating it with that cache (nothing fetched): the ceiling is the server's rate.
+     cache" repeating it with that cache (nothing fetched): the ceiling is the server's rate,
+     measured in the same run as "loopback GET (ceiling)" (both files by plain GETs).
 `--rss-sweep 1024,4096` then runs (2) at each size to show that peak RSS stays flat.
 Prints ratios; asserts nothing. Wall times include interpreter start-up work inside the timed
 call (imports of torch or of companion); "engine s" is the audit's own reported time.
@@ -128,6 +129,19 @@ def run_numpy(a: Path, b: Path) -> None:
         float(x @ y / np.sqrt((x @ x) * (y @ y)))
 
 
+def plain_get(a: str, b: str) -> None:
+    """The loopback server's own rate: both files streamed by plain GETs (the remote rows'
+    ceiling), read in 1 MB pieces and dropped."""
+    import httpx
+
+    with httpx.Client(timeout=60) as client:
+        for url in (a, b):
+            with client.stream("GET", url) as r:
+                r.raise_for_status()
+                for _ in r.iter_raw(1 << 20):
+                    pass
+
+
 def run_companion(
     a: Path | str, b: Path | str, baselines: bool, permutation: bool = False, digests: bool = True
 ) -> float:
@@ -182,6 +196,7 @@ def child(mode: str, a: Path | str, b: Path | str, **env: str) -> dict[str, floa
             f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), True, True, True)"
         ),
         "remote": f"m.run_companion({str(a)!r}, {str(b)!r}, False)",
+        "get": f"m.plain_get({str(a)!r}, {str(b)!r})",
     }[mode]
     home = env.pop("COMPANION_HOME", None) or str(Path(a).parent.parent / "home")
     env = dict(os.environ, COMPANION_HOME=home, **env)
@@ -282,6 +297,9 @@ def format_rows(
     with serve_files(root) as base:
         urls = [f"{base}/{p.relative_to(root)}" for p in (a, b)]
         for i in range(repeats):
+            warm(a, b)
+            ceiling = child("get", *urls, COMPANION_HOME=home)
+            runs.setdefault("loopback GET (ceiling)", []).append(ceiling)
             cache = root / f"range-cache-{i}"
             env = {"COMPANION_HOME": home, "COMPANION_REMOTE_CACHE_DIR": str(cache)}
             warm(a, b)

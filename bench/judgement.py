@@ -44,6 +44,11 @@ def zoo(root: Path) -> list[tuple[str, Path, Path, bool]]:
         "hidden permuted (ft)": (synth.hidden_permuted(small), spec),
         "all permuted (ft)": (synth.hidden_permuted(synth.permuted(small, spec), seed=9), spec),
         "hidden perm + rescale": (synth.hidden_permuted(synth.rescaled(small, spec)), spec),
+        "layers permuted": synth_shapes.layers_reordered(w, spec, [2, 0, 3, 1]),
+        "layers permuted (ft)": synth_shapes.layers_reordered(small, spec, [1, 3, 0, 2]),
+        "hidden perm + layers": synth_shapes.layers_reordered(
+            synth.hidden_permuted(small), spec, [2, 0, 3, 1]
+        ),
     }
     a = synth.save(root / "base", w, spec)
     out = [

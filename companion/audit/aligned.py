@@ -10,7 +10,7 @@ test has a calibrated null (see hidden.py) and layers are combined by Stouffer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from math import sqrt
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from companion.audit.checkpoint import TensorRef
 from companion.audit.heads import head_test
 from companion.audit.hidden import (
     SKETCH,
@@ -30,19 +31,14 @@ from companion.audit.hidden import (
     stouffer,
 )
 from companion.audit.pairing import Side
+from companion.audit.rowstats import read_row_set
 from companion.audit.schemas import (
     AlignedEvidence,
     DeltaStat,
     HiddenEvidence,
     MatchSummary,
 )
-from companion.audit.sketch import (
-    WHOLE,
-    ProfileSketch,
-    keep_budget,
-    read_whole,
-    row_blocks,
-)
+from companion.audit.sketch import CHUNK, WHOLE, ProfileSketch, keep_budget, read_whole
 from companion.audit.symview import (
     ALIGNED_Z,
     ASSIGN,
@@ -56,25 +52,20 @@ from companion.audit.symview import (
     Model,
     residual_inputs,
 )
+from companion.audit.vocab import TABLES, VocabMaps
+
+Rows = dict[str, tuple[Array, str]]  # table role -> (row ids of one side, how they were paired)
+_NONE = np.empty(0, dtype=np.int64)
 
 
-def _profile(m: Model, layers: list[int], hidden: int, shared: int, seed: int, job: Any) -> Profile:
+def _profile(m: Model, layers: list[int], hidden: int, rows: Rows, seed: int, job: Any) -> Profile:
     """Per hidden dim, a sketch of everything that touches the residual stream.
 
-    Embedding rows stream in blocks; projections contribute their gain-folded column
-    norms (inputs) or row norms (outputs), accumulated block by block.
+    Embedding rows (the paired rows `rows` gives this side) stream in blocks; projections
+    contribute their gain-folded column norms (inputs) or row norms (outputs).
     """
     prof = ProfileSketch(hidden, SKETCH, seed)
-    sources: list[str] = []
-    for role, slot in (("embedding", "tok"), ("lm_head", "lm_head")):
-        name = m.name(role, slot, None)
-        if not shared or name is None or m.shape(name)[1:] != (hidden,):
-            continue
-        ok = True
-        for _, block in row_blocks(m.side.ref(name), name, shared):
-            ok = ok and bool(np.isfinite(block).all())
-            prof.add(np.nan_to_num(block).T)
-        sources.append(f"{role} ({shared} shared rows)" + ("" if ok else ", non-finite zeroed"))
+    sources = _tables(prof, m, hidden, rows, TABLES)
     norms = [k for k in m.side.by_key if k.role == "norm" and k.expert is None]
     for k in sorted(norms, key=lambda k: (k.layer or -1, k.slot, k.param)):
         g = m.vector(k.role, k.slot, k.layer, k.param)
@@ -92,6 +83,44 @@ def _profile(m: Model, layers: list[int], hidden: int, shared: int, seed: int, j
             if name is not None and m.shape(name)[0] == hidden and (s := m.scan(role, layer)):
                 prof.add(np.sqrt(s.row_sq)[:, None])
     return Profile(prof.acc, prof.count, ", ".join(sources))
+
+
+def _tables(
+    prof: ProfileSketch, m: Model, hidden: int, rows: Rows, tables: tuple[tuple[str, str], ...]
+) -> list[str]:
+    """Add the paired rows of the embedding tables to a profile; their descriptions."""
+    sources = []
+    for role, slot in tables:
+        name, (ids, how) = m.name(role, slot, None), rows.get(role, (_NONE, ""))
+        if not ids.size or name is None or m.shape(name)[1:] != (hidden,):
+            continue
+        ok = True
+        for block in _id_blocks(m.side.ref(name), ids):
+            ok = ok and bool(np.isfinite(block).all())
+            prof.add(np.nan_to_num(block).T)
+        sources.append(f"{role} ({ids.size} {how})" + ("" if ok else ", non-finite zeroed"))
+    return sources
+
+
+def embedding_perm(
+    a_side: Side, b_side: Side, vocab: VocabMaps | None, seed: int, check: Callable[[], None]
+) -> Array | None:
+    """B's hidden order from the paired token-embedding rows alone (no layer involved), when
+    its calibrated test beats every draw by ALIGNED_Z and it moves dims; else None."""
+    a, b = Model(a_side), Model(b_side)
+    hidden = _hidden_size(a)
+    if hidden is None or hidden != _hidden_size(b):
+        return None
+    rows_a, rows_b = _paired_rows(a, b, vocab)
+    pa, pb = ProfileSketch(hidden, SKETCH, seed), ProfileSketch(hidden, SKETCH, seed)
+    _tables(pa, a, hidden, rows_a, TABLES[:1])
+    _tables(pb, b, hidden, rows_b, TABLES[:1])
+    if pa.count < EMB_ENOUGH or pa.count != pb.count:
+        return None
+    h = align_hidden(pa.acc, pb.acc, "embedding", DRAWS, seed, ASSIGN, check, True, TEST_DIMS)
+    if h is None or not h.moved or h.test.z < ALIGNED_Z:
+        return None
+    return h.perm if h.test.observed > float(h.test.null.max()) else None
 
 
 @dataclass(frozen=True)
@@ -126,12 +155,32 @@ def _shape(m: Model, role: str, slot: str, layer: int | None, axis: int) -> int 
     return int(shape[axis]) if len(shape) > axis else None
 
 
-def _shared_rows(a: Model, b: Model) -> int:
-    """How many leading embedding rows both models have (vocabularies by ID)."""
-    na, nb = a.name("embedding", "tok", None), b.name("embedding", "tok", None)
-    if na is None or nb is None:
-        return 0
-    return min(a.side.ref(na).info.shape[0], b.side.ref(nb).info.shape[0], EMB_ROWS)
+def _paired_rows(a: Model, b: Model, vocab: VocabMaps | None) -> tuple[Rows, Rows]:
+    """Each table's rows for the profile, paired as the vocabulary alignment paired them
+    (by token string or shifted ID), else the leading rows by ID; at most EMB_ROWS."""
+    rows_a: Rows = {}
+    rows_b: Rows = {}
+    for role, slot in TABLES:
+        na, nb = a.name(role, slot, None), b.name(role, slot, None)
+        if na is None or nb is None:
+            continue
+        m = vocab.rows(role) if vocab is not None else None
+        if m is None:
+            n = min(a.shape(na)[0], b.shape(nb)[0], EMB_ROWS)
+            ids_a = ids_b = np.arange(n, dtype=np.int64)
+            how = "shared rows"
+        else:
+            ids_a, ids_b = m.ids_a[:EMB_ROWS], m.ids_b[:EMB_ROWS]
+            how = f"shared rows paired by {m.source.split(' (')[0]}"
+        rows_a[role], rows_b[role] = (ids_a, how), (ids_b, how)
+    return rows_a, rows_b
+
+
+def _id_blocks(ref: TensorRef, ids: Array) -> Iterator[Array]:
+    """The given rows of a 2-D tensor in float32, CHUNK elements at a time, in `ids` order."""
+    step = max(1, CHUNK // max(int(ref.info.shape[1]), 1))
+    for start in range(0, ids.size, step):
+        yield read_row_set(ref, ids[start : start + step])
 
 
 def _mlp_names(m: Model, layer: int, hidden: int) -> bool:
@@ -276,21 +325,30 @@ def _deltas(a: Model, b: Model, la: int, lb: int, perm: Array) -> list[DeltaStat
 
 
 def compare_aligned(
-    a_side: Side, b_side: Side, a_to_b: dict[int, int], layers: list[int], seed: int, job: Any
+    a_side: Side,
+    b_side: Side,
+    a_to_b: dict[int, int],
+    layers: list[int],
+    seed: int,
+    job: Any,
+    vocab: VocabMaps | None = None,
 ) -> AlignedEvidence | None:
-    """Align B to A and run the calibrated unit and head tests on `layers`."""
+    """Align B to A and run the calibrated unit and head tests on `layers`.
+
+    `vocab` pairs embedding rows when the vocabularies differ (None: rows by ID)."""
     a, b = Model(a_side), Model(b_side)
     hidden = _hidden_size(a)
     if hidden is None or hidden != _hidden_size(b):
         return None
-    shared = _shared_rows(a, b)
+    rows_a, rows_b = _paired_rows(a, b, vocab)
+    shared = rows_a.get("embedding", (_NONE, ""))[0].size
     # many shared embedding rows carry the hidden order; projections then add one layer
     prof_layers = layers[:1] if shared >= EMB_ENOUGH else layers
     # the two sides' profiles are independent reads and sketches: one runs on a second thread
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-profile") as ex:
         layers_b = [a_to_b[la] for la in prof_layers]
-        later = ex.submit(_profile, b, layers_b, hidden, shared, seed, job)
-        pa = _profile(a, prof_layers, hidden, shared, seed, job)
+        later = ex.submit(_profile, b, layers_b, hidden, rows_b, seed, job)
+        pa = _profile(a, prof_layers, hidden, rows_a, seed, job)
         pb = later.result()
     h = None
     if pa.features == pb.features and pa.features >= 2:

@@ -18,6 +18,8 @@ from companion.audit.aligned import compare_aligned
 from companion.audit.alignment import map_layers, role_filter
 from companion.audit.checkpoint import Checkpoint
 from companion.audit.kernel import stream_pair
+from companion.audit.layerorder import find_order
+from companion.audit.layerorder import findings as order_findings
 from companion.audit.matching import projection
 from companion.audit.metrics import (
     PairAccumulator,
@@ -40,6 +42,7 @@ from companion.audit.remote_http import RemoteOptions
 from companion.audit.schemas import AuditInput, AuditResult, Reason
 from companion.audit.shapes import compare_shapes
 from companion.audit.summarize import Streams, summarize
+from companion.audit.vocab import vocab_maps
 from companion.digests import Digests
 from companion.jobs import Job
 from companion.manifest import InputFile, Manifest, sha256_file
@@ -152,7 +155,7 @@ _FOLD = {
 
 
 def _plan(
-    a: Side, b: Side, pair: Pair, match_layers: set[int], args: AuditInput, gate: Gate
+    a: Side, b: Side, pair: Pair, match_layers: set[int], args: AuditInput, gate: Gate | None
 ) -> StreamPlan:
     """Decide folding and projection for one pair."""
     gain_a = gain_b = proj = None
@@ -173,7 +176,7 @@ def _plan(
 
 
 def _stream_all(
-    run: _Run, a: Side, b: Side, pairs: list[Pair], match_layers: set[int], gate: Gate
+    run: _Run, a: Side, b: Side, pairs: list[Pair], match_layers: set[int], gate: Gate | None
 ) -> list[PairAccumulator]:
     """Stream every pair on the pool (in A's on-disk order, the order the reader follows)."""
     args, progress = run.args, run.progress
@@ -208,6 +211,29 @@ def _stream_all(
     for i, acc in zip(order, done, strict=True):
         out[i] = acc
     return [acc for acc in out if acc is not None]
+
+
+def _remap(
+    run: _Run,
+    a: Side,
+    b: Side,
+    done: tuple[list[Pair], list[PairAccumulator], list[tuple[str, str, str]]],
+    a_to_b: dict[int, int],
+    old_match: set[int],
+) -> tuple[list[Pair], list[PairAccumulator], list[tuple[str, str, str]], set[int]]:
+    """Pairs through a new layer map; streams only the pairs (or match layers) that changed."""
+    old_pairs, old_accs, old_unmatched = done
+    pairs, unmatched = make_pairs(a, b, a_to_b)
+    unmatched += [u for u in old_unmatched if u[1] == "baseline"]
+    match = _pick_layers(sorted(a_to_b), run.args.match_layers) if old_match else set()
+    kept = {
+        (p.name_a, p.name_b, p.key.layer in old_match): acc
+        for p, acc in zip(old_pairs, old_accs, strict=True)
+    }
+    keys = [(p.name_a, p.name_b, p.key.layer in match) for p in pairs]
+    todo = [p for p, k in zip(pairs, keys, strict=True) if k not in kept]
+    new = iter(_stream_all(run, a, b, todo, match, None))
+    return pairs, [kept[k] if k in kept else next(new) for k in keys], unmatched, match
 
 
 def _disk_order(a: Side, pairs: list[Pair]) -> list[int]:
@@ -352,13 +378,22 @@ def run_audit(
             finally:
                 gate.close()
             _sample_all(run, sides)  # only what the stream missed
+            vocab = vocab_maps(a, b, args.seed)  # rows paired once, for every comparison
+            order = find_order(a, b, vocab, args.seed, job.check)
+            if order is not None and order.reordered:  # pair B's layers where they went
+                a_to_b = order.a_to_b()
+                pairs, accs, unmatched, match_layers = _remap(
+                    run, a, b, (pairs, accs, unmatched), a_to_b, match_layers
+                )
             aligned = None
             if args.permutation_test and a_to_b:
                 job.report("aligning symmetries", 0.98)
                 layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
-                aligned = compare_aligned(a, b, a_to_b, layers, args.seed, job)
+                aligned = compare_aligned(a, b, a_to_b, layers, args.seed, job, vocab)
             shape_layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
-            shapes = compare_shapes(a, b, a_to_b, unmatched, shape_layers, args.seed, job)
+            shapes = compare_shapes(a, b, a_to_b, unmatched, shape_layers, args.seed, job, vocab)
+            if order is not None and order.reordered:
+                shapes.add(order_findings(order))
             map_scores = _map_scores(a, b, a_to_b)
             job.report("summarizing", 0.99)
             streams = Streams(

@@ -15,7 +15,7 @@ from companion.audit.pairing import Side
 from companion.audit.rowstats import Findings
 from companion.audit.schemas import Derivation, Reason
 from companion.audit.upcycle import compare_upcycle
-from companion.audit.vocab import compare_vocab
+from companion.audit.vocab import VocabMaps, compare_vocab
 from companion.audit.width import compare_width
 
 _NEXT = {
@@ -82,11 +82,12 @@ def compare_shapes(
     layers: list[int],
     seed: int,
     job: Any,
+    vocab: VocabMaps | None = None,
 ) -> Findings:
     """Run every shape alignment that applies; add the not-comparable reasons."""
     out = Findings()
     job.check()
-    out.add(compare_vocab(a, b, seed))
+    out.add(compare_vocab(a, b, seed, vocab))
     out.add(compare_width(a, b, a_to_b, layers, seed, job))
     out.add(compare_upcycle(a, b, a_to_b, layers, seed, job))
     said = {r.role for r in out.reasons if r.kind == "not_comparable" and r.role}  # specific

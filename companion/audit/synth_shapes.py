@@ -60,6 +60,14 @@ def depth_upscaled(w: Weights, spec: Spec, order: list[int]) -> tuple[Weights, S
     return out, replace(spec, layers=len(order))
 
 
+def layers_reordered(w: Weights, spec: Spec, order: list[int]) -> tuple[Weights, Spec]:
+    """B's layer k is A's layer order[k]: a permutation of the layers, or (shorter) pruned and
+    reordered. An evasion: compared layer i against layer i, B looks unrelated."""
+    if len(set(order)) != len(order):
+        raise ValueError("a reordering uses each layer once (depth_upscaled repeats them)")
+    return depth_upscaled(w, spec, order)
+
+
 def vocab_extended(w: Weights, spec: Spec, new: int, seed: int = 12) -> tuple[Weights, Spec]:
     """New token rows appended to the embedding and lm_head (A's rows kept at their IDs)."""
     rng = np.random.default_rng(seed)
@@ -300,6 +308,14 @@ def _derived(root: Path, w: Weights, spec: Spec) -> dict[str, Path]:
     x, s = depth_upscaled(ft, spec, layers[:-1] + layers[1:])
     out["depth up-scaled"] = save(root / "depth_upscaled", x, s)
     out["noise added"] = save(root / "noise_added", noise_added(w), spec)
+    x, s = layers_reordered(ft, spec, layers[::-1])
+    out["layers reordered"] = save(root / "layers_reordered", x, s)
+    x, s = layers_reordered(ft, spec, [layers[-1], *layers[:-2]])  # one dropped, one moved
+    out["pruned + reordered"] = save(root / "pruned_reordered", x, s)
+    x, order = vocab_reordered(ft, spec)
+    x, s = vocab_extended(x, spec, 16)
+    out["vocab reordered + extended"] = save(root / "vocab_reordered_ext", x, s)
+    write_tokenizer(out["vocab reordered + extended"], {**order, **_new_tokens(spec.vocab, 16)})
     return out
 
 
@@ -329,6 +345,11 @@ def _independent(root: Path, spec: Spec, seed: int) -> dict[str, Path]:
     out["indep. moe"] = save_with(root / "ind_moe", x, spec, cfg)
     x, cfg = upcycled_split(w, spec, 4)
     out["indep. moe fine-grained"] = save_with(root / "ind_moe_split", x, spec, cfg)
+    x, s = layers_reordered(w, spec, list(range(spec.layers))[::-1])
+    out["indep. layers reordered"] = save(root / "ind_layers", x, s)
+    x, order = vocab_reordered(w, spec)
+    out["indep. vocab reordered"] = save(root / "ind_vocab_reordered", x, spec)
+    write_tokenizer(out["indep. vocab reordered"], order)
     return out
 
 

@@ -141,6 +141,35 @@ def row_map(
     return by_id(a, b, name_a, name_b, seed) if na != nb else None
 
 
+@dataclass(frozen=True)
+class VocabMaps:
+    """Each table's names and row map (None: the same vocabulary), and the tokenizers read.
+
+    Computed once per audit: the shape comparison tests the paired rows, and the hidden
+    alignment reads its embedding features through the same pairing (aligned.py)."""
+
+    tables: dict[str, tuple[str, str, RowMap | None]]
+    inputs: frozenset[Path]
+
+    def rows(self, role: str) -> RowMap | None:
+        """The row map of a table (None when absent or the vocabulary is the same)."""
+        return self.tables[role][2] if role in self.tables else None
+
+
+def vocab_maps(a: Side, b: Side, seed: int) -> VocabMaps:
+    """Pair the rows of every table both sides have at the same width."""
+    tables: dict[str, tuple[str, str, RowMap | None]] = {}
+    inputs: set[Path] = set()
+    for role, slot in TABLES:
+        na, nb = _names(a, role, slot), _names(b, role, slot)
+        if na is None or nb is None:
+            continue
+        if a.ref(na).info.shape[1:] != b.ref(nb).info.shape[1:]:
+            continue  # hidden width changed: width.py compares the columns
+        tables[role] = (na, nb, row_map(a, b, na, nb, seed, inputs))
+    return VocabMaps(tables, frozenset(inputs))
+
+
 def _kinds(m: RowMap) -> list[str]:
     """The derivation kinds a row map shows."""
     kinds = ["vocabulary_extended"] if m.new else []
@@ -150,16 +179,12 @@ def _kinds(m: RowMap) -> list[str]:
     return kinds
 
 
-def compare_vocab(a: Side, b: Side, seed: int) -> Findings:
+def compare_vocab(a: Side, b: Side, seed: int, maps: VocabMaps | None = None) -> Findings:
     """Pair and compare embedding / lm_head rows when the vocabularies differ."""
     out = Findings()
-    for role, slot in TABLES:
-        na, nb = _names(a, role, slot), _names(b, role, slot)
-        if na is None or nb is None:
-            continue
-        if a.ref(na).info.shape[1:] != b.ref(nb).info.shape[1:]:
-            continue  # hidden width changed: width.py compares the columns
-        m = row_map(a, b, na, nb, seed, out.inputs)
+    maps = maps if maps is not None else vocab_maps(a, b, seed)
+    out.inputs |= maps.inputs
+    for role, (na, nb, m) in maps.tables.items():
         if m is None or not (m.new or m.dropped or m.moved):
             continue  # same vocabulary: the ordinary element-wise pair covers it
         t = _table_test(a, b, (na, nb), m, seed)

@@ -73,6 +73,7 @@ def test_vocabulary_reordered_rows_follow_the_tokenizer(shapes: dict[str, Path])
     assert abs(emb.metrics.pearson or 0) < 0.1  # row by row at the same ID: fooled
     f = kind(r, "vocabulary_reordered").figures
     assert f["moved_rows"] >= 250 and f["new_rows"] == 0 and float(f["row_pearson"]) > 0.9
+    kind(r, "fine_tune")  # the rows read through the token map: the delta is measured
 
 
 def test_vocabulary_shift_found_without_tokenizers(shapes: dict[str, Path]) -> None:
@@ -175,6 +176,8 @@ def test_depth_upscaled_solar_style(shapes: dict[str, Path]) -> None:
         "indep. hidden+ffn pruned",
         "indep. moe",
         "indep. moe fine-grained",
+        "indep. layers reordered",
+        "indep. vocab reordered",
     ],
 )
 def test_independent_models_with_changed_shapes_are_not_derived(
@@ -183,9 +186,11 @@ def test_independent_models_with_changed_shapes_are_not_derived(
     r = audit(shapes["base"], shapes[name])
     assert r.verdict != "derived", [x.statement for x in r.reasons[:3]]
     shape_kinds = {"vocabulary_extended", "width_pruned", "moe_upcycled", "vocabulary_reordered"}
+    shape_kinds |= {"layers_reordered", "fine_tune"}
     assert not shape_kinds & {d.kind for d in r.derivation}
     tests = [x for x in r.reasons if x.kind in ("vocabulary", "width", "upcycle")]
-    assert tests and all(x.strength == "info" for x in tests)  # compared, inside the null
+    if name != "indep. layers reordered":  # no shape changed there: nothing to align
+        assert tests and all(x.strength == "info" for x in tests)  # compared, inside the null
     if r.verdict == "inconclusive":  # nothing kept its shape: said so, with the next step
         assert r.reasons[0].kind == "shapes_only" and "Next step" in r.reasons[0].statement
 
@@ -194,6 +199,9 @@ CLI_KINDS = [
     ("vocab extended", "vocabulary_extended"),
     ("depth up-scaled", "depth_upscaled"),
     ("noise added", "noise_added"),
+    ("layers reordered", "layers_reordered"),
+    ("pruned + reordered", "depth_pruned"),
+    ("vocab reordered + extended", "vocabulary_extended"),
 ]
 
 
