@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
@@ -17,16 +15,9 @@ from companion.audit.adapter_merge import open_source
 from companion.audit.aligned import compare_aligned
 from companion.audit.alignment import map_layers, role_filter
 from companion.audit.checkpoint import Checkpoint
-from companion.audit.kernel import stream_pair
 from companion.audit.layerorder import find_order
 from companion.audit.layerorder import findings as order_findings
-from companion.audit.matching import projection
-from companion.audit.metrics import (
-    PairAccumulator,
-    StreamPlan,
-    positions_for,
-    read_sample,
-)
+from companion.audit.metrics import PairAccumulator
 from companion.audit.pairing import (
     Pair,
     Side,
@@ -36,8 +27,17 @@ from companion.audit.pairing import (
     make_pairs,
     shared_sites,
 )
+from companion.audit.passes import (
+    Progress,
+    Run,
+    pair_spans,
+    pick_layers,
+    remap,
+    sample_all,
+    stream_all,
+)
 from companion.audit.prefetch import fetch_remote
-from companion.audit.reader import Gate, Span
+from companion.audit.reader import Gate
 from companion.audit.remote_http import RemoteOptions
 from companion.audit.schemas import AuditInput, AuditResult, Reason
 from companion.audit.shapes import compare_shapes
@@ -50,14 +50,11 @@ from companion.manifest import InputFile, Manifest, sha256_file
 if TYPE_CHECKING:
     from companion.audit.adapter import AdapterPair
 
-T = TypeVar("T")
 Array = np.ndarray[Any, Any]
-_PROJ_DIMS = 64
 # Tensors examined per checkpoint: above the largest real MoE checkpoints (~100k with scales);
 # a hostile header with a million tiny tensors is cut here and the result says so.
 MAX_TENSORS = 131_072
 MAX_UNMATCHED = 1000
-_NONE = np.empty(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -69,201 +66,6 @@ class AuditSetup:
     tool: str
     remote: RemoteOptions | None = None  # how URLs and hf:// are read (None: the defaults)
     max_tensors: int = MAX_TENSORS
-
-
-class Progress:
-    """Thread-safe progress over phases, throttled, checking cancellation on every tick."""
-
-    def __init__(self, job: Job, total: int) -> None:
-        self.job, self.total, self.done = job, max(total, 1), 0
-        self.lock = threading.Lock()
-        self.last = 0.0
-        self.message = "starting"
-
-    def tick(self, amount: int, message: str | None = None) -> None:
-        """Add work done; report at most every 0.1 s; raise Cancelled when cancelled."""
-        self.job.check()
-        with self.lock:
-            self.done += amount
-            self.message = message or self.message
-            now = time.monotonic()
-            if now - self.last < 0.1:
-                return
-            self.last = now
-            fraction = min(self.done / self.total, 1.0)
-        self.job.report(self.message, fraction)
-
-
-def run_parallel(pool: ThreadPoolExecutor, jobs: Iterable[Callable[[], T]]) -> list[T]:
-    """Run jobs on the pool; the first failure (or a cancel) stops the rest."""
-    futures: list[Future[T]] = [pool.submit(job) for job in jobs]
-    try:
-        return [f.result() for f in futures]
-    except BaseException:
-        for f in futures:
-            f.cancel()
-        raise
-
-
-@dataclass
-class _Run:
-    """What every phase of one audit shares: the options, the worker pool and the progress."""
-
-    args: AuditInput
-    pool: ThreadPoolExecutor
-    progress: Progress
-
-
-def _sample_all(run: _Run, sides: list[Side]) -> None:
-    """Read the deterministic sample of every selected tensor on every side."""
-    args, progress = run.args, run.progress
-
-    def job(side: Side, name: str) -> Callable[[], tuple[Side, str, Array]]:
-        def run() -> tuple[Side, str, Array]:
-            sample = read_sample(side.ref(name), args.sample_size, args.seed)
-            progress.tick(1, f"sampling {name}")
-            return side, name, sample
-
-        return run
-
-    jobs = [job(s, n) for s in sides for n in s.by_key.values() if n not in s.samples]
-    for side, name, sample in run_parallel(run.pool, jobs):
-        side.samples[name] = sample
-
-
-def _gain(side: Side, pair_layer: int | None, slot: str) -> Array | None:
-    """The full norm gain preceding a linear layer (for scale-invariant folding)."""
-    name = side.at(("norm", slot, None, "weight"), pair_layer)
-    if name is None:
-        return None
-    ref = side.ref(name)
-    if ref.info.numel > (1 << 20):
-        return None
-    from companion.audit.safetensors import decode
-
-    return np.asarray(decode(ref.file.read(name)), dtype=np.float64)
-
-
-_FOLD = {
-    "q": "attn_norm",
-    "k": "attn_norm",
-    "v": "attn_norm",
-    "qkv": "attn_norm",
-    "up": "mlp_norm",
-    "gate": "mlp_norm",
-}
-
-
-def _plan(
-    a: Side, b: Side, pair: Pair, match_layers: set[int], args: AuditInput, gate: Gate | None
-) -> StreamPlan:
-    """Decide folding and projection for one pair."""
-    gain_a = gain_b = proj = None
-    slot = _FOLD.get(pair.key.role)
-    shape = a.ref(pair.name_a).info.shape
-    if slot is not None and len(shape) == 2 and pair.key.expert is None:
-        gain_a, gain_b = _gain(a, pair.key.layer, slot), _gain(b, pair.layer_b, slot)
-        if gain_a is None or gain_b is None or gain_a.size != shape[1] or gain_b.size != shape[1]:
-            gain_a = gain_b = None
-    if (
-        pair.key.layer in match_layers
-        and pair.key.role in ("up", "q")
-        and len(shape) == 2
-        and pair.key.expert is None
-    ):
-        proj = projection(shape[1], _PROJ_DIMS, args.seed)
-    return StreamPlan(gain_a=gain_a, gain_b=gain_b, projection=proj, gate=gate)
-
-
-def _stream_all(
-    run: _Run, a: Side, b: Side, pairs: list[Pair], match_layers: set[int], gate: Gate | None
-) -> list[PairAccumulator]:
-    """Stream every pair on the pool (in A's on-disk order, the order the reader follows)."""
-    args, progress = run.args, run.progress
-
-    def positions(side: Side, name: str) -> Array:
-        if name in side.samples:
-            return _NONE
-        return positions_for(side.ref(name).info.numel, args.sample_size, args.seed)
-
-    def job(pair: Pair) -> Callable[[], PairAccumulator]:
-        def compare() -> PairAccumulator:
-            ra, rb = a.ref(pair.name_a), b.ref(pair.name_b)
-            pos = (positions(a, pair.name_a), positions(b, pair.name_b))
-            acc, sa, sb = stream_pair(
-                ra,
-                rb,
-                _plan(a, b, pair, match_layers, args, gate),
-                pos,
-                lambda n: progress.tick(n, f"comparing {pair.name_a}"),
-            )
-            if pos[0].size or ra.info.numel == 0:
-                a.samples.setdefault(pair.name_a, sa)
-            if pos[1].size or rb.info.numel == 0:
-                b.samples.setdefault(pair.name_b, sb)
-            return acc
-
-        return compare
-
-    order = _disk_order(a, pairs)
-    done = run_parallel(run.pool, [job(pairs[i]) for i in order])
-    out: list[PairAccumulator | None] = [None] * len(pairs)
-    for i, acc in zip(order, done, strict=True):
-        out[i] = acc
-    return [acc for acc in out if acc is not None]
-
-
-def _remap(
-    run: _Run,
-    a: Side,
-    b: Side,
-    done: tuple[list[Pair], list[PairAccumulator], list[tuple[str, str, str]]],
-    a_to_b: dict[int, int],
-    old_match: set[int],
-) -> tuple[list[Pair], list[PairAccumulator], list[tuple[str, str, str]], set[int]]:
-    """Pairs through a new layer map; streams only the pairs (or match layers) that changed."""
-    old_pairs, old_accs, old_unmatched = done
-    pairs, unmatched = make_pairs(a, b, a_to_b)
-    unmatched += [u for u in old_unmatched if u[1] == "baseline"]
-    match = _pick_layers(sorted(a_to_b), run.args.match_layers) if old_match else set()
-    kept = {
-        (p.name_a, p.name_b, p.key.layer in old_match): acc
-        for p, acc in zip(old_pairs, old_accs, strict=True)
-    }
-    keys = [(p.name_a, p.name_b, p.key.layer in match) for p in pairs]
-    todo = [p for p, k in zip(pairs, keys, strict=True) if k not in kept]
-    new = iter(_stream_all(run, a, b, todo, match, None))
-    return pairs, [kept[k] if k in kept else next(new) for k in keys], unmatched, match
-
-
-def _disk_order(a: Side, pairs: list[Pair]) -> list[int]:
-    """Pair indices sorted by where A's tensor sits on disk (sequential reads)."""
-
-    def key(i: int) -> tuple[str, int]:
-        ref = a.ref(pairs[i].name_a)
-        return str(ref.file.path), ref.file.span(ref.info)[0]
-
-    return sorted(range(len(pairs)), key=key)
-
-
-def _spans(a: Side, b: Side, pairs: list[Pair]) -> list[tuple[Span, Span]]:
-    """The byte ranges the stream will read, pair by pair, in streaming order."""
-
-    def span(side: Side, name: str) -> Span | None:
-        ref = side.ref(name)
-        return Span(ref.file.path.resolve(), *ref.file.span(ref.info)) if ref.file.local else None
-
-    out = []
-    for i in _disk_order(a, pairs):
-        sa, sb = span(a, pairs[i].name_a), span(b, pairs[i].name_b)
-        if sa is None:  # a remote side reads nothing locally: an empty span keeps the step
-            if sb is None:
-                continue
-            sa = Span(sb.path, sb.begin, sb.begin)
-        elif sb is None:
-            sb = Span(sa.path, sa.begin, sa.begin)
-        out.append((sa, sb))
-    return out
 
 
 def _map(a: Side, b: Side, sampled: bool) -> dict[int, int]:
@@ -284,14 +86,6 @@ def _map_scores(a: Side, b: Side, a_to_b: dict[int, int]) -> dict[int, float]:
     """The score of each mapped B layer (only the mapped cells, not every pair of layers)."""
     sites = shared_sites(a, b)
     return {lb: layer_score(a, b, la, lb, sites) for la, lb in a_to_b.items()}
-
-
-def _pick_layers(layers: list[int], count: int) -> set[int]:
-    """Up to `count` layers spread evenly."""
-    if count <= 0 or not layers:
-        return set()
-    idx = np.unique(np.linspace(0, len(layers) - 1, min(count, len(layers))).round().astype(int))
-    return {layers[i] for i in idx}
 
 
 def _cap(c: Checkpoint, limit: int) -> int:
@@ -351,12 +145,12 @@ def run_audit(
             threadpool_limits(limits=1, user_api="blas"),
             ThreadPoolExecutor(max_workers=setup.workers, thread_name_prefix="audit") as pool,
         ):
-            run = _Run(args, pool, progress)
+            run = Run(args, pool, progress)
             # Samples come free with the stream; read them first only when a layer map
             # needs them (depths differ).
             sampled = len({len(s.layers()) for s in sides}) > 1
             if sampled:
-                _sample_all(run, sides)
+                sample_all(run, sides)
             a_to_b = _map(a, b, sampled)
             pairs, unmatched = make_pairs(a, b, a_to_b)
             third_pairs: list[Pair] = []
@@ -364,33 +158,33 @@ def run_audit(
                 third_pairs, third_unmatched = make_pairs(a, third, _map(a, third, sampled))
                 unmatched += [(n, "baseline", r) for n, side, r in third_unmatched if side != "a"]
             match_layers = (
-                _pick_layers(sorted(a_to_b), args.match_layers) if args.permutation_test else set()
+                pick_layers(sorted(a_to_b), args.match_layers) if args.permutation_test else set()
             )
-            spans = _spans(a, b, pairs) + (_spans(a, third, third_pairs) if third else [])
+            spans = pair_spans(a, b, pairs) + (pair_spans(a, third, third_pairs) if third else [])
             digests = Digests(setup.digest_path)
             gate = Gate(files, spans, lambda n: progress.tick(n // 4, "reading"), digests)
             try:
-                accs = _stream_all(run, a, b, pairs, match_layers, gate)
+                accs = stream_all(run, a, b, pairs, match_layers, gate)
                 third_accs: list[PairAccumulator] = []
                 if third is not None:
-                    third_accs = _stream_all(run, a, third, third_pairs, set(), gate)
+                    third_accs = stream_all(run, a, third, third_pairs, set(), gate)
                 inputs = gate.result() + [r for c in ckpts for r in c.remote_inputs()]
             finally:
                 gate.close()
-            _sample_all(run, sides)  # only what the stream missed
+            sample_all(run, sides)  # only what the stream missed
             vocab = vocab_maps(a, b, args.seed)  # rows paired once, for every comparison
             order = find_order(a, b, vocab, args.seed, job.check)
             if order is not None and order.reordered:  # pair B's layers where they went
                 a_to_b = order.a_to_b()
-                pairs, accs, unmatched, match_layers = _remap(
+                pairs, accs, unmatched, match_layers = remap(
                     run, a, b, (pairs, accs, unmatched), a_to_b, match_layers
                 )
             aligned = None
             if args.permutation_test and a_to_b:
                 job.report("aligning symmetries", 0.98)
-                layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
+                layers = sorted(pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
                 aligned = compare_aligned(a, b, a_to_b, layers, args.seed, job, vocab)
-            shape_layers = sorted(_pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
+            shape_layers = sorted(pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
             shapes = compare_shapes(a, b, a_to_b, unmatched, shape_layers, args.seed, job, vocab)
             if order is not None and order.reordered:
                 shapes.add(order_findings(order))
