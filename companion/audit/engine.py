@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +39,7 @@ from companion.audit.reader import Gate, Span
 from companion.audit.remote_http import RemoteOptions
 from companion.audit.schemas import AuditInput, AuditResult, Reason
 from companion.audit.shapes import compare_shapes
-from companion.audit.summarize import Streams, summarize
+from companion.audit.summarize import Candidate, Streams, summarize
 from companion.digests import Digests
 from companion.jobs import Job
 from companion.manifest import InputFile, Manifest, sha256_file
@@ -296,13 +296,26 @@ def _bounded(result: AuditResult, skipped: int, limit: int) -> AuditResult:
     return result.model_copy(update={"reasons": reasons, "unmatched": unmatched})
 
 
+def _candidates(
+    a: Side, sides: list[Side], sampled: bool, unmatched: list[tuple[str, str, str]]
+) -> list[Candidate]:
+    """Pair A with every baseline; what a baseline leaves unpaired joins `unmatched`."""
+    out = []
+    for i, side in enumerate(sides):
+        pairs, left = make_pairs(a, side, _map(a, side, sampled))
+        tag = f"baseline {i + 1}: " if len(sides) > 1 else ""
+        unmatched += [(n, "baseline", tag + r) for n, s, r in left if s != "a"]
+        out.append(Candidate(side, pairs, [], left))
+    return out
+
+
 def run_audit(
     args: AuditInput,
-    paths: tuple[Path | str | AdapterPair, Path | str | AdapterPair, Path | str | None],
+    paths: Sequence[Path | str | AdapterPair | None],
     job: Job,
     setup: AuditSetup,
 ) -> AuditResult:
-    """Run a full audit of B against A (and optionally C against A)."""
+    """Run a full audit of B against A (paths: A, B, then any baselines C₁ … Cₖ)."""
     started = time.monotonic()
     ckpts: list[Checkpoint] = []
     try:
@@ -315,10 +328,9 @@ def run_audit(
         names = [list(s.by_key.values()) for s in sides]  # remote files: the selected ranges
         fetch_remote(ckpts, names, job, setup.remote or RemoteOptions.from_settings())
         a, b = sides[0], sides[1]
-        third = sides[2] if len(sides) > 2 else None
         files = sorted({f.resolve() for c in ckpts for f in c.input_files})
         n_samples = sum(len(s.by_key) for s in sides)
-        stream_bytes = sum(c.nbytes for c in ckpts[1:]) * 2
+        stream_bytes = sum(c.nbytes for c in ckpts[1:3]) * 2  # B, and the first baseline
         hash_bytes = sum(f.stat().st_size for f in files)
         progress = Progress(job, n_samples + stream_bytes + hash_bytes // 4)
         with (
@@ -333,21 +345,20 @@ def run_audit(
                 _sample_all(run, sides)
             a_to_b = _map(a, b, sampled)
             pairs, unmatched = make_pairs(a, b, a_to_b)
-            third_pairs: list[Pair] = []
-            if third is not None:
-                third_pairs, third_unmatched = make_pairs(a, third, _map(a, third, sampled))
-                unmatched += [(n, "baseline", r) for n, side, r in third_unmatched if side != "a"]
+            # The first baseline is streamed against A (the third-model reference); the
+            # others are only sampled, for the merge fit: one more sample per tensor each.
+            cands = _candidates(a, sides[2:], sampled, unmatched)
+            ref = cands[0] if cands else None
             match_layers = (
                 _pick_layers(sorted(a_to_b), args.match_layers) if args.permutation_test else set()
             )
-            spans = _spans(a, b, pairs) + (_spans(a, third, third_pairs) if third else [])
+            spans = _spans(a, b, pairs) + (_spans(a, ref.side, ref.pairs) if ref else [])
             digests = Digests(setup.digest_path)
             gate = Gate(files, spans, lambda n: progress.tick(n // 4, "reading"), digests)
             try:
                 accs = _stream_all(run, a, b, pairs, match_layers, gate)
-                third_accs: list[PairAccumulator] = []
-                if third is not None:
-                    third_accs = _stream_all(run, a, third, third_pairs, set(), gate)
+                if ref is not None:
+                    ref.accs = _stream_all(run, a, ref.side, ref.pairs, set(), gate)
                 inputs = gate.result() + [r for c in ckpts for r in c.remote_inputs()]
             finally:
                 gate.close()
@@ -361,9 +372,7 @@ def run_audit(
             shapes = compare_shapes(a, b, a_to_b, unmatched, shape_layers, args.seed, job)
             map_scores = _map_scores(a, b, a_to_b)
             job.report("summarizing", 0.99)
-            streams = Streams(
-                a, b, third, pairs, accs, third_pairs, third_accs, a_to_b, map_scores, unmatched
-            )
+            streams = Streams(a, b, pairs, accs, a_to_b, map_scores, unmatched, cands)
             streams.aligned, streams.shapes = aligned, shapes
             for p in sorted(shapes.inputs):  # tokenizers the vocabulary alignment read
                 inputs.append(InputFile(path=str(p), size=p.stat().st_size, sha256=sha256_file(p)))
