@@ -305,6 +305,11 @@ def _candidates(
         pairs, left = make_pairs(a, side, _map(a, side, sampled))
         tag = f"baseline {i + 1}: " if len(sides) > 1 else ""
         unmatched += [(n, "baseline", tag + r) for n, s, r in left if s != "a"]
+        unmatched += [  # tensors of A's name whose shape differs there: not comparable
+            (n, "baseline", tag + r.replace(" in B (", " in the baseline ("))
+            for n, s, r in left
+            if s == "a" and r.startswith("shape ")
+        ]
         out.append(Candidate(side, pairs, [], left))
     return out
 

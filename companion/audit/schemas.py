@@ -24,8 +24,8 @@ class AuditInput(BaseModel):
     )
     baseline: Annotated[list[str], WholeWords()] = Field(
         default_factory=list,
-        description="Third models C, up to 4 (repeat the flag): the first is A's reference, "
-        "and B is fitted as α·A + Σ βᵢ·Cᵢ per tensor to name a merge and the Cᵢ it used.",
+        description="Third models C, up to 4: the first is A's reference, and B is fitted as "
+        "α·A + Σ βᵢ·Cᵢ per tensor to name a merge and the Cᵢ it took from.",
     )
     roles: list[str] = Field(
         default_factory=list,

@@ -81,7 +81,8 @@ def _baselines(ctx: ToolContext, values: list[str]) -> list[Path | str]:
     "B may be BASE+ADAPTER for a PEFT LoRA, or an adapter folder to test against base A): "
     "per-role Pearson/cosine/Spearman with shuffle, cross-layer, "
     "random-init and optional third-model baselines, permutation-robust matching and a "
-    "calibrated verdict (derived | independent | inconclusive) with reasons.",
+    "calibrated verdict (derived | independent | inconclusive) with reasons; with baselines "
+    "C (up to 4), whether B is a merge α·A + Σ βᵢ·Cᵢ and of which.",
     read_only=True,
     cli="audit",
     positional=("a", "b"),
