@@ -296,13 +296,22 @@ def _bounded(result: AuditResult, skipped: int, limit: int) -> AuditResult:
     return result.model_copy(update={"reasons": reasons, "unmatched": unmatched})
 
 
+def _candidate_map(a: Side, b: Side, side: Side, a_to_b: dict[int, int]) -> dict[int, int]:
+    """A's layers to a baseline's: in order at A's depth, else through B's layers (a merged
+    B holds β·C layer by layer, so B finds C's layers; A, unrelated to C, would not)."""
+    if len(side.layers()) == len(a.layers()):
+        return _map(a, side, False)
+    b_to_c = _map(b, side, True)
+    return {la: b_to_c[lb] for la, lb in a_to_b.items() if lb in b_to_c}
+
+
 def _candidates(
-    a: Side, sides: list[Side], sampled: bool, unmatched: list[tuple[str, str, str]]
+    a: Side, b: Side, a_to_b: dict[int, int], sides: list[Side], unmatched: list[Any]
 ) -> list[Candidate]:
     """Pair A with every baseline; what a baseline leaves unpaired joins `unmatched`."""
     out = []
     for i, side in enumerate(sides):
-        pairs, left = make_pairs(a, side, _map(a, side, sampled))
+        pairs, left = make_pairs(a, side, _candidate_map(a, b, side, a_to_b))
         tag = f"baseline {i + 1}: " if len(sides) > 1 else ""
         unmatched += [(n, "baseline", tag + r) for n, s, r in left if s != "a"]
         unmatched += [  # tensors of A's name whose shape differs there: not comparable
@@ -352,7 +361,7 @@ def run_audit(
             pairs, unmatched = make_pairs(a, b, a_to_b)
             # The first baseline is streamed against A (the third-model reference); the
             # others are only sampled, for the merge fit: one more sample per tensor each.
-            cands = _candidates(a, sides[2:], sampled, unmatched)
+            cands = _candidates(a, b, a_to_b, sides[2:], unmatched)
             ref = cands[0] if cands else None
             match_layers = (
                 _pick_layers(sorted(a_to_b), args.match_layers) if args.permutation_test else set()

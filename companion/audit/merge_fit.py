@@ -88,6 +88,14 @@ def _unfit(cand: Candidate) -> str:
     return "no matrix pairs with A's and B's (other names, roles or layers)"
 
 
+def _depth(s: Streams, cand: Candidate) -> str:
+    """A note when a candidate's depth differs from A's (its layers paired through B's)."""
+    la, lc = len(s.a.layers()), len(cand.side.layers())
+    if la == lc:
+        return ""
+    return f"; {lc} layers against A's {la}, paired through B's layer map"
+
+
 def _redundancy(ms: list[_Matrix], i: int, kept: list[int]) -> str | None:
     """Why candidate i adds nothing beyond A and the kept candidates, or None."""
     cols = [("A", -1), *((f"C{j + 1}", j) for j in kept)]
@@ -186,6 +194,8 @@ def fit_candidates(s: Streams) -> MergeFit | None:
             tallies[i].ts.append(t)
     for i in kept:
         status[i] = _candidate(i + 1, labels[i], tallies[i])
+        if status[i].status != "contributes" and (depth := _depth(s, s.candidates[i])):
+            status[i].reason += depth
     fits = [f.fit for f in fitted]
     return MergeFit(
         tensors=len(fits),
@@ -196,6 +206,15 @@ def fit_candidates(s: Streams) -> MergeFit | None:
         residual_a_only_median=round(median(f.residual_a for f in fits), 4) if fits else None,
         candidates=[status[i] for i in range(len(s.candidates))],
     )
+
+
+def not_named(fit: MergeFit, verdict: str) -> str:
+    """Why no merge is named from this fit."""
+    if verdict != "derived":
+        return f"the verdict is {verdict}: a merge is named only for a derived B"
+    if not any(c.status == "contributes" for c in fit.candidates):
+        return "no candidate contributes"
+    return f"A's share α {fit.alpha} is below {MIN_BETA}: B is the candidate, not a merge with A"
 
 
 def is_merge(fit: MergeFit | None) -> bool:

@@ -64,7 +64,7 @@ def _merge_fit(r: AuditResult, max_tensors: int) -> list[str]:
         f"{fit.tensors} matrices; α {_n(fit.alpha, 4)} (IQR {_n(fit.alpha_iqr, 4)}, median |t| "
         f"{_n(fit.alpha_t_median, 1)}); residual {_n(fit.residual_median, 4)} of B's norm, "
         f"{_n(fit.residual_a_only_median, 4)} with A alone; merge "
-        + ("named." if fit.named else "not named."),
+        + ("named." if fit.named else f"not named ({fit.note or 'no candidate contributes'})."),
         "",
         "| | baseline | status | matrices | β | IQR | median abs t | abs t ≥ 3 | why |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -319,6 +319,7 @@ class MergeFit(BaseModel):
     residual_a_only_median: float | None = None
     candidates: list[CandidateFit] = Field(default_factory=list)
     named: bool = Field(default=False, description="Whether a `merge` derivation was named.")
+    note: str = Field(default="", description="Why no merge was named, when none was.")
 
 
 class AuditResult(ToolResult):

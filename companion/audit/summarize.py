@@ -16,7 +16,7 @@ from companion.audit.alignment import ROLE_GROUP
 from companion.audit.baselines import cross_layer, random_init_reference, shuffle_null
 from companion.audit.derivation import name_derivations
 from companion.audit.matching import MATCH_SAMPLE, Z_DECISIVE, match_test
-from companion.audit.merge_fit import fit_candidates
+from companion.audit.merge_fit import fit_candidates, not_named
 from companion.audit.metrics import PairAccumulator, absdiff_quantiles, spearman
 from companion.audit.pairing import Pair, Side, cross_samples
 from companion.audit.rowstats import Findings
@@ -320,6 +320,7 @@ def summarize(args: AuditInput, s: Streams, manifest: Manifest, job: Job) -> Aud
     derivation = name_derivations(verdict, kept, s, per_role, merge)
     if merge is not None:
         merge.named = any(d.kind == "merge" for d in derivation)
+        merge.note = "" if merge.named else not_named(merge, verdict)
     layer_map = [
         LayerPair(a=la, b=lb, score=f(s.map_scores.get(lb))) for la, lb in sorted(s.a_to_b.items())
     ]

@@ -49,6 +49,8 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "c1_bf16": synth.cast(c1),
     }
     out = {n: synth.save(root / n, w, spec) for n, w in models.items()}
+    pruned, pspec = synth.depth_pruned(c1, spec, drop=(1,))
+    out["c1_pruned"] = synth.save(root / "c1_pruned", pruned, pspec)  # 3 of C1's 4 layers
     out["small"] = synth.save(root / "small", synth.base(SMALL, 5), SMALL)
     out["adapter"] = write_adapter(root / "adapter", a, seed=7)
     return out
@@ -165,8 +167,10 @@ def test_calibration_unrelated_candidates_name_no_merge_over_seeds(tmp_path: Pat
         }
         cs = [
             synth.save(tmp_path / f"c{seed}_{k}", synth.base(spec, 4000 + 10 * seed + k), spec)
-            for k in range(3)
+            for k in range(2)
         ]
+        shallow, pspec = synth.depth_pruned(synth.base(spec, 5000 + seed), spec, drop=(2,))
+        cs.append(synth.save(tmp_path / f"p{seed}", shallow, pspec))  # paired through B's map
         r = audit(paths["a"], paths["ft"], cs, permutation_test=False)
         assert r.verdict == "derived" and _merge(r) is None
         assert r.merge_fit is not None
@@ -179,6 +183,24 @@ def test_calibration_unrelated_candidates_name_no_merge_over_seeds(tmp_path: Pat
     # |t| of an unrelated candidate's β is about |N(0, 1)|: median 0.67, P(|t| >= 3) 0.3 %
     assert 0.4 < float(np.median(medians)) < 1.0
     assert float(np.mean(shares)) < 0.02
+
+
+def test_a_shallower_candidate_is_paired_through_b(zoo: dict[str, Path]) -> None:
+    r = audit(zoo["a"], zoo["m3"], [zoo["c1_pruned"], zoo["c2"]])
+    fig = _merge(r)
+    assert fig is not None and r.merge_fit is not None
+    pruned = r.merge_fit.candidates[0]
+    assert pruned.status == "contributes" and pruned.tensors == 23  # 30 matrices less a layer
+    assert fig["beta.C1"] == pytest.approx(0.3, abs=1e-3)
+    assert fig["beta.C2"] == pytest.approx(0.2, abs=1e-3)
+
+
+def test_b_itself_as_candidate_is_not_a_merge_with_a(zoo: dict[str, Path]) -> None:
+    r = audit(zoo["a"], zoo["m3"], [zoo["m3"], zoo["c1"]])
+    assert _merge(r) is None and r.merge_fit is not None and not r.merge_fit.named
+    assert r.merge_fit.candidates[0].beta == pytest.approx(1.0, abs=1e-3)
+    assert "B is the candidate" in r.merge_fit.note
+    assert "B is the candidate" in r.to_markdown()
 
 
 def test_too_many_baselines_and_adapters_are_clear_errors(zoo: dict[str, Path]) -> None:
