@@ -144,14 +144,16 @@ def _candidate(index: int, label: str, tally: _Tally) -> CandidateFit:
         return CandidateFit(
             index=index,
             label=label,
-            status="not_comparable",
-            reason="no matrix left to fit it in (equal to A's wherever it has A's shape)",
+            status="redundant",
+            reason=f"within {REDUNDANT:.0%} of A or an earlier baseline in every matrix it has",
         )
     beta, t = median(tally.betas), median(tally.ts)
     share = sum(x >= 3.0 for x in tally.ts) / len(tally.ts)
     contributes = beta >= MIN_BETA and t >= MIN_T and share >= MIN_SHARE
     if contributes:
         reason = ""
+    elif beta <= -MIN_BETA and t >= MIN_T:
+        reason = f"β {beta:.4f}, median |t| {t:.1f}: subtracted from B, not merged into it"
     elif beta < MIN_BETA:
         reason = f"β {beta:.4f} < {MIN_BETA}, median |t| {t:.1f}: B holds none of it"
     else:

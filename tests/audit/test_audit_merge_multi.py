@@ -47,7 +47,11 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "ft": synth.finetune(a, seed=1),
         "copy_a": dict(a),
         "c1_bf16": synth.cast(c1),
+        "negated": _mix([(1.3, a), (-0.3, c1)]),  # C1's task vector taken away from A
     }
+    part = {k: (a[k] if k.startswith("model.layers.0.") else c3[k]) for k in a}  # A's layer 0
+    models["m_part"] = _mix([(0.6, a), (0.4, part)])
+    models["part"] = part
     out = {n: synth.save(root / n, w, spec) for n, w in models.items()}
     pruned, pspec = synth.depth_pruned(c1, spec, drop=(1,))
     out["c1_pruned"] = synth.save(root / "c1_pruned", pruned, pspec)  # 3 of C1's 4 layers
@@ -201,6 +205,24 @@ def test_b_itself_as_candidate_is_not_a_merge_with_a(zoo: dict[str, Path]) -> No
     assert r.merge_fit.candidates[0].beta == pytest.approx(1.0, abs=1e-3)
     assert "B is the candidate" in r.merge_fit.note
     assert "B is the candidate" in r.to_markdown()
+
+
+def test_a_candidate_equal_to_a_in_some_matrices_is_fitted_in_the_others(
+    zoo: dict[str, Path],
+) -> None:
+    r = audit(zoo["a"], zoo["m_part"], [zoo["part"], zoo["c1"]])
+    fig = _merge(r)
+    assert fig is not None and r.merge_fit is not None
+    part = r.merge_fit.candidates[0]
+    assert part.status == "contributes" and part.tensors == 23  # not layer 0's 7 (A's own)
+    assert fig["beta.C1"] == pytest.approx(0.4, abs=1e-3) and r.merge_fit.tensors == 30
+
+
+def test_a_subtracted_candidate_is_not_named_a_merge(zoo: dict[str, Path]) -> None:
+    r = audit(zoo["a"], zoo["negated"], [zoo["c1"], zoo["c2"]])
+    assert _merge(r) is None and r.merge_fit is not None
+    c1 = r.merge_fit.candidates[0]
+    assert c1.beta == pytest.approx(-0.3, abs=1e-3) and "subtracted" in c1.reason
 
 
 def test_too_many_baselines_and_adapters_are_clear_errors(zoo: dict[str, Path]) -> None:
