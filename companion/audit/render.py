@@ -16,6 +16,11 @@ def _n(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def _cell(text: str) -> str:
+    """Text for a table cell (a `|`, as in |t|, would split the cell)."""
+    return text.replace("|", r"\|")
+
+
 Section = Callable[["AuditResult", int], list[str]]
 
 
@@ -72,7 +77,7 @@ def _merge_fit(r: AuditResult, max_tensors: int) -> list[str]:
     return lines + [
         f"| C{c.index} | `{c.label}` | {c.status.replace('_', ' ')} | {c.tensors}"
         f" | {_n(c.beta, 4)} | {_n(c.beta_iqr, 4)} | {_n(c.beta_t_median, 1)}"
-        f" | {'–' if c.share_t3 is None else f'{c.share_t3:.0%}'} | {c.reason} |"
+        f" | {'–' if c.share_t3 is None else f'{c.share_t3:.0%}'} | {_cell(c.reason)} |"
         for c in fit.candidates
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +119,8 @@ def test_unrelated_second_candidate_is_listed_as_not_contributing(zoo: dict[str,
     assert c2.beta_t_median is not None and c2.beta_t_median < 3 and "none of it" in c2.reason
     statement = next(d.statement for d in r.derivation if d.kind == "merge")
     assert "0.6·A + 0.4·C1 per tensor" in statement and "Not contributing: C2" in statement
+    row = next(line for line in r.to_markdown().splitlines() if line.startswith("| C2 |"))
+    assert len(re.split(r"(?<!\\)\|", row)) == 11  # 9 cells: the |t| in the reason escaped
 
 
 def test_fine_tune_with_unrelated_candidates_names_no_merge(zoo: dict[str, Path]) -> None:
