@@ -306,7 +306,11 @@ def _candidate_map(a: Side, b: Side, side: Side, a_to_b: dict[int, int]) -> dict
 
 
 def _candidates(
-    a: Side, b: Side, a_to_b: dict[int, int], sides: list[Side], unmatched: list[Any]
+    a: Side,
+    b: Side,
+    a_to_b: dict[int, int],
+    sides: list[Side],
+    unmatched: list[tuple[str, str, str]],
 ) -> list[Candidate]:
     """Pair A with every baseline; what a baseline leaves unpaired joins `unmatched`."""
     out = []
