@@ -61,21 +61,39 @@ def zoo(root: Path) -> list[tuple[str, Path, Path, bool]]:
     return out
 
 
-def extra_pairs(root: Path) -> list[tuple[str, Path, str, bool, dict[str, str]]]:
+def extra_pairs(root: Path) -> list[tuple[str, Path, str, bool, dict[str, Any]]]:
     """Pairs that need more than two paths: (name, A, B as given, truly derived, extra args)."""
     spec = synth.Spec()
-    w, c = synth.base(spec, 0), synth.base(spec, 100)
+    w, c, d = synth.base(spec, 0), synth.base(spec, 100), synth.base(spec, 200)
     a = root / "base"
     adapter = write_adapter(root / "adapter", w, seed=7)
     merged = {k: (0.6 * w[k] + 0.4 * c[k]).astype(np.float32) for k in w}
     merge = synth.save(root / "linear_merge", merged, spec)
+    three = {k: (0.5 * w[k] + 0.3 * c[k] + 0.2 * d[k]).astype(np.float32) for k in w}
+    three = synth.finetune(three, seed=4, update=0.1, noise=0.1)  # not an exact fit
+    merge3 = synth.save(root / "merge3", three, spec)
     cpath = synth.save(root / "merge_parent", c, spec)
+    both = [str(cpath), str(synth.save(root / "merge_parent2", d, spec))]
     ind = root / "ind100"
     return [
         ("adapter-merged (A+LoRA)", a, f"{a}+{adapter}", True, {}),
         ("linear merge 0.6A+0.4C", a, str(merge), True, {"baseline": str(cpath)}),
         ("indep., baseline C", a, str(ind), False, {"baseline": str(cpath)}),
+        ("merge .5A+.3C+.2D, ft", a, str(merge3), True, {"baseline": both}),
+        ("merge 0.6A+0.4C; C, D", a, str(merge), True, {"baseline": both}),
+        ("fine-tune; C, D", a, str(root / "fine-tune"), True, {"baseline": both}),
+        ("indep.; C, D", a, str(root / "ind101"), False, {"baseline": both}),
     ]
+
+
+def _kinds(r: AuditResult) -> str:
+    """The derivations named; a merge with the β of each baseline it took from."""
+    out = []
+    for d in r.derivation:
+        betas = [f"{k.removeprefix('beta.')}={v}" for k, v in d.figures.items() if k == "beta"]
+        betas += [f"{k.removeprefix('beta.')}={v}" for k, v in d.figures.items() if "beta.C" in k]
+        out.append(f"{d.kind}({' '.join(betas)})" if betas else d.kind)
+    return ",".join(out)
 
 
 def _config_of(b: str) -> Path:
@@ -138,7 +156,7 @@ def main() -> None:
             calls[peer].append(s > 0)
         scores["config gate"].append(float(same_cfg))
         calls["config gate"].append(same_cfg)
-        kinds = ",".join(d.kind for d in r.derivation)
+        kinds = _kinds(r)
         peer_calls = " | ".join("D" if calls[p][-1] else "-" for p in names[1:])
         print(
             f"{name:26} {'derived' if truth else 'indep':8} {r.verdict:13} {kinds} / {peer_calls}"

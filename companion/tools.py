@@ -31,6 +31,11 @@ Show = Callable[[str, "ToolResult"], None]  # how a demo section hands a result 
 
 
 @dataclass(frozen=True)
+class WholeWords:
+    """Field metadata: a list whose command-line words are taken whole (paths: no comma split)."""
+
+
+@dataclass(frozen=True)
 class Facts:
     """The typed facts of a result that the store and the front doors read (never guessed)."""
 

@@ -7,8 +7,8 @@ from statistics import median
 from typing import TYPE_CHECKING
 
 from companion.audit.isotropy import NOISE_RATIO, isotropy
-from companion.audit.merge import linear_merge
-from companion.audit.schemas import Derivation, RoleSummary, TensorResult, Verdict
+from companion.audit.merge_fit import merge_derivation
+from companion.audit.schemas import Derivation, MergeFit, RoleSummary, TensorResult, Verdict
 from companion.audit.shapes import reconcile
 
 if TYPE_CHECKING:
@@ -134,7 +134,11 @@ def _shapes(s: Streams) -> list[Derivation]:
 
 
 def name_derivations(
-    verdict: Verdict, rows: list[TensorResult], s: Streams, per_role: list[RoleSummary]
+    verdict: Verdict,
+    rows: list[TensorResult],
+    s: Streams,
+    per_role: list[RoleSummary],
+    merge_fit: MergeFit | None = None,
 ) -> list[Derivation]:
     """Every derivation the evidence shows (empty when inconclusive)."""
     if verdict == "independent":
@@ -152,7 +156,7 @@ def name_derivations(
     delta = _delta_kind(s, rows)
     if quantized is None or (delta is not None and float(delta.figures["delta_rel_l2"]) > 0.05):
         found.append(delta)  # a cast's rounding residual is not a fine-tune
-    if (merge := linear_merge(s)) is not None:  # the merge explains B - A: not a fine-tune
+    if (merge := merge_derivation(merge_fit)) is not None:  # it explains B - A: no fine-tune
         found = [d for d in found if d is None or d.kind not in ("fine_tune", "noise_added")]
         found.append(merge)
     return reconcile([d for d in found if d is not None] + _shapes(s))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,7 @@ from companion.audit.alignment import map_layers, role_filter
 from companion.audit.checkpoint import Checkpoint
 from companion.audit.layerorder import find_order
 from companion.audit.layerorder import findings as order_findings
-from companion.audit.metrics import PairAccumulator
 from companion.audit.pairing import (
-    Pair,
     Side,
     index_side,
     layer_score,
@@ -41,7 +40,7 @@ from companion.audit.reader import Gate
 from companion.audit.remote_http import RemoteOptions
 from companion.audit.schemas import AuditInput, AuditResult, Reason
 from companion.audit.shapes import compare_shapes
-from companion.audit.summarize import Streams, summarize
+from companion.audit.summarize import Candidate, Streams, summarize
 from companion.audit.vocab import vocab_maps
 from companion.digests import Digests
 from companion.jobs import Job
@@ -116,13 +115,44 @@ def _bounded(result: AuditResult, skipped: int, limit: int) -> AuditResult:
     return result.model_copy(update={"reasons": reasons, "unmatched": unmatched})
 
 
+def _candidate_map(a: Side, b: Side, side: Side, a_to_b: dict[int, int]) -> dict[int, int]:
+    """A's layers to a baseline's: in order at A's depth, else through B's layers (a merged
+    B holds β·C layer by layer, so B finds C's layers; A, unrelated to C, would not)."""
+    if len(side.layers()) == len(a.layers()):
+        return _map(a, side, False)
+    b_to_c = _map(b, side, True)
+    return {la: b_to_c[lb] for la, lb in a_to_b.items() if lb in b_to_c}
+
+
+def _candidates(
+    a: Side,
+    b: Side,
+    a_to_b: dict[int, int],
+    sides: list[Side],
+    unmatched: list[tuple[str, str, str]],
+) -> list[Candidate]:
+    """Pair A with every baseline; what a baseline leaves unpaired joins `unmatched`."""
+    out = []
+    for i, side in enumerate(sides):
+        pairs, left = make_pairs(a, side, _candidate_map(a, b, side, a_to_b))
+        tag = f"baseline {i + 1}: " if len(sides) > 1 else ""
+        unmatched += [(n, "baseline", tag + r) for n, s, r in left if s != "a"]
+        unmatched += [  # tensors of A's name whose shape differs there: not comparable
+            (n, "baseline", tag + r.replace(" in B (", " in the baseline ("))
+            for n, s, r in left
+            if s == "a" and r.startswith("shape ")
+        ]
+        out.append(Candidate(side, pairs, [], left))
+    return out
+
+
 def run_audit(
     args: AuditInput,
-    paths: tuple[Path | str | AdapterPair, Path | str | AdapterPair, Path | str | None],
+    paths: Sequence[Path | str | AdapterPair | None],
     job: Job,
     setup: AuditSetup,
 ) -> AuditResult:
-    """Run a full audit of B against A (and optionally C against A)."""
+    """Run a full audit of B against A (paths: A, B, then any baselines C₁ … Cₖ)."""
     started = time.monotonic()
     ckpts: list[Checkpoint] = []
     try:
@@ -135,10 +165,9 @@ def run_audit(
         names = [list(s.by_key.values()) for s in sides]  # remote files: the selected ranges
         fetch_remote(ckpts, names, job, setup.remote or RemoteOptions.from_settings())
         a, b = sides[0], sides[1]
-        third = sides[2] if len(sides) > 2 else None
         files = sorted({f.resolve() for c in ckpts for f in c.input_files})
         n_samples = sum(len(s.by_key) for s in sides)
-        stream_bytes = sum(c.nbytes for c in ckpts[1:]) * 2
+        stream_bytes = sum(c.nbytes for c in ckpts[1:3]) * 2  # B, and the first baseline
         hash_bytes = sum(f.stat().st_size for f in files)
         progress = Progress(job, n_samples + stream_bytes + hash_bytes // 4)
         with (
@@ -153,21 +182,20 @@ def run_audit(
                 sample_all(run, sides)
             a_to_b = _map(a, b, sampled)
             pairs, unmatched = make_pairs(a, b, a_to_b)
-            third_pairs: list[Pair] = []
-            if third is not None:
-                third_pairs, third_unmatched = make_pairs(a, third, _map(a, third, sampled))
-                unmatched += [(n, "baseline", r) for n, side, r in third_unmatched if side != "a"]
+            # The first baseline is streamed against A (the third-model reference); the
+            # others are only sampled, for the merge fit: one more sample per tensor each.
+            cands = _candidates(a, b, a_to_b, sides[2:], unmatched)
+            ref = cands[0] if cands else None
             match_layers = (
                 pick_layers(sorted(a_to_b), args.match_layers) if args.permutation_test else set()
             )
-            spans = pair_spans(a, b, pairs) + (pair_spans(a, third, third_pairs) if third else [])
+            spans = pair_spans(a, b, pairs) + (pair_spans(a, ref.side, ref.pairs) if ref else [])
             digests = Digests(setup.digest_path)
             gate = Gate(files, spans, lambda n: progress.tick(n // 4, "reading"), digests)
             try:
                 accs = stream_all(run, a, b, pairs, match_layers, gate)
-                third_accs: list[PairAccumulator] = []
-                if third is not None:
-                    third_accs = stream_all(run, a, third, third_pairs, set(), gate)
+                if ref is not None:
+                    ref.accs = stream_all(run, a, ref.side, ref.pairs, set(), gate)
                 inputs = gate.result() + [r for c in ckpts for r in c.remote_inputs()]
             finally:
                 gate.close()
@@ -190,9 +218,7 @@ def run_audit(
                 shapes.add(order_findings(order))
             map_scores = _map_scores(a, b, a_to_b)
             job.report("summarizing", 0.99)
-            streams = Streams(
-                a, b, third, pairs, accs, third_pairs, third_accs, a_to_b, map_scores, unmatched
-            )
+            streams = Streams(a, b, pairs, accs, a_to_b, map_scores, unmatched, cands)
             streams.aligned, streams.shapes = aligned, shapes
             for p in sorted(shapes.inputs):  # tokenizers the vocabulary alignment read
                 inputs.append(InputFile(path=str(p), size=p.stat().st_size, sha256=sha256_file(p)))

@@ -16,13 +16,21 @@ def _n(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def _cell(text: str) -> str:
+    """Text for a table cell (a `|`, as in |t|, would split the cell)."""
+    return text.replace("|", r"\|")
+
+
 Section = Callable[["AuditResult", int], list[str]]
 
 
 def _header(r: AuditResult, max_tensors: int) -> list[str]:
     """Title and the models compared."""
     lines = ["# Weight audit", "", f"- A: `{r.a}`", f"- B: `{r.b}`"]
-    if r.baseline:
+    if len(r.baselines) > 1:
+        lines += [f"- C{i}: `{c}`" for i, c in enumerate(r.baselines, 1)]
+        lines.append("- Third model (reference): C1")
+    elif r.baseline:
         lines.append(f"- Third model (baseline): `{r.baseline}`")
     return lines
 
@@ -47,6 +55,31 @@ def _derivation(r: AuditResult, max_tensors: int) -> list[str]:
             f"- **{d.kind}** ({d.confidence}): {d.statement}" + (f" [{figures}]" if figures else "")
         )
     return lines
+
+
+def _merge_fit(r: AuditResult, max_tensors: int) -> list[str]:
+    """B ≈ α·A + Σ βᵢ·Cᵢ: α, then every baseline's share or why it was left out."""
+    fit = r.merge_fit
+    if fit is None:
+        return []
+    lines = [
+        "",
+        "## Merge fit (B ≈ α·A + Σ βᵢ·Cᵢ per matrix, least squares on the aligned samples)",
+        "",
+        f"{fit.tensors} matrices; α {_n(fit.alpha, 4)} (IQR {_n(fit.alpha_iqr, 4)}, median |t| "
+        f"{_n(fit.alpha_t_median, 1)}); residual {_n(fit.residual_median, 4)} of B's norm, "
+        f"{_n(fit.residual_a_only_median, 4)} with A alone; merge "
+        + ("named." if fit.named else f"not named ({fit.note or 'no candidate contributes'})."),
+        "",
+        "| | baseline | status | matrices | β | IQR | median abs t | abs t ≥ 3 | why |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    return lines + [
+        f"| C{c.index} | `{c.label}` | {c.status.replace('_', ' ')} | {c.tensors}"
+        f" | {_n(c.beta, 4)} | {_n(c.beta_iqr, 4)} | {_n(c.beta_t_median, 1)}"
+        f" | {'–' if c.share_t3 is None else f'{c.share_t3:.0%}'} | {_cell(c.reason)} |"
+        for c in fit.candidates
+    ]
 
 
 def _per_role(r: AuditResult, max_tensors: int) -> list[str]:
@@ -176,6 +209,7 @@ SECTIONS: tuple[Section, ...] = (
     _header,
     _verdict,
     _derivation,
+    _merge_fit,
     _per_role,
     _permutation,
     _layer_map,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator
 
 from companion.audit.alignment import GROUPS, ROLES
 from companion.manifest import Manifest
-from companion.tools import Facts, ToolResult
+from companion.tools import Facts, ToolResult, WholeWords
 
 Verdict = Literal["derived", "independent", "inconclusive"]
 
@@ -22,8 +22,10 @@ class AuditInput(BaseModel):
         "LoRA folder merged onto BASE on the fly); or a LoRA adapter folder alone (does it "
         "belong to A?)."
     )
-    baseline: str | None = Field(
-        default=None, description="Optional third model C, compared with A as a reference."
+    baseline: Annotated[list[str], WholeWords()] = Field(
+        default_factory=list,
+        description="Third models C, up to 4: the first is A's reference, and B is fitted as "
+        "α·A + Σ βᵢ·Cᵢ per tensor to name a merge and the Cᵢ it took from.",
     )
     roles: list[str] = Field(
         default_factory=list,
@@ -49,6 +51,19 @@ class AuditInput(BaseModel):
     max_match_units: int = Field(
         default=512, ge=2, le=65536, description="Largest exact assignment; above: nearest."
     )
+
+    @field_validator("baseline", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        """Accept one path (older callers and manifests) as well as a list; None as none."""
+        if value is None:
+            return []
+        return [value] if isinstance(value, str) else value
+
+    @field_serializer("baseline")
+    def _dump_baseline(self, value: list[str]) -> str | list[str] | None:
+        """None or one path as before (manifests of older runs still match); else the list."""
+        return (value[0] if value else None) if len(value) <= 1 else list(value)
 
     @field_validator("roles", mode="before")
     @classmethod
@@ -279,12 +294,41 @@ class Derivation(BaseModel):
     statement: str = ""
 
 
+class CandidateFit(BaseModel):
+    """One merge candidate Cᵢ: its share βᵢ of B over the matrices, or why it was left out."""
+
+    index: int = Field(description="1-based, in the order the baselines were given.")
+    label: str
+    status: Literal["contributes", "not_contributing", "redundant", "not_comparable"]
+    tensors: int = Field(default=0, description="Matrices fitted with this candidate.")
+    beta: float | None = Field(default=None, description="Median βᵢ over the matrices.")
+    beta_iqr: float | None = None
+    beta_t_median: float | None = Field(default=None, description="Median |t| of βᵢ.")
+    share_t3: float | None = Field(default=None, description="Share of matrices with |t| >= 3.")
+    reason: str = ""
+
+
+class MergeFit(BaseModel):
+    """B ≈ α·A + Σ βᵢ·Cᵢ per tensor (least squares on the aligned samples), with every Cᵢ."""
+
+    tensors: int = Field(description="Matrices fitted.")
+    alpha: float | None = None
+    alpha_iqr: float | None = None
+    alpha_t_median: float | None = None
+    residual_median: float | None = None
+    residual_a_only_median: float | None = None
+    candidates: list[CandidateFit] = Field(default_factory=list)
+    named: bool = Field(default=False, description="Whether a `merge` derivation was named.")
+    note: str = Field(default="", description="Why no merge was named, when none was.")
+
+
 class AuditResult(ToolResult):
     """Result of `audit.compare`: verdict with reasons, summaries, per-tensor rows, manifest."""
 
     a: str
     b: str
-    baseline: str | None = None
+    baseline: str | None = Field(default=None, description="The first baseline (reference).")
+    baselines: list[str] = Field(default_factory=list, description="Every baseline, in order.")
     verdict: Verdict
     derivation: list[Derivation] = Field(default_factory=list)
     reasons: list[Reason]
@@ -298,6 +342,9 @@ class AuditResult(ToolResult):
         default_factory=list, description="Buffers and constant tensors left out (not weights)."
     )
     aligned: AlignedEvidence | None = None
+    merge_fit: MergeFit | None = Field(
+        default=None, description="The fit of B on A and the baselines (when any was given)."
+    )
     mtp: list[str] = Field(default_factory=list, description="MTP tensors flagged, not matched.")
     bytes_read: int = 0
     seconds: float = 0.0

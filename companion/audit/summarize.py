@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import isfinite, sqrt
 from pathlib import Path
 from statistics import median
@@ -16,6 +16,7 @@ from companion.audit.alignment import ROLE_GROUP
 from companion.audit.baselines import cross_layer, random_init_reference, shuffle_null
 from companion.audit.derivation import name_derivations
 from companion.audit.matching import MATCH_SAMPLE, Z_DECISIVE, match_test
+from companion.audit.merge_fit import fit_candidates, not_named
 from companion.audit.metrics import PairAccumulator, absdiff_quantiles, spearman
 from companion.audit.pairing import Pair, Side, cross_samples
 from companion.audit.rowstats import Findings
@@ -42,19 +43,27 @@ SIGNIFICANT_Z = 5.0
 
 
 @dataclass
+class Candidate:
+    """One baseline model: its side, its pairs with A, and (the first only) streamed metrics."""
+
+    side: Side
+    pairs: list[Pair]
+    accs: list[PairAccumulator]  # A against it, streamed for the first (the reference)
+    unmatched: list[tuple[str, str, str]]  # from pairing A with it
+
+
+@dataclass
 class Streams:
     """Everything the streaming phase produced."""
 
     a: Side
     b: Side
-    third: Side | None
     pairs: list[Pair]
     accs: list[PairAccumulator]
-    third_pairs: list[Pair]
-    third_accs: list[PairAccumulator]
     a_to_b: dict[int, int]
     map_scores: dict[int, float]
     unmatched: list[tuple[str, str, str]]
+    candidates: list[Candidate] = field(default_factory=list)  # the baselines, in order
     aligned: AlignedEvidence | None = None
     shapes: Findings | None = None  # shape-changing comparisons (shapes.py)
 
@@ -284,7 +293,8 @@ def _constant_buffer(r: TensorResult) -> bool:
 
 def summarize(args: AuditInput, s: Streams, manifest: Manifest, job: Job) -> AuditResult:
     """Build the full result, verdict included."""
-    third_by_a = dict(zip((p.name_a for p in s.third_pairs), s.third_accs, strict=True))
+    ref = s.candidates[0] if s.candidates else None  # the third-model reference
+    third_by_a = dict(zip((p.name_a for p in ref.pairs), ref.accs, strict=True)) if ref else {}
     rows = []
     for pair, acc in zip(s.pairs, s.accs, strict=True):
         job.check()
@@ -306,15 +316,22 @@ def summarize(args: AuditInput, s: Streams, manifest: Manifest, job: Job) -> Aud
     verdict, reasons = decide(
         per_role, kept, fp, args, s.a.mtp + s.b.mtp, s.aligned, len(excluded), s.shapes
     )
+    merge = fit_candidates(s)
+    derivation = name_derivations(verdict, kept, s, per_role, merge)
+    if merge is not None:
+        merge.named = any(d.kind == "merge" for d in derivation)
+        merge.note = "" if merge.named else not_named(merge, verdict)
     layer_map = [
         LayerPair(a=la, b=lb, score=f(s.map_scores.get(lb))) for la, lb in sorted(s.a_to_b.items())
     ]
     return AuditResult(
         a=s.a.ckpt.label,
         b=s.b.ckpt.label,
-        baseline=s.third.ckpt.label if s.third else None,
+        baseline=ref.side.ckpt.label if ref else None,
+        baselines=[c.side.ckpt.label for c in s.candidates],
         verdict=verdict,
-        derivation=name_derivations(verdict, kept, s, per_role),
+        derivation=derivation,
+        merge_fit=merge,
         reasons=reasons,
         excluded=excluded,
         aligned=s.aligned,

@@ -44,6 +44,34 @@ def _checkpoint(ctx: ToolContext, value: str, what: str) -> Path | str | Adapter
 
 
 NAME = "audit.compare"
+MAX_BASELINES = 4  # each is one more sampled pass over the matrices, and one more column
+
+
+def _what(i: int, n: int) -> str:
+    """How an error names baseline i of n."""
+    return "Baseline" if n == 1 else f"Baseline {i + 1}"
+
+
+def _baselines(ctx: ToolContext, values: list[str]) -> list[Path | str]:
+    """The baseline checkpoints (at most MAX_BASELINES; never BASE+ADAPTER)."""
+    from companion.audit.adapter import AdapterPair
+
+    if len(values) > MAX_BASELINES:
+        raise InputError(
+            f"{len(values)} baselines given; an audit fits at most {MAX_BASELINES}.",
+            hint=f"keep the {MAX_BASELINES} likeliest merge parents, or audit the candidates in "
+            "groups and compare the βs each group reports.",
+        )
+    out: list[Path | str] = []
+    for i, value in enumerate(values):
+        c = _checkpoint(ctx, value, _what(i, len(values)))
+        if isinstance(c, AdapterPair):
+            raise InputError(
+                f"{_what(i, len(values))} cannot be BASE+ADAPTER ({value}).",
+                hint="pass a checkpoint as C (merge the adapter first).",
+            )
+        out.append(c)
+    return out
 
 
 @tool(
@@ -53,7 +81,8 @@ NAME = "audit.compare"
     "B may be BASE+ADAPTER for a PEFT LoRA, or an adapter folder to test against base A): "
     "per-role Pearson/cosine/Spearman with shuffle, cross-layer, "
     "random-init and optional third-model baselines, permutation-robust matching and a "
-    "calibrated verdict (derived | independent | inconclusive) with reasons.",
+    "calibrated verdict (derived | independent | inconclusive) with reasons; with baselines "
+    "C (up to 4), whether B is a merge α·A + Σ βᵢ·Cᵢ and of which.",
     read_only=True,
     cli="audit",
     positional=("a", "b"),
@@ -62,13 +91,11 @@ NAME = "audit.compare"
 )
 def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
     """Tool entry point for `audit.compare`."""
-    from companion.audit.adapter import AdapterPair, is_adapter
+    from companion.audit.adapter import is_adapter
     from companion.audit.engine import AuditSetup, run_audit  # lazy: numpy stays out of start-up
 
     a, b = _checkpoint(ctx, args.a, "A"), _checkpoint(ctx, args.b, "B")
-    c = _checkpoint(ctx, args.baseline, "Baseline") if args.baseline else None
-    if isinstance(c, AdapterPair):
-        raise InputError("The baseline cannot be BASE+ADAPTER.", hint="pass a checkpoint as C.")
+    cs = _baselines(ctx, args.baseline)
     report = _resolve(ctx, args.report, "Report") if args.report else None
     if report is not None:
         output_target(report, args.overwrite, "Report")
@@ -76,7 +103,8 @@ def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
 
     remote = RemoteOptions.from_settings(ctx.settings)
     setup = AuditSetup(ctx.settings.audit_workers, ctx.settings.digest_path(), NAME, remote)
-    for value, what in ((a, "A"), (c, "The baseline")):
+    named = [(a, "A"), *((c, _what(i, len(cs))) for i, c in enumerate(cs))]
+    for value, what in named:
         if isinstance(value, Path) and is_adapter(value):
             raise InputError(
                 f"{what} {value} is a LoRA adapter folder, not a model.",
@@ -88,7 +116,7 @@ def audit_tool(args: AuditInput, ctx: ToolContext) -> AuditResult:
 
         result = run_fit(args, a, b, ctx.job(), NAME)
     else:
-        result = run_audit(args, (a, b, c), ctx.job(), setup)
+        result = run_audit(args, (a, b, *cs), ctx.job(), setup)
     if report is not None:
         try:
             report.parent.mkdir(parents=True, exist_ok=True)

@@ -91,6 +91,8 @@ def add_model_arguments(
     parser: argparse.ArgumentParser, model: type[BaseModel], positional: tuple[str, ...]
 ) -> None:
     """Add one argument per input field; values stay strings and pydantic coerces them."""
+    from companion.tools import WholeWords
+
     for name, field in model.model_fields.items():
         help_text = _help(field)
         if name in positional:
@@ -105,6 +107,16 @@ def add_model_arguments(
                 action=argparse.BooleanOptionalAction,
                 default=None,
                 help=help_text,
+            )
+        elif _is_list(field.annotation) and any(isinstance(m, WholeWords) for m in field.metadata):
+            # Paths may hold commas: one whole word per flag, the flag repeated for more.
+            parser.add_argument(
+                "--" + name.replace("_", "-"),
+                dest=name,
+                action="append",
+                metavar="PATH",
+                required=field.is_required(),
+                help=help_text + " The flag may repeat.",
             )
         elif _is_list(field.annotation):
             # One word per flag, comma-separated and repeatable: `--roles norm,attn` or
