@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.audit_checkpoints import audit
 
 from companion.audit import synth, synth_shapes
 from companion.audit.kvheads import label
 from companion.audit.schemas import AuditResult, Derivation
-from companion.toolbox import run_tool
-from companion.tools import ToolContext
 
 SPEC = synth.Spec()
 WIDE = synth.Spec(heads=8)  # head_dim 8: room for 8 -> 2 groups of 4
@@ -68,13 +67,6 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         x, cfg, _ = synth_shapes.head_dim_pruned(ind, SPEC, 12, seed=seed)
         put(f"indep. head_dim {seed}", x, cfg)
     return out
-
-
-def audit(a: Path, b: Path) -> AuditResult:
-    """Run the registered tool."""
-    result = run_tool("audit.compare", {"a": str(a), "b": str(b)}, ToolContext())
-    assert isinstance(result, AuditResult)
-    return result
 
 
 def pruned(r: AuditResult) -> Derivation:

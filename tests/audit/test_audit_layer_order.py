@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers.audit_checkpoints import audit, kind
 from scipy.stats import kstest
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from companion.audit import layerorder, synth, synth_shapes
-from companion.audit.schemas import AuditResult, Derivation
-from companion.toolbox import run_tool
-from companion.tools import ToolContext
+from companion.audit.schemas import AuditResult
 
 SPEC = synth.Spec()
 
@@ -58,20 +57,6 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     x, s = synth_shapes.layers_reordered(synth.base(SPEC, 104), SPEC, [2, 0, 1])
     out["ind104 pruned"] = synth.save(root / "ind104p", x, s)
     return out
-
-
-def audit(a: Path, b: Path, **kw: Any) -> AuditResult:
-    """Run the registered tool."""
-    result = run_tool("audit.compare", {"a": str(a), "b": str(b), **kw}, ToolContext())
-    assert isinstance(result, AuditResult)
-    return result
-
-
-def kind(r: AuditResult, name: str) -> Derivation:
-    """The named derivation (fails with the kinds found)."""
-    found = [d for d in r.derivation if d.kind == name]
-    assert found, ([d.kind for d in r.derivation], [x.statement for x in r.reasons[:4]])
-    return found[0]
 
 
 def kinds(r: AuditResult) -> set[str]:

@@ -10,14 +10,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers.audit_checkpoints import audit, kind
 
 from companion.audit import synth, synth_shapes
-from companion.audit.schemas import AuditResult, Derivation
-from companion.toolbox import run_tool
-from companion.tools import ToolContext
 
 SPEC = synth.Spec()
 
@@ -32,20 +29,6 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out["base"] = a
     out["finetune"] = synth.save(root / "ft", synth.finetune(w, seed=1), SPEC)
     return out
-
-
-def audit(a: Path, b: Path, **kw: Any) -> AuditResult:
-    """Run the registered tool."""
-    result = run_tool("audit.compare", {"a": str(a), "b": str(b), **kw}, ToolContext())
-    assert isinstance(result, AuditResult)
-    return result
-
-
-def kind(r: AuditResult, name: str) -> Derivation:
-    """The named derivation (fails with the kinds found)."""
-    found = [d for d in r.derivation if d.kind == name]
-    assert found, ([d.kind for d in r.derivation], [x.statement for x in r.reasons[:4]])
-    return found[0]
 
 
 def test_vocabulary_extended_by_token_string(shapes: dict[str, Path]) -> None:

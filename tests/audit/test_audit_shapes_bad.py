@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import struct
 from pathlib import Path
 
 import ml_dtypes
 import numpy as np
+from helpers.audit_checkpoints import audit
 
 from companion.audit import synth
 from companion.audit.engine import AuditSetup, run_audit
-from companion.audit.schemas import AuditInput, AuditResult
+from companion.audit.schemas import AuditInput
 from companion.jobs import Job
-from companion.toolbox import run_tool
-from companion.tools import ToolContext
 
 SPEC = synth.Spec()
-
-
-def audit(a: Path, b: Path) -> AuditResult:
-    """Run the registered tool."""
-    result = run_tool("audit.compare", {"a": str(a), "b": str(b)}, ToolContext())
-    assert isinstance(result, AuditResult)
-    json.loads(result.model_dump_json())  # the JSON every front door sees is well formed
-    return result
 
 
 def test_mixed_dtypes_per_tensor_are_compared_and_said(tmp_path: Path) -> None:

@@ -6,19 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.audit_checkpoints import audit
 
 from companion.audit import synth
 from companion.audit.safetensors import write_safetensors
 from companion.audit.schemas import AuditResult
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
-
-
-def audit(a: Path, b: Path, **kw: object) -> AuditResult:
-    """Run the registered tool."""
-    result = run_tool("audit.compare", {"a": str(a), "b": str(b), **kw}, ToolContext())
-    assert isinstance(result, AuditResult)
-    return result
 
 
 def kinds(r: AuditResult) -> set[str]:

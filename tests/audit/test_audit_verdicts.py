@@ -7,18 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.audit_checkpoints import audit
 
 from companion.audit.schemas import AuditResult
 from companion.manifest import sha256_file
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
-
-
-def audit(a: Path, b: Path, **kw: Any) -> AuditResult:
-    """Run the registered tool."""
-    result = run_tool("audit.compare", {"a": str(a), "b": str(b), **kw}, ToolContext())
-    assert isinstance(result, AuditResult)
-    return result
 
 
 def role(r: AuditResult, name: str) -> Any:

@@ -10,11 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers.audit_checkpoints import audit, kind
 
 from companion.audit import synth, synth_shapes
-from companion.audit.schemas import AuditResult, Derivation
-from companion.toolbox import run_tool
-from companion.tools import ToolContext
 
 SPEC = synth.Spec()
 DELTA_KINDS = {"fine_tune", "lora_merged", "noise_added"}
@@ -44,20 +42,6 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out["independent shuffled"] = synth.save(root / "independent", x, SPEC)
     synth_shapes.write_tokenizer(out["independent shuffled"], order)
     return out
-
-
-def audit(a: Path, b: Path) -> AuditResult:
-    """Run the registered tool."""
-    result = run_tool("audit.compare", {"a": str(a), "b": str(b)}, ToolContext())
-    assert isinstance(result, AuditResult)
-    return result
-
-
-def kind(r: AuditResult, name: str) -> Derivation:
-    """The named derivation (fails with the kinds found)."""
-    found = [d for d in r.derivation if d.kind == name]
-    assert found, ([d.kind for d in r.derivation], [x.statement for x in r.reasons[:4]])
-    return found[0]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,9 @@ from typing import Any
 import numpy as np
 
 from companion.audit import synth
+from companion.audit.schemas import AuditResult, Derivation
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
 
 SPEC = synth.Spec()
 
@@ -69,3 +72,18 @@ def pair_with(
     write_safetensors(root / "pa" / "model.safetensors", {name: a})
     write_safetensors(root / "pb" / "model.safetensors", {name: b})
     return root / "pa", root / "pb"
+
+
+def audit(a: Path, b: Path, **kw: Any) -> AuditResult:
+    """Run the registered audit tool; the JSON every front door sees must be well formed."""
+    result = run_tool("audit.compare", {"a": str(a), "b": str(b), **kw}, ToolContext())
+    assert isinstance(result, AuditResult)
+    json.loads(result.model_dump_json())
+    return result
+
+
+def kind(r: AuditResult, name: str) -> Derivation:
+    """The named derivation (fails with the kinds found)."""
+    found = [d for d in r.derivation if d.kind == name]
+    assert found, ([d.kind for d in r.derivation], [x.statement for x in r.reasons[:4]])
+    return found[0]
