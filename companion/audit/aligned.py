@@ -108,8 +108,8 @@ def embedding_perm(
     """B's hidden order from the paired token-embedding rows alone (no layer involved), when
     its calibrated test beats every draw by ALIGNED_Z and it moves dims; else None."""
     a, b = Model(a_side), Model(b_side)
-    hidden = _hidden_size(a)
-    if hidden is None or hidden != _hidden_size(b):
+    hidden = hidden_size(a)
+    if hidden is None or hidden != hidden_size(b):
         return None
     rows_a, rows_b = _paired_rows(a, b, vocab)
     pa, pb = ProfileSketch(hidden, SKETCH, seed), ProfileSketch(hidden, SKETCH, seed)
@@ -132,7 +132,7 @@ class Profile:
     source: str
 
 
-def _hidden_size(m: Model) -> int | None:
+def hidden_size(m: Model) -> int | None:
     """The residual width, from the tensors (a config beside them may describe another model)."""
     probes = (
         ("norm", "final", None, 0),
@@ -302,7 +302,7 @@ def _delta(name: str, layer: int, wa: Array, wb: Array) -> DeltaStat | None:
     return DeltaStat(name=name, layer=layer, rel_l2=rel, rank90=rank, full_rank=min(d.shape))
 
 
-def _deltas(a: Model, b: Model, la: int, lb: int, perm: Array) -> list[DeltaStat]:
+def layer_deltas(a: Model, b: Model, la: int, lb: int, perm: Array) -> list[DeltaStat]:
     """Delta statistics of the projections of one aligned layer pair (up to WHOLE elements)."""
     out = []
     for role in ("q", "k", "v", "o", "up", "gate", "down"):
@@ -337,8 +337,8 @@ def compare_aligned(
 
     `vocab` pairs embedding rows when the vocabularies differ (None: rows by ID)."""
     a, b = Model(a_side), Model(b_side)
-    hidden = _hidden_size(a)
-    if hidden is None or hidden != _hidden_size(b):
+    hidden = hidden_size(a)
+    if hidden is None or hidden != hidden_size(b):
         return None
     rows_a, rows_b = _paired_rows(a, b, vocab)
     shared = rows_a.get("embedding", (_NONE, ""))[0].size
@@ -358,7 +358,6 @@ def compare_aligned(
     perm = h.perm if h is not None else np.arange(hidden)
     rng = np.random.default_rng([seed, hidden, 41])
     tests: list[MatchSummary] = []
-    deltas: list[DeltaStat] = []
     stopped = None
     for k, la in enumerate(layers):
         job.check()
@@ -367,7 +366,6 @@ def compare_aligned(
             t: Calibrated | None = run(a, b, la, lb, hidden, perm, rng, job.check)
             if t is not None:
                 tests.append(_summary(kind, t, la, lb))
-        deltas += _deltas(a, b, la, lb, perm)
         if k + 1 < len(layers) and tests and min(t.z for t in tests) >= Z_DECISIVE:
             stopped = (
                 f"after {k + 1} of {len(layers)} layers: every layer test so far is at least "
@@ -375,6 +373,8 @@ def compare_aligned(
             )
             break
     z = stouffer([t.z for t in tests])
+    # the deltas name the derivation: every picked layer, even after the tests stopped early
+    deltas = [d for la in layers for d in layer_deltas(a, b, la, a_to_b[la], perm)]
     return AlignedEvidence(
         hidden=_hidden_evidence(h) if h is not None else None,
         layers=tests,

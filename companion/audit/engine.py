@@ -35,6 +35,7 @@ from companion.audit.passes import (
     sample_all,
     stream_all,
 )
+from companion.audit.plain import identity_evidence, plain_match
 from companion.audit.prefetch import fetch_remote
 from companion.audit.reader import Gate
 from companion.audit.remote_http import RemoteOptions
@@ -208,10 +209,16 @@ def run_audit(
                     run, a, b, (pairs, accs, unmatched), a_to_b, match_layers
                 )
             aligned = None
+            plain = (
+                plain_match(a, pairs, accs, unmatched) if args.symmetry_tests == "auto" else None
+            )
             if args.permutation_test and a_to_b:
-                job.report("aligning symmetries", 0.98)
                 layers = sorted(pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
-                aligned = compare_aligned(a, b, a_to_b, layers, args.seed, job, vocab)
+                if plain is not None:
+                    aligned = identity_evidence(a, b, a_to_b, layers, plain)
+                else:
+                    job.report("aligning symmetries", 0.98)
+                    aligned = compare_aligned(a, b, a_to_b, layers, args.seed, job, vocab)
             shape_layers = sorted(pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
             shapes = compare_shapes(a, b, a_to_b, unmatched, shape_layers, args.seed, job, vocab)
             if order is not None and order.reordered:
@@ -219,7 +226,7 @@ def run_audit(
             map_scores = _map_scores(a, b, a_to_b)
             job.report("summarizing", 0.99)
             streams = Streams(a, b, pairs, accs, a_to_b, map_scores, unmatched, cands)
-            streams.aligned, streams.shapes = aligned, shapes
+            streams.aligned, streams.shapes, streams.plain = aligned, shapes, plain is not None
             for p in sorted(shapes.inputs):  # tokenizers the vocabulary alignment read
                 inputs.append(InputFile(path=str(p), size=p.stat().st_size, sha256=sha256_file(p)))
             manifest = Manifest(

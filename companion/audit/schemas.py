@@ -48,6 +48,11 @@ class AuditInput(BaseModel):
         default=True, description="Run the permutation-robust matching test (MLP units, heads)."
     )
     match_layers: int = Field(default=4, ge=0, le=1024, description="Layers matched per test.")
+    symmetry_tests: Literal["auto", "always"] = Field(
+        default="auto",
+        description="auto: skip the unit, head and hidden-alignment tests when every matrix "
+        "already matches A's element-wise (they cannot change the verdict); always: run them.",
+    )
     max_match_units: int = Field(
         default=512, ge=2, le=65536, description="Largest exact assignment; above: nearest."
     )

@@ -66,6 +66,7 @@ class Streams:
     candidates: list[Candidate] = field(default_factory=list)  # the baselines, in order
     aligned: AlignedEvidence | None = None
     shapes: Findings | None = None  # shape-changing comparisons (shapes.py)
+    plain: bool = False  # every matrix matched element-wise: no symmetry test ran (plain.py)
 
 
 def f(x: float | None) -> float | None:
@@ -299,7 +300,7 @@ def summarize(args: AuditInput, s: Streams, manifest: Manifest, job: Job) -> Aud
     for pair, acc in zip(s.pairs, s.accs, strict=True):
         job.check()
         rows.append(tensor_row(args, s, pair, acc, third_by_a.get(pair.name_a)))
-    tests = _match_tests(args, s, job) if args.permutation_test else {}
+    tests = _match_tests(args, s, job) if args.permutation_test and not s.plain else {}
     groups: dict[str, list[TensorResult]] = defaultdict(list)
     excluded = [Unmatched(name=n, side="a", reason=r) for n, r in s.a.excluded]
     excluded += [Unmatched(name=n, side="b", reason=r) for n, r in s.b.excluded]
