@@ -4,7 +4,8 @@ Generates a bf16 pair (A, and B = A + noise; default ~2 x 1 GB, `--size-mb` to c
 `--size-mb 10240` for 10 GB+) and measures, each in a fresh subprocess (for its peak RSS):
   0. the DEFAULT `companion audit A B` path, first: baselines, permutation test and the
      symmetry alignment (sampled units and dims, nulls stopped once settled: see
-     companion/audit/matching.py), sha256 digests from the digest cache (the user's settings);
+     companion/audit/matching.py; skipped when every matrix already matches element-wise,
+     see row 5), sha256 digests from the digest cache (the user's settings);
   1. baseline: safetensors safe_open(framework="pt") + torch cosine per tensor (torch
      installed for the bench only; without torch, a numpy per-tensor cosine is used and
      the output says so);
@@ -13,13 +14,16 @@ Generates a bf16 pair (A, and B = A + noise; default ~2 x 1 GB, `--size-mb` to c
      because the files are unchanged since an earlier run ("audit, cached sha");
   3. the full audit with baselines (shuffle null, cross-layer, random-init reference);
   4. the same plus the permutation-robust matching test;
+  5. "default, tests forced": the default path with symmetry_tests=always: on this pair (B is
+     A plus noise, so every matrix matches element-wise) the default skips the unit, head and
+     hidden-alignment tests (companion/audit/plain.py); this row shows what they cost;
 on cached data (`--repeats` interleaved runs each, medians), then (2) both ways on cold data
 (pages evicted with posix_fadvise) against the O_DIRECT disk bandwidth measured with
 `dd iflag=direct` in the same run (medians of interleaved runs: shared virtual disks vary a
 lot). After those rows (`--no-formats` skips them), labelled:
-  5. "GGUF F16, cached sha": (2) on a GGUF copy of the pair (F16, llama.cpp names, so Q/K
+  6. "GGUF F16, cached sha": (2) on a GGUF copy of the pair (F16, llama.cpp names, so Q/K
      go through the rotary re-ordering; written by bench/audit_formats.py);
-  6. "remote (loopback)": (2) on the pair served by Range from a loopback HTTP server on
+  7. "remote (loopback)": (2) on the pair served by Range from a loopback HTTP server on
      127.0.0.1, with an empty range cache (every tensor byte fetched), and "remote, range
      cache" repeating it with that cache (nothing fetched): the ceiling is the server's rate,
      measured in the same run as "loopback GET (ceiling)" (both files by plain GETs).
@@ -143,7 +147,12 @@ def plain_get(a: str, b: str) -> None:
 
 
 def run_companion(
-    a: Path | str, b: Path | str, baselines: bool, permutation: bool = False, digests: bool = True
+    a: Path | str,
+    b: Path | str,
+    baselines: bool,
+    permutation: bool = False,
+    digests: bool = True,
+    symmetry: str = "auto",
 ) -> float:
     """companion's audit through the registry (no store); returns the engine's own seconds.
 
@@ -156,7 +165,13 @@ def run_companion(
 
     settings = Settings(store_enabled=False, audit_workers=2, digest_cache=digests)
     ctx = ToolContext(settings=settings)
-    args = {"a": str(a), "b": str(b), "baselines": baselines, "permutation_test": permutation}
+    args = {
+        "a": str(a),
+        "b": str(b),
+        "baselines": baselines,
+        "permutation_test": permutation,
+        "symmetry_tests": symmetry,
+    }
     result = run_tool("audit.compare", args, ctx)
     return float(getattr(result, "seconds", None) or 0.0)
 
@@ -194,6 +209,9 @@ def child(mode: str, a: Path | str, b: Path | str, **env: str) -> dict[str, floa
         "audit+perm.test": (f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), True, True)"),
         "audit (default)": (
             f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), True, True, True)"
+        ),
+        "default, tests forced": (
+            f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), True, True, True, 'always')"
         ),
         "remote": f"m.run_companion({str(a)!r}, {str(b)!r}, False)",
         "get": f"m.plain_get({str(a)!r}, {str(b)!r})",
@@ -342,6 +360,7 @@ def main() -> int:
             )
         # the default path first; then the peer; then faster, narrower options, labelled
         modes = ["audit (default)", base_mode, "audit, cached sha", "audit+baselines", "audit"]
+        modes.append("default, tests forced")
         warm(a, b)
         child("audit", a, b)  # fills the digest cache for the "cached sha" runs
         runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
