@@ -111,6 +111,8 @@ bench: venv-test
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/chat_latency.py
 	$(BIN)/python bench/audit_throughput.py
+	$(BIN)/python bench/remote_fraction.py
+	$(BIN)/python bench/judgement.py
 	$(BIN)/python bench/mcp_latency.py
 
 # MCP round trips (tools/list, tools/call) against a bare echo server, and start-up time.
