@@ -83,8 +83,9 @@ def refuse_outputs(t: Tool, args: BaseModel) -> None:
 
 
 def llm_tools() -> list[dict[str, Any]]:
-    """Function-calling schemas of the read-only tools, without their output parameters."""
-    return [t.llm_schema(confined=True) for t in DECLARED.values() if t.read_only]
+    """Function-calling schemas of the read-only tools, without their output parameters or
+    their expert tuning knobs."""
+    return [t.llm_schema(confined=True, compact=True) for t in DECLARED.values() if t.read_only]
 
 
 class SchemaCache:

@@ -151,16 +151,19 @@ class Tool:
         """The name LLM function calling and MCP use (no dots)."""
         return wire_name(self.name)
 
-    def llm_schema(self, confined: bool = True) -> dict[str, Any]:
-        """The OpenAI function-calling declaration (confined: without output parameters)."""
+    def llm_schema(self, confined: bool = True, compact: bool = False) -> dict[str, Any]:
+        """The OpenAI function-calling declaration (confined: without output parameters;
+        compact: without the EXPERT tuning knobs, which keep their defaults)."""
         params = self.input_model.model_json_schema()
-        if confined and self.output_fields:
-            props = {
-                k: v for k, v in params.get("properties", {}).items() if k not in self.output_fields
-            }
-            params = {**params, "properties": props}
-            if "required" in params:
-                params["required"] = [r for r in params["required"] if r not in self.output_fields]
+        props = {k: dict(v) for k, v in params.get("properties", {}).items()}
+        drop = set(self.output_fields) if confined else set()
+        drop |= {k for k, v in props.items() if compact and v.get(EXPERT_KEY)}
+        props = {k: v for k, v in props.items() if k not in drop}
+        for v in props.values():
+            v.pop(EXPERT_KEY, None)
+        params = {**params, "properties": props}
+        if "required" in params:
+            params["required"] = [r for r in params["required"] if r not in drop]
         return {
             "type": "function",
             "function": {
@@ -177,6 +180,10 @@ def wire_name(name: str) -> str:
 
 
 DECLARED: dict[str, Tool] = {}
+EXPERT_KEY = "x-expert"
+# Field(json_schema_extra=EXPERT): a tuning knob left out of the chat's tool declarations
+# (small local models have 8K-token windows; the knob keeps its default there).
+EXPERT: dict[str, Any] = {EXPERT_KEY: True}
 
 
 def tool(

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, field_serializer, field_validator
 
 from companion.audit.alignment import GROUPS, ROLES
 from companion.manifest import Manifest
-from companion.tools import Facts, ToolResult, WholeWords
+from companion.tools import EXPERT, Facts, ToolResult, WholeWords
 
 Verdict = Literal["derived", "independent", "inconclusive"]
 
@@ -24,8 +24,8 @@ class AuditInput(BaseModel):
     )
     baseline: Annotated[list[str], WholeWords()] = Field(
         default_factory=list,
-        description="Third models C, up to 4: the first is A's reference, and B is fitted as "
-        "α·A + Σ βᵢ·Cᵢ per tensor to name a merge and the Cᵢ it took from.",
+        description="Third models C (up to 4): A's reference, and merge candidates (B fitted "
+        "as a*A + sum of b_i*C_i per tensor names a merge and the C_i it took from).",
     )
     roles: list[str] = Field(
         default_factory=list,
@@ -37,24 +37,46 @@ class AuditInput(BaseModel):
         default=False, description="Replace an existing output file (asked for on the CLI)."
     )
     sample_size: int = Field(
-        default=16384, ge=256, le=1 << 22, description="Elements sampled per tensor."
+        json_schema_extra=EXPERT,
+        default=16384,
+        ge=256,
+        le=1 << 22,
+        description="Elements sampled per tensor.",
     )
-    null_draws: int = Field(default=1000, ge=10, le=100_000, description="Shuffle-null draws.")
-    seed: int = Field(default=0, ge=0, description="Seed for samples, nulls and projections.")
+    null_draws: int = Field(
+        json_schema_extra=EXPERT, default=1000, ge=10, le=100_000, description="Shuffle-null draws."
+    )
+    seed: int = Field(
+        json_schema_extra=EXPERT,
+        default=0,
+        ge=0,
+        description="Seed for samples, nulls and projections.",
+    )
     baselines: bool = Field(
-        default=True, description="Compute baselines (shuffle null, cross-layer, random init)."
+        json_schema_extra=EXPERT,
+        default=True,
+        description="Compute baselines (shuffle null, cross-layer, random init).",
     )
     permutation_test: bool = Field(
-        default=True, description="Run the permutation-robust matching test (MLP units, heads)."
+        json_schema_extra=EXPERT,
+        default=True,
+        description="Run the permutation-robust matching test (MLP units, heads).",
     )
-    match_layers: int = Field(default=4, ge=0, le=1024, description="Layers matched per test.")
+    match_layers: int = Field(
+        json_schema_extra=EXPERT, default=4, ge=0, le=1024, description="Layers matched per test."
+    )
     symmetry_tests: Literal["auto", "always"] = Field(
+        json_schema_extra=EXPERT,
         default="auto",
         description="auto: skip the unit, head and hidden-alignment tests when every matrix "
         "already matches A's element-wise (they cannot change the verdict); always: run them.",
     )
     max_match_units: int = Field(
-        default=512, ge=2, le=65536, description="Largest exact assignment; above: nearest."
+        json_schema_extra=EXPERT,
+        default=512,
+        ge=2,
+        le=65536,
+        description="Largest exact assignment; above: nearest.",
     )
 
     @field_validator("baseline", mode="before")

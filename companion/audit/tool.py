@@ -82,7 +82,7 @@ def _baselines(ctx: ToolContext, values: list[str]) -> list[Path | str]:
     "per-role Pearson/cosine/Spearman with shuffle, cross-layer, "
     "random-init and optional third-model baselines, permutation-robust matching and a "
     "calibrated verdict (derived | independent | inconclusive) with reasons; with baselines "
-    "C (up to 4), whether B is a merge α·A + Σ βᵢ·Cᵢ and of which.",
+    "C (up to 4), whether B is a merge a*A + sum of b_i*C_i, and of which.",
     read_only=True,
     cli="audit",
     positional=("a", "b"),

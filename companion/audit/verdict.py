@@ -164,9 +164,10 @@ def _usable(r: TensorResult) -> bool:
 
 
 def _aligned(ev: AlignedEvidence) -> Reason | None:
-    """Evidence after undoing hidden, unit, head and scale symmetries."""
+    """Evidence after undoing hidden, unit, head and scale symmetries (or why none ran)."""
     if not ev.layers:
-        return None
+        note = ev.stopped_early
+        return None if not note else Reason(kind="aligned", statement=note[0].upper() + note[1:])
     h = ev.hidden
     text = ""
     if h is not None:

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from companion.manifest import Manifest
-from companion.tools import Facts, ToolResult
+from companion.tools import EXPERT, Facts, ToolResult
 
 Verdict = Literal["derived", "independent", "inconclusive"]
 ClaimVerdict = Literal["supports", "contradicts", "cannot tell"]
@@ -32,7 +32,12 @@ class CaseInput(BaseModel):
     overwrite: bool = Field(
         default=False, description="Replace an existing output file (asked for on the CLI)."
     )
-    seed: int = Field(default=0, ge=0, description="Seed for the weight audit's samples and nulls.")
+    seed: int = Field(
+        json_schema_extra=EXPERT,
+        default=0,
+        ge=0,
+        description="Seed for the weight audit's samples and nulls.",
+    )
 
     @field_validator("logs_a", "logs_b", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from companion.manifest import Manifest
-from companion.tools import Facts, ToolResult
+from companion.tools import EXPERT, Facts, ToolResult
 
 Verdict = Literal["from_scratch", "warm_start", "inconclusive"]
 Direction = Literal["from_scratch", "warm_start", "neutral"]
@@ -128,6 +128,7 @@ class SummarizeInput(BaseModel):
         default=None, description="config.json or tokenizer.json giving V (instead of N)."
     )
     vocab_search: int = Field(
+        json_schema_extra=EXPERT,
         default=2,
         ge=0,
         le=2,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from companion import __version__
 from companion.manifest import Manifest
 from companion.store.migrations import METRIC_COLUMNS
-from companion.tools import ToolResult
+from companion.tools import EXPERT, ToolResult
 
 Format = Literal["table", "json", "csv", "md"]
 Status = Literal["ok", "missing", "foreign", "corrupt", "newer"]
@@ -179,12 +179,18 @@ class QueryInput(BaseModel):
         default=None, description="Recorded before: ISO date/time (a date includes that day)."
     )
     sort: Literal["newest", "oldest", "kind", "verdict"] = Field(
-        default="newest", description="Order of the records."
+        json_schema_extra=EXPERT, default="newest", description="Order of the records."
     )
     limit: int = Field(default=50, ge=1, le=1000, description="Records per page.")
-    offset: int = Field(default=0, ge=0, description="Records to skip (pagination).")
+    offset: int = Field(
+        json_schema_extra=EXPERT, default=0, ge=0, description="Records to skip (pagination)."
+    )
     tensor_limit: int = Field(
-        default=20, ge=0, le=1000, description="Matching tensors listed per record."
+        json_schema_extra=EXPERT,
+        default=20,
+        ge=0,
+        le=1000,
+        description="Matching tensors listed per record.",
     )
     format: Format = Field(default="md", description="Rendering: table, json, csv or md.")
 

@@ -51,6 +51,8 @@ def test_it_fires_on_plain_derivatives(fam: dict[str, Path]) -> None:
         r = audit(fam["base"], fam[name])
         assert skipped(r), (name, r.aligned.stopped_early if r.aligned else None)
         assert "matrices already match A's element-wise" in (r.aligned.stopped_early or "")
+        said = [x for x in r.reasons if x.statement.startswith("Symmetry tests not run")]
+        assert said and said[0].strength == "info"  # told, never a deciding reason
 
 
 @pytest.mark.parametrize("name", ["permuted", "hidden_permuted", "hidden_permuted_all"])

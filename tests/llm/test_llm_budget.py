@@ -119,3 +119,26 @@ def test_truncate_text_keeps_the_start_and_says_so() -> None:
     assert "truncated" in cut
     same, none = b.truncate_text("short", 50, "x")
     assert same == "short" and none is None
+
+
+def test_the_chat_tool_declarations_leave_room_in_the_default_window() -> None:
+    """With the default 8K window the chat must still offer its tools (they are dropped when
+    their declarations pass half the prompt), with room for test or plug-in tools besides:
+    expert tuning knobs stay out of the chat's declarations but not out of MCP's."""
+    from companion.settings import Settings
+    from companion.toolbox import load_tools
+
+    tools = [
+        t
+        for t in load_tools().values()
+        if t.read_only and t.func.__module__.startswith("companion.")
+    ]
+    settings = Settings()
+    budget = TokenBudget("test-model", settings.llm_context_length, settings.llm_max_output_tokens)
+    chat = [t.llm_schema(confined=True, compact=True) for t in tools]
+    assert budget.count_tools(chat) <= 0.45 * budget.prompt_limit  # dropped above 0.5
+    audit = next(t for t in tools if t.name == "audit.compare")
+    chat_props = audit.llm_schema(compact=True)["function"]["parameters"]["properties"]
+    mcp_props = audit.llm_schema()["function"]["parameters"]["properties"]
+    assert "null_draws" not in chat_props and {"a", "b", "baseline", "roles"} <= set(chat_props)
+    assert "null_draws" in mcp_props and not any("x-expert" in v for v in mcp_props.values())
