@@ -49,6 +49,8 @@ def zoo(root: Path) -> list[tuple[str, Path, Path, bool]]:
         "hidden perm + layers": synth_shapes.layers_reordered(
             synth.hidden_permuted(small), spec, [2, 0, 3, 1]
         ),
+        "heads rotated": (synth.rotated(w, spec), spec),
+        "rotated + hidden perm": (synth.hidden_permuted(synth.rotated(small, spec)), spec),
     }
     a = synth.save(root / "base", w, spec)
     out = [
@@ -58,6 +60,8 @@ def zoo(root: Path) -> list[tuple[str, Path, Path, bool]]:
     for seed in (100, 101, 102, 103):
         b = synth.save(root / f"ind{seed}", synth.base(spec, seed), spec)
         out.append((f"independent seed {seed}", a, b, False))
+    twin = synth.rotated(synth.base(spec, 104), spec, seed=104)
+    out.append(("indep. heads rotated", a, synth.save(root / "ind_rotated", twin, spec), False))
     return out
 
 

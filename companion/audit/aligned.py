@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from companion.audit.checkpoint import TensorRef
-from companion.audit.heads import head_test
+from companion.audit.heads import head_elementwise, head_test
 from companion.audit.hidden import (
     SKETCH,
     Z_DECISIVE,
@@ -366,6 +366,9 @@ def compare_aligned(
             t: Calibrated | None = run(a, b, la, lb, hidden, perm, rng, job.check)
             if t is not None:
                 tests.append(_summary(kind, t, la, lb))
+                if kind == "heads_invariant":
+                    ew = head_elementwise(a, b, la, lb, hidden, perm, t.chosen)
+                    tests[-1].elementwise = ew
         if k + 1 < len(layers) and tests and min(t.z for t in tests) >= Z_DECISIVE:
             stopped = (
                 f"after {k + 1} of {len(layers)} layers: every layer test so far is at least "

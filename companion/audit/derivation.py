@@ -1,4 +1,4 @@
-"""Name how B was made from A (fine-tune, LoRA merge, quantized, pruned, permuted, ...)."""
+"""Name how B was made from A (fine-tune, LoRA merge, quantized, pruned, permuted, rotated, ...)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from companion.audit.isotropy import NOISE_RATIO, isotropy
 from companion.audit.merge_fit import merge_derivation
 from companion.audit.schemas import Derivation, MergeFit, RoleSummary, TensorResult, Verdict
 from companion.audit.shapes import reconcile
+from companion.audit.symview import ALIGNED_Z
 
 if TYPE_CHECKING:
     from companion.audit.summarize import Streams
 
+R_INVARIANT = 0.5  # invariant matched r a B without maps keeps only when r_elementwise² is high
+R_ROTATED = 0.5  # element-wise Pearson of a mapped q/k (v/o) pair after the alignment
 LORA_SHARE = 0.1  # rank holding 90 % of the delta energy, as a share of the full rank
 _BITS = {"F64": 64, "F32": 32, "F16": 16, "BF16": 16, "F8_E4M3": 8, "F8_E5M2": 8, "I8": 8}
 
@@ -40,6 +43,66 @@ def _permuted(s: Streams, per_role: list[RoleSummary]) -> Derivation | None:
         evasive=True,
         statement="B is a function-preserving permutation of A's weights (an evasion).",
     )
+
+
+def _rotated(s: Streams, rows: list[TensorResult]) -> Derivation | None:
+    """Per-head invertible maps inside attention: the rotation-invariant head products match
+    A's while q/k (or v/o) do not, element-wise, even after the hidden and head alignment.
+
+    Without maps the invariant products are quadratic in the weights, so their matched r
+    sits near the element-wise r squared: it cannot stay above R_INVARIANT while both
+    matrices of a pair fall below R_ROTATED."""
+    ev = s.aligned
+    inv = [
+        t
+        for t in (ev.layers if ev is not None and ev.related else [])
+        if t.kind == "heads_invariant"
+    ]
+    inv = [t for t in inv if t.elementwise is not None]
+    if not inv or median(t.z for t in inv) < ALIGNED_Z:
+        return None
+    if median(t.observed for t in inv) < R_INVARIANT:
+        return None
+    pairs = [
+        p
+        for p in ("qk", "vo")
+        if median(max(t.elementwise[r] for r in p) for t in inv if t.elementwise) < R_ROTATED
+    ]
+    if not pairs:
+        return None
+    plain = [r.metrics.pearson for r in rows if r.role in ("q", "k", "v", "o")]
+    figures: dict[str, float | int | str] = {
+        "maps": ",".join(pairs),
+        "heads_invariant_r": round(median(t.observed for t in inv), 3),
+        "heads_invariant_null_r": round(median(t.null_mean for t in inv), 3),
+        "heads_invariant_z": round(median(t.z for t in inv), 1),
+        "layers": len(inv),
+    }
+    for p in pairs:
+        figures[f"aligned_pearson_{p}"] = round(
+            median(max(t.elementwise[r] for r in p) for t in inv if t.elementwise), 3
+        )
+    if plain_r := [r for r in plain if r is not None]:
+        figures["attn_pearson_median"] = round(median(plain_r), 3)
+    return Derivation(
+        kind="rotated",
+        figures=figures,
+        confidence="high",
+        evasive=True,
+        statement="B's attention heads are A's under invertible per-head maps "
+        f"({' and '.join(_MAPS[p] for p in pairs)}): a function-preserving rotation (an evasion).",
+    )
+
+
+_MAPS = {"qk": "W_Q <- A·W_Q, W_K <- A^-T·W_K", "vo": "W_V <- B·W_V, W_O <- W_O·B^-1"}
+
+
+def _unrotated(d: Derivation) -> Derivation | None:
+    """A permutation without the element-wise head match, which maps inside heads defeat
+    (the rotation-invariant heads test still says whether heads moved); None if nothing
+    is left."""
+    figures = {k: v for k, v in d.figures.items() if not k.startswith("heads_moved")}
+    return d.model_copy(update={"figures": figures}) if figures else None
 
 
 def _rescaled(rows: list[TensorResult], per_role: list[RoleSummary]) -> Derivation | None:
@@ -72,10 +135,12 @@ def _quantized(rows: list[TensorResult]) -> Derivation | None:
     )
 
 
-def _delta_kind(s: Streams, rows: list[TensorResult]) -> Derivation | None:
-    """Fine-tune (dense small delta), LoRA-merged (low-rank delta) or noise-added."""
+def _delta_kind(s: Streams, mapped: frozenset[str] = frozenset()) -> Derivation | None:
+    """Fine-tune (dense small delta), LoRA-merged (low-rank delta) or noise-added; the roles
+    in `mapped` (rotated q/k or v/o: B - A is the map, not an update) are left out."""
     ev = s.aligned
     deltas = [d for d in (ev.deltas if ev is not None else []) if d.rel_l2 > 1e-3]
+    deltas = [d for d in deltas if d.name not in mapped]
     if not deltas:
         return None
     rel = median(d.rel_l2 for d in deltas)
@@ -152,8 +217,13 @@ def name_derivations(
     if verdict != "derived":
         return []
     quantized = _quantized(rows)
-    found = [_permuted(s, per_role), _rescaled(rows, per_role), quantized]
-    delta = _delta_kind(s, rows)
+    rotated = _rotated(s, rows)
+    mapped = frozenset(str(rotated.figures["maps"]).replace(",", "")) if rotated else frozenset()
+    permuted = _permuted(s, per_role)
+    if rotated is not None and permuted is not None:  # the element-wise head match is moot
+        permuted = _unrotated(permuted)
+    found = [permuted, rotated, _rescaled(rows, per_role), quantized]
+    delta = _delta_kind(s, mapped)
     if quantized is None or (delta is not None and float(delta.figures["delta_rel_l2"]) > 0.05):
         found.append(delta)  # a cast's rounding residual is not a fine-tune
     if (merge := merge_derivation(merge_fit)) is not None:  # it explains B - A: no fine-tune

@@ -9,7 +9,8 @@ from math import sqrt
 import numpy as np
 
 from companion.audit.hidden import Calibrated, relabel_test
-from companion.audit.sketch import keep_budget
+from companion.audit.rowstats import read_row_set
+from companion.audit.sketch import keep_budget, row_blocks
 from companion.audit.symview import ASSIGN, DRAWS, K_HEAD, Array, Model
 
 
@@ -111,3 +112,68 @@ def head_test(
         return _head_features(q @ s1, k @ s2, v @ s2, o.T @ s1, lay, count)
 
     return relabel_test(fa, feature_b, hidden, DRAWS, rng, ASSIGN, check, True)
+
+
+def _rows_of(m: Model, role: str, layer: int, ids: Array) -> Array | None:
+    """The given rows of a layer's matrix (float64), or None when absent or not finite."""
+    name = m.matrix(role, layer)
+    x = read_row_set(m.side.ref(name), ids).astype(np.float64) if name is not None else None
+    return x if x is not None and np.isfinite(x).all() else None
+
+
+def _cols_of(m: Model, role: str, layer: int, ids: Array) -> Array | None:
+    """The given columns of a layer's matrix (float64), streamed in row blocks, or None."""
+    name = m.matrix(role, layer)
+    if name is None:
+        return None
+    blocks = [x[:, ids] for _, x in row_blocks(m.side.ref(name), name)]
+    out = np.concatenate(blocks).astype(np.float64)
+    return out if np.isfinite(out).all() else None
+
+
+def _span(starts: Array, d: int) -> Array:
+    """The indices of the d-wide blocks starting at `starts`, in order."""
+    return np.asarray((starts[:, None] + np.arange(d)[None, :]).reshape(-1), dtype=np.int64)
+
+
+def head_elementwise(
+    a: Model, b: Model, la: int, lb: int, hidden: int, perm: Array, chosen: Array
+) -> dict[str, float] | None:
+    """Element-wise Pearson of q, k, v, o after the hidden and head alignment (gain-folded).
+
+    B's first heads (the ones head_test matched, within KEEP) are paired with A's heads
+    `chosen`, their K/V rows with those heads' groups: a permuted or fine-tuned B keeps
+    these high, per-head invertible maps inside attention (W_Q^h <- A·W_Q^h,
+    W_K^h <- A^-T·W_K^h; W_V^h <- B·W_V^h, W_O^h <- W_O^h·B^-1) do not."""
+    lay = _layout(a, la, hidden)
+    raw = _head_raw(b, lb, hidden, lay) if lay is not None else None
+    if lay is None or raw is None or lay != _layout(b, lb, hidden):
+        return None
+    d, heads = lay.d, range(chosen.size)
+    qb, kb, vb, ob = raw[0][:, perm], raw[1][:, perm], raw[2][:, perm], raw[3][perm]
+    if qb.shape[0] != chosen.size * d:
+        return None
+    group_b = _span(np.array([lay.group(h) * d for h in heads]), d)
+    group_a = _span(np.array([lay.group(int(c)) * d for c in chosen]), d)
+    ga = a.gain("attn_norm", la, hidden)
+    qa, ka, va = (
+        _rows_of(a, r, la, ids)
+        for r, ids in (("q", _span(chosen * d, d)), ("k", group_a), ("v", group_a))
+    )
+    oa = _cols_of(a, "o", la, _span(chosen * d, d))
+    if qa is None or ka is None or va is None or oa is None:
+        return None
+    pairs = (
+        ("q", qa * ga, qb),
+        ("k", ka * ga, kb[group_b]),
+        ("v", va * ga, vb[group_b]),
+        ("o", oa, ob),
+    )
+    return {role: _pearson(xa.ravel(), xb.ravel()) for role, xa, xb in pairs}
+
+
+def _pearson(x: Array, y: Array) -> float:
+    """Pearson correlation of two equal-length vectors (0 when either is constant)."""
+    x, y = x - x.mean(), y - y.mean()
+    den = float(np.sqrt((x @ x) * (y @ y)))
+    return float(x @ y) / den if den > 0 else 0.0

@@ -190,6 +190,11 @@ class MatchSummary(UnitMatch):
 
     layer: int
     layer_b: int
+    elementwise: dict[str, float] | None = Field(
+        default=None,
+        description="heads_invariant: element-wise Pearson of q, k, v, o after the hidden and "
+        "head alignment (low while the invariant matches: maps inside attention, 'rotated').",
+    )
 
 
 class RoleSummary(BaseModel):

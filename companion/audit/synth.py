@@ -2,8 +2,8 @@
 
 Every derivative keeps the ground truth known: a fine-tune (low-rank plus noise updates), a
 function-preserving permutation of MLP units and attention heads, a depth-pruned copy, a
-bf16 cast, a function-preserving rescale of norm gains, and independent models whose norm
-gains sit near one (the cosine trap).
+bf16 cast, a function-preserving rescale of norm gains, per-head invertible maps inside
+attention (rotated), and independent models whose norm gains sit near one (the cosine trap).
 """
 
 from __future__ import annotations
@@ -185,6 +185,52 @@ def hidden_permuted(w: Weights, seed: int = 5) -> Weights:
             out[name] = np.ascontiguousarray(t[p])
         else:
             out[name] = np.ascontiguousarray(t[:, p])
+    return out
+
+
+def _well_conditioned(d: int, rng: np.random.Generator, spread: float) -> Any:
+    """A random invertible d x d map Q1·diag(exp(u))·Q2, u ~ U(-spread, spread)."""
+    q1, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    q2, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    return q1 @ np.diag(np.exp(rng.uniform(-spread, spread, d))) @ q2
+
+
+def rotated(
+    w: Weights,
+    spec: Spec,
+    seed: int = 15,
+    which: tuple[str, ...] = ("qk", "vo"),
+    spread: float = 0.5,
+) -> Weights:
+    """Function-preserving per-head maps inside attention (an exact continuous symmetry).
+
+    Per layer and K/V head g (one map per group under GQA, shared by its Q/O heads):
+    "qk": Q_h <- A·Q_h and K_g <- A^-T·K_g, so Q_hᵀK_g is unchanged; "vo": V_g <- B·V_g and
+    O's head columns O_h <- O_h·B^-1, so O_h·V_g is unchanged. A, B are well conditioned,
+    not only orthogonal. K/V heads are counted from k_proj's rows (head_dim from the spec).
+    """
+    rng = np.random.default_rng(seed)
+    d = spec.head_dim
+    out = dict(w)
+    for layer in range(spec.layers):
+        p = f"model.layers.{layer}.self_attn."
+        q, k, v, o = (w[p + f"{r}_proj.weight"].astype(np.float64) for r in "qkvo")
+        kv, heads = k.shape[0] // d, q.shape[0] // d
+        per = heads // kv
+        for g in range(kv):
+            gs, hs = slice(g * d, (g + 1) * d), slice(g * per * d, (g + 1) * per * d)
+            if "qk" in which:
+                a = _well_conditioned(d, rng, spread)
+                k[gs] = np.linalg.inv(a).T @ k[gs]
+                q[hs] = np.concatenate([a @ q[h : h + d] for h in range(hs.start, hs.stop, d)])
+            if "vo" in which:
+                b = _well_conditioned(d, rng, spread)
+                v[gs], b_inv = b @ v[gs], np.linalg.inv(b)
+                o[:, hs] = np.concatenate(
+                    [o[:, h : h + d] @ b_inv for h in range(hs.start, hs.stop, d)], axis=1
+                )
+        for r, t in zip("qkvo", (q, k, v, o), strict=True):
+            out[p + f"{r}_proj.weight"] = np.ascontiguousarray(t.astype(np.float32))
     return out
 
 
