@@ -8,6 +8,9 @@ rate of at most 1 %.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from scipy.stats import kstest
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
@@ -90,23 +93,32 @@ def _none() -> None:
     """No cancellation check."""
 
 
-def _kv_pair(seed: int, early: bool) -> tuple[list[float], float]:
-    """p of two layers' K/V tests (combined as width.py does) and the rule's call."""
-    rng = np.random.default_rng([seed, 5])
-    tests = [_kv_layer(rng, KV_SHAPES[seed % len(KV_SHAPES)], early) for _ in range(2)]
+def _decided(tests: list[Any]) -> tuple[list[float], float]:
+    """The layer tests' p-values and whether their Stouffer z and gap would call them related."""
     z = stouffer([t.z for t in tests]) or 0.0
     gap = float(np.median([t.observed - t.null.mean() for t in tests]))
     return [t.p for t in tests], float(z >= RELATED_Z and gap >= MIN_GAP)
 
 
-def test_kv_head_assignment_is_uniform_on_independent_models() -> None:
+def _assert_calibrated(pair: Callable[[int, bool], tuple[list[float], float]], seed: int) -> None:
+    """Uniform p over PAIRS independent pairs; false-related rate <= 1 %, early stop or not."""
     with threadpool_limits(limits=1):
-        full = [_kv_pair(seed, False) for seed in range(PAIRS)]
-        stopped = [_kv_pair(seed, True) for seed in range(PAIRS)]  # the audit's early stop
+        full = [pair(s, False) for s in range(PAIRS)]
+        stopped = [pair(s, True) for s in range(PAIRS)]  # the audit's early stop
     ps = np.array([p for row, _ in full for p in row])
-    assert kstest(_jitter(ps, 19, np.random.default_rng(2)), "uniform").pvalue > 0.01
+    assert kstest(_jitter(ps, 19, np.random.default_rng(seed)), "uniform").pvalue > 0.01
     assert np.mean([rel for _, rel in full]) <= 0.01
     assert np.mean([rel for _, rel in stopped]) <= 0.01
+
+
+def _kv_pair(seed: int, early: bool) -> tuple[list[float], float]:
+    """p of two layers' K/V tests (combined as width.py does) and the rule's call."""
+    rng = np.random.default_rng([seed, 5])
+    return _decided([_kv_layer(rng, KV_SHAPES[seed % len(KV_SHAPES)], early) for _ in range(2)])
+
+
+def test_kv_head_assignment_is_uniform_on_independent_models() -> None:
+    _assert_calibrated(_kv_pair, 2)
 
 
 DIM_SHAPES = [(4, 4, 16, 12, 64), (4, 2, 16, 8, 48), (2, 1, 8, 6, 32)]  # heads, kv, da, db, hidden
@@ -138,17 +150,8 @@ def _dim_layer(rng: np.random.Generator, shape: tuple[int, ...], early: bool) ->
 def _dim_pair(seed: int, early: bool) -> tuple[list[float], float]:
     """p of two layers' channel tests (four tests, combined as width.py does) and the call."""
     rng = np.random.default_rng([seed, 7])
-    tests = [t for _ in range(2) for t in _dim_layer(rng, DIM_SHAPES[seed % 3], early)]
-    z = stouffer([t.z for t in tests]) or 0.0
-    gap = float(np.median([t.observed - t.null.mean() for t in tests]))
-    return [t.p for t in tests], float(z >= RELATED_Z and gap >= MIN_GAP)
+    return _decided([t for _ in range(2) for t in _dim_layer(rng, DIM_SHAPES[seed % 3], early)])
 
 
 def test_head_dim_channel_assignment_is_uniform_on_independent_models() -> None:
-    with threadpool_limits(limits=1):
-        full = [_dim_pair(seed, False) for seed in range(PAIRS)]
-        stopped = [_dim_pair(seed, True) for seed in range(PAIRS)]  # the audit's early stop
-    ps = np.array([p for row, _ in full for p in row])
-    assert kstest(_jitter(ps, 19, np.random.default_rng(3)), "uniform").pvalue > 0.01
-    assert np.mean([rel for _, rel in full]) <= 0.01
-    assert np.mean([rel for _, rel in stopped]) <= 0.01
+    _assert_calibrated(_dim_pair, 3)
