@@ -85,6 +85,21 @@ class RowTest:
             f"{self.draws} draws)"
         )
 
+    def reason(self, kind: str, role: str, what: str, null_name: str) -> Reason:
+        """This test as a reason: `what` is said first, then the figures and the outcome."""
+        return Reason(
+            kind=kind,
+            role=role,
+            strength="strong" if self.related else "info",
+            statement=f"{what}: {self.text()}"
+            + (" — related." if self.related else " — inside the null."),
+            figure=self.observed,
+            baseline=self.null_mean,
+            baseline_name=null_name,
+            z=self.z,
+            p=self.p,
+        )
+
 
 def read_row_set(ref: TensorRef, rows: Array) -> Array:
     """The given rows of a 2-D tensor (float32), reading runs of consecutive rows at once."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from companion.audit.rowstats import Array, Findings, RowTest, read_row_set, row_test
-from companion.audit.schemas import Reason
 from companion.audit.symview import Model
 
 ROWS = 1024
@@ -51,20 +50,6 @@ def sliced(a: Model, b: Model, cols: Array, seed: int) -> Findings:
             continue
         out.handled.add(role)
         out.related = out.related or test.related
-        out.reasons.append(
-            Reason(
-                kind="width_sliced",
-                role=role,
-                strength="strong" if test.related else "info",
-                statement=(
-                    f"{role} at the {cols.size} hidden dims that survive in B: {test.text()}"
-                    + (" — related." if test.related else " — inside the null.")
-                ),
-                figure=test.observed,
-                baseline=test.null_mean,
-                baseline_name="random pairing (same rows)",
-                z=test.z,
-                p=test.p,
-            )
-        )
+        what = f"{role} at the {cols.size} hidden dims that survive in B"
+        out.reasons.append(test.reason("width_sliced", role, what, "random pairing (same rows)"))
     return out

@@ -200,21 +200,11 @@ def compare_vocab(a: Side, b: Side, seed: int, maps: VocabMaps | None = None) ->
 
 def _reason(role: str, rows_a: int, rows_b: int, m: RowMap, t: RowTest) -> Reason:
     """The row comparison as a reason."""
-    return Reason(
-        kind="vocabulary",
-        role=role,
-        strength="strong" if t.related else "info",
-        statement=(
-            f"{role}: {rows_a} -> {rows_b} rows, paired by {m.source}: {m.shared} shared, "
-            f"{m.new} new in B, {m.dropped} dropped, {m.moved} moved; shared rows: {t.text()}"
-            + (" — related." if t.related else " — inside the null.")
-        ),
-        figure=t.observed,
-        baseline=t.null_mean,
-        baseline_name="random row pairing (same rows)",
-        z=t.z,
-        p=t.p,
+    what = (
+        f"{role}: {rows_a} -> {rows_b} rows, paired by {m.source}: {m.shared} shared, "
+        f"{m.new} new in B, {m.dropped} dropped, {m.moved} moved; shared rows"
     )
+    return t.reason("vocabulary", role, what, "random row pairing (same rows)")
 
 
 def _derivation(kind: str, role: str, m: RowMap, t: RowTest) -> Derivation:
