@@ -32,6 +32,7 @@ from companion.audit.passes import (
     pair_spans,
     pick_layers,
     remap,
+    restream,
     sample_all,
     stream_all,
 )
@@ -187,9 +188,11 @@ def run_audit(
             # others are only sampled, for the merge fit: one more sample per tensor each.
             cands = _candidates(a, b, a_to_b, sides[2:], unmatched)
             ref = cands[0] if cands else None
-            match_layers = (
-                pick_layers(sorted(a_to_b), args.match_layers) if args.permutation_test else set()
-            )
+            # The matching test's row projections ride on the stream only when the early
+            # stop cannot skip that test; else the match layers are streamed again for them
+            # once the stop is ruled out (plain.py), so a plain match never pays for them.
+            project = args.permutation_test and args.symmetry_tests == "always"
+            match_layers = pick_layers(sorted(a_to_b), args.match_layers) if project else set()
             spans = pair_spans(a, b, pairs) + (pair_spans(a, ref.side, ref.pairs) if ref else [])
             digests = Digests(setup.digest_path)
             gate = Gate(files, spans, lambda n: progress.tick(n // 4, "reading"), digests)
@@ -212,6 +215,9 @@ def run_audit(
             plain = (
                 plain_match(a, pairs, accs, unmatched) if args.symmetry_tests == "auto" else None
             )
+            if plain is None and args.permutation_test and not project:
+                match_layers = pick_layers(sorted(a_to_b), args.match_layers)
+                accs = restream(run, a, b, (pairs, accs, set()), pairs, match_layers)
             if args.permutation_test and a_to_b:
                 layers = sorted(pick_layers(sorted(a_to_b), max(args.match_layers, 1)))
                 if plain is not None:

@@ -107,7 +107,7 @@ def shared_sites(a: Side, b: Side) -> set[Any]:
 def layer_score(a: Side, b: Side, layer_a: int, layer_b: int, sites: set[Any]) -> float:
     """Mean sample Pearson of one A layer against one B layer over the shared sites."""
     vals = []
-    for site in sites:
+    for site in sorted(sites, key=str):  # a fixed order: the same sum in every process
         na, nb = a.at(site, layer_a), b.at(site, layer_b)
         if na is None or nb is None or na not in a.samples or nb not in b.samples:
             continue

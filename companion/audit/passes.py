@@ -110,6 +110,16 @@ _FOLD = {
 }
 
 
+def projected(a: Side, pair: Pair, match_layers: set[int]) -> bool:
+    """Whether the stream takes this pair's row projections (the matching test's features)."""
+    return (
+        pair.key.layer in match_layers
+        and pair.key.role in ("up", "q")
+        and len(a.ref(pair.name_a).info.shape) == 2
+        and pair.key.expert is None
+    )
+
+
 def _plan(
     a: Side, b: Side, pair: Pair, match_layers: set[int], args: AuditInput, gate: Gate | None
 ) -> StreamPlan:
@@ -121,12 +131,7 @@ def _plan(
         gain_a, gain_b = _gain(a, pair.key.layer, slot), _gain(b, pair.layer_b, slot)
         if gain_a is None or gain_b is None or gain_a.size != shape[1] or gain_b.size != shape[1]:
             gain_a = gain_b = None
-    if (
-        pair.key.layer in match_layers
-        and pair.key.role in ("up", "q")
-        and len(shape) == 2
-        and pair.key.expert is None
-    ):
+    if projected(a, pair, match_layers):
         proj = projection(shape[1], _PROJ_DIMS, args.seed)
     return StreamPlan(gain_a=gain_a, gain_b=gain_b, projection=proj, gate=gate)
 
@@ -182,14 +187,30 @@ def remap(
     pairs, unmatched = make_pairs(a, b, a_to_b)
     unmatched += [u for u in old_unmatched if u[1] == "baseline"]
     match = pick_layers(sorted(a_to_b), run.args.match_layers) if old_match else set()
+    accs = restream(run, a, b, (old_pairs, old_accs, old_match), pairs, match)
+    return pairs, accs, unmatched, match
+
+
+def restream(
+    run: Run,
+    a: Side,
+    b: Side,
+    done: tuple[list[Pair], list[PairAccumulator], set[int]],
+    pairs: list[Pair],
+    match: set[int],
+) -> list[PairAccumulator]:
+    """The accumulators of `pairs` with projections in the `match` layers: those streamed
+    before (`done`: pairs, accumulators, match layers) are kept when they already had the
+    projections they need, and only the others are streamed again (without the reader)."""
+    old_pairs, old_accs, old_match = done
     kept = {
-        (p.name_a, p.name_b, p.key.layer in old_match): acc
+        (p.name_a, p.name_b, projected(a, p, old_match)): acc
         for p, acc in zip(old_pairs, old_accs, strict=True)
     }
-    keys = [(p.name_a, p.name_b, p.key.layer in match) for p in pairs]
+    keys = [(p.name_a, p.name_b, projected(a, p, match)) for p in pairs]
     todo = [p for p, k in zip(pairs, keys, strict=True) if k not in kept]
     new = iter(stream_all(run, a, b, todo, match, None))
-    return pairs, [kept[k] if k in kept else next(new) for k in keys], unmatched, match
+    return [kept[k] if k in kept else next(new) for k in keys]
 
 
 def _disk_order(a: Side, pairs: list[Pair]) -> list[int]:

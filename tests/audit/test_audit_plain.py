@@ -46,6 +46,20 @@ def test_the_stop_never_changes_the_verdict_or_the_derivation(
         assert not auto.aligned.layers and not any(g.permutation for g in auto.per_role)
 
 
+@pytest.mark.parametrize("name", ["permuted", "independent"])
+def test_features_streamed_after_the_stop_is_ruled_out_match_the_forced_run(
+    fam: dict[str, Path], name: str
+) -> None:
+    """The default run takes the matching test's row projections only once the stop is ruled
+    out (the match layers streamed again); the tests then see what the forced run saw."""
+    auto = audit(fam["base"], fam[name])
+    forced = audit(fam["base"], fam[name], symmetry_tests="always")
+    assert not skipped(auto)
+    tests = [g.permutation for g in auto.per_role]
+    assert any(tests) and tests == [g.permutation for g in forced.per_role]
+    assert auto.verdict == forced.verdict
+
+
 def test_it_fires_on_plain_derivatives(fam: dict[str, Path]) -> None:
     for name in ("finetune", "bf16", "lora", "sharded"):
         r = audit(fam["base"], fam[name])
