@@ -19,8 +19,9 @@ Generates a bf16 pair (A, and B = A + noise; default ~2 x 1 GB, `--size-mb` to c
      hidden-alignment tests (companion/audit/plain.py); this row shows what they cost;
 on cached data (`--repeats` interleaved runs each, medians), then (2) both ways on cold data
 (pages evicted with posix_fadvise) against the O_DIRECT disk bandwidth measured with
-`dd iflag=direct` in the same run (medians of interleaved runs: shared virtual disks vary a
-lot). After those rows (`--no-formats` skips them), labelled:
+`dd iflag=direct` on both files just before each run (medians of interleaved runs, and of the
+per-run ratios: shared virtual disks vary a lot). After those rows (`--no-formats` skips
+them), labelled:
   6. "GGUF F16, cached sha": (2) on a GGUF copy of the pair (F16, llama.cpp names, so Q/K
      go through the rotary re-ordering; written by bench/audit_formats.py);
   7. "remote (loopback)": (2) on the pair served by Range from a loopback HTTP server on
@@ -35,6 +36,7 @@ call (imports of torch or of companion); "engine s" is the audit's own reported 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import re
@@ -337,10 +339,14 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, help="where to write the pair (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep (and reuse) the generated files")
     ap.add_argument("--rss-sweep", default="", help="sizes in MB, e.g. 1024,4096")
-    ap.add_argument("--cold-runs", type=int, default=3, help="cold runs (median reported)")
+    ap.add_argument("--cold-runs", type=int, default=5, help="cold runs (median reported)")
     ap.add_argument("--repeats", type=int, default=3, help="cached runs per mode (median)")
     ap.add_argument("--no-formats", action="store_true", help="skip the GGUF and remote rows")
     ns = ap.parse_args()
+    # Byte-compile companion as pip does at install (torch's were compiled then): with
+    # PYTHONDONTWRITEBYTECODE set, as on CI machines, every child would otherwise compile
+    # every companion module it imports (~0.1 s) inside its timed call.
+    compileall.compile_dir(str(REPO / "companion"), quiet=1)
     root = ns.dir or Path(tempfile.mkdtemp(prefix="audit-bench-"))
     try:
         t = time.perf_counter()
@@ -369,12 +375,19 @@ def main() -> int:
                 warm(a, b)
                 runs[mode].append(child(mode, a, b))
         # Cold reads vary a lot on shared (virtual) disks: take medians of interleaved runs.
+        # Each cold run is paired with the dd bandwidth measured just before it (both files),
+        # so that a slow patch of the shared disk hits the run and its reference alike.
         disk: list[float] = []
+        paired: dict[str, list[float]] = {}
         for _ in range(ns.cold_runs):
-            disk += [d for d in (direct_bandwidth(a), direct_bandwidth(b)) if d]
             for mode in ("audit", "audit, cached sha"):
+                bw = [d for d in (direct_bandwidth(a), direct_bandwidth(b)) if d]
+                disk += bw
                 evict(a, b)
-                runs.setdefault(f"{mode} (cold)", []).append(child(mode, a, b))
+                run = child(mode, a, b)
+                runs.setdefault(f"{mode} (cold)", []).append(run)
+                if bw:
+                    paired.setdefault(mode, []).append(mb / run["engine"] / statistics.mean(bw))
         if not ns.no_formats:
             format_rows(root, a, b, runs, ns.repeats)
         rows = {m: median_row(r) for m, r in runs.items()}
@@ -399,12 +412,16 @@ def main() -> int:
                 f"\nO_DIRECT disk bandwidth (dd, median of {len(disk)}): {bw:.0f} MB/s"
                 f" (range {min(disk):.0f}-{max(disk):.0f})"
             )
-            for mode in ("audit (cold)", "audit, cached sha (cold)"):
-                cold = rows[mode]
-                each = ", ".join(f"{mb / c['engine']:.0f}" for c in runs[mode])
+            for mode in ("audit", "audit, cached sha"):
+                cold = rows[f"{mode} (cold)"]
+                each = ", ".join(f"{mb / c['engine']:.0f}" for c in runs[f"{mode} (cold)"])
+                ratios = ", ".join(f"{r:.0%}" for r in paired.get(mode, []))
                 print(
-                    f"{mode}: engine MB/s {each}; median reaches {mb / cold['engine'] / bw:.0%}"
-                    f" of it on engine time, {mb / cold['seconds'] / bw:.0%} on wall time"
+                    f"{mode} (cold): engine MB/s {each}; median reaches"
+                    f" {mb / cold['engine'] / bw:.0%} of it on engine time,"
+                    f" {mb / cold['seconds'] / bw:.0%} on wall time; each run against the dd run"
+                    f" just before it: {ratios} (median"
+                    f" {statistics.median(paired.get(mode, [0.0])):.0%})"
                 )
         print("targets: cached audit >= 4x baseline; cold >= 90% of disk; peak RSS <= 512 MB")
         if ns.rss_sweep:

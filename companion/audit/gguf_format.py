@@ -13,12 +13,12 @@ import mmap
 import os
 import struct
 from dataclasses import dataclass
+from functools import cache
 from math import prod
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from companion import files
 from companion.errors import InputError
@@ -65,6 +65,8 @@ class RawTensor:
     @property
     def type_name(self) -> str:
         """The ggml type name (Q4_1, F16, ...)."""
+        from gguf.constants import GGMLQuantizationType
+
         return GGMLQuantizationType(self.qtype).name
 
     @property
@@ -163,10 +165,19 @@ def _tensor(cur: _Cursor) -> tuple[str, tuple[int, ...], int, int]:
         raise cur.bad(f"tensor {name[:80]!r} has {n_dims} dimensions (1 to {MAX_DIMS}).")
     dims = tuple(cur.u64(f"tensor {name[:80]!r} dimension") for _ in range(n_dims))
     qtype = cur.u32(f"tensor {name[:80]!r} type")
-    if qtype not in {t.value for t in GGML_QUANT_SIZES}:
+    if qtype not in _quant_sizes():
         raise cur.bad(f"tensor {name[:80]!r} has unknown ggml type {qtype}.")
     offset = cur.u64(f"tensor {name[:80]!r} offset")
     return name, dims, qtype, offset
+
+
+@cache
+def _quant_sizes() -> dict[int, tuple[int, int]]:
+    """(block size, bytes per block) of each ggml type, from the gguf package (imported here,
+    on the first GGUF read: sniffing a safetensors file for the magic must not load it)."""
+    from gguf.constants import GGML_QUANT_SIZES
+
+    return {int(t.value): size for t, size in GGML_QUANT_SIZES.items()}
 
 
 def _layout(cur: _Cursor, entries: list[Any], data_start: int, align: int) -> list[RawTensor]:
@@ -175,7 +186,7 @@ def _layout(cur: _Cursor, entries: list[Any], data_start: int, align: int) -> li
     data_len = cur.size - data_start
     for name, dims, qtype, offset in entries:
         where = f"tensor {name[:80]!r}"
-        block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(qtype)]
+        block, type_size = _quant_sizes()[qtype]
         if any(d > data_len * block for d in dims) or dims[0] % block:
             raise cur.bad(f"{where} has dims {list(dims)} that do not fit its type's blocks.")
         nbytes = prod(dims) // block * type_size

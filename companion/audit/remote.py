@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
+from companion.audit.gguf_format import MAGIC
 from companion.audit.remote_file import RemoteFile
 from companion.audit.remote_http import Blob, RemoteOptions, client, limiter, probe
 from companion.audit.safetensors import MAX_HEADER_BYTES, TensorInfo, parse_header
@@ -114,7 +115,7 @@ def _open_blob(blob: Blob, revision: str | None) -> TensorFile:
     if blob.size < 8:
         raise InputError(f"{blob.url} is only {blob.size} bytes.", hint="check the URL.")
     prefix = blob.read(0, 8)
-    if prefix[:4] == b"GGUF":  # gguf_format.MAGIC, without loading the gguf package for URLs
+    if prefix[:4] == MAGIC:
         from companion.audit.remote_gguf import RemoteGGUF
 
         return RemoteGGUF(blob, revision)
