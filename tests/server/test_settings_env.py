@@ -144,3 +144,10 @@ def test_importing_settings_loads_neither_asyncio_nor_pydantic_settings() -> Non
     code = "import companion.settings, sys; "
     code += "print('asyncio' in sys.modules, 'pydantic_settings' in sys.modules)"
     assert _imported_by(code) == "False False"
+
+
+def test_the_cli_parser_does_not_load_asyncio() -> None:
+    code = "import sys; from companion.cli.main import build_parser; "
+    code += "p = build_parser(with_tools=True); "
+    code += "print('asyncio' in sys.modules, 'chat' in p.format_help())"
+    assert _imported_by(code) == "False True"
