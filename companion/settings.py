@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 # Names of variables that hold keys; anything else (PATH, HOME...) is never sent to an endpoint.
 KEY_ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*_(API_KEY|KEY|TOKEN)$"
@@ -18,12 +19,39 @@ def _env(name: str, *more: str) -> AliasChoices:
     return AliasChoices(name, *more)
 
 
-class Settings(BaseSettings):
+def env_names(name: str, field: FieldInfo) -> list[str]:
+    """The environment variables a field reads, first one set wins: its upper-case aliases."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [a for a in alias.choices if isinstance(a, str) and a.isupper()]
+    return [f"COMPANION_{name.upper()}"]
+
+
+def _given(name: str, field: FieldInfo, data: dict[str, Any]) -> bool:
+    """Whether the keywords set this field, by its name or any of its aliases."""
+    alias = field.validation_alias
+    choices = alias.choices if isinstance(alias, AliasChoices) else []
+    return name in data or any(isinstance(a, str) and a in data for a in choices)
+
+
+class Settings(BaseModel):
     """All user-facing settings. Editors send them camelCase or nested; see `from_editor`."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="COMPANION_", extra="ignore", populate_by_name=True, validate_default=True
-    )
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        """Fill each field the keywords leave out from its environment variables (any case)."""
+        if not isinstance(data, dict):
+            return data
+        env = {key.upper(): value for key, value in os.environ.items()}
+        filled = dict(data)
+        for name, field in cls.model_fields.items():
+            found = [env[e] for e in env_names(name, field) if e in env]
+            if found and not _given(name, field, data):
+                filled[name] = found[0]
+        return filled
 
     home: Path | None = Field(
         default=None,
@@ -275,12 +303,7 @@ def settings_markdown() -> str:
     ]
     for name, field in Settings.model_fields.items():
         camel = name.split("_")[0] + "".join(w.title() for w in name.split("_")[1:])
-        alias = field.validation_alias
-        envs = (
-            [a for a in alias.choices if isinstance(a, str) and a.isupper()]
-            if isinstance(alias, AliasChoices)
-            else [f"COMPANION_{name.upper()}"]
-        )
+        envs = env_names(name, field)
         default = "—" if field.default is None else f"`{field.default}`"
         lines.append(
             f"| `{name}` | `{camel}` | {', '.join(f'`{e}`' for e in envs)} | {default} "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -32,6 +31,8 @@ def add_parser(sub: Any) -> None:
 
 def run(ns: argparse.Namespace) -> int:
     """Run one chat turn; CompanionError propagates to the CLI's clean error path."""
+    import asyncio  # here, not at the top: the other subcommands never need it
+
     from companion.llm import ChatRequest, ChatService, DocumentContext
     from companion.settings import load_settings
 
