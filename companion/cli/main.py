@@ -258,13 +258,13 @@ def _print_result(result: ToolResult, as_json: bool) -> None:
 
 def run_cli_tool(ns: argparse.Namespace) -> int:
     """Run the tool a parsed command line names."""
-    from companion.settings import Settings
+    from companion.settings import load_settings
     from companion.toolbox import context, run_tool
     from companion.tools import ToolResult, get_tool
 
     t = get_tool(ns._tool)
     raw = {k: v for k, v in vars(ns).items() if k in t.input_model.model_fields and v is not None}
-    settings = Settings()
+    settings = load_settings()
     if ns._no_store:
         settings = settings.model_copy(update={"store_enabled": False})
     from companion.cli.progress import console_progress

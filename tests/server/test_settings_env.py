@@ -151,3 +151,12 @@ def test_the_cli_parser_does_not_load_asyncio() -> None:
     code += "p = build_parser(with_tools=True); "
     code += "print('asyncio' in sys.modules, 'chat' in p.format_help())"
     assert _imported_by(code) == "False True"
+
+
+def test_a_cli_tool_run_with_an_invalid_variable_says_which_and_exits_2(tmp_path: Path) -> None:
+    env = dict(os.environ, COMPANION_HOME=str(tmp_path), COMPANION_SCAN_MAX_FILES="abc")
+    cmd = [sys.executable, "-m", "companion", "scan", str(tmp_path)]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert run.returncode == 2, run.stderr
+    assert "Invalid settings in the environment: scan_max_files" in run.stderr
+    assert "internal error" not in run.stderr and "COMPANION_* variable" in run.stderr
