@@ -1,4 +1,4 @@
-"""The GGUF and remote rows of bench/audit_throughput.py.
+"""The GGUF and remote rows of bench/audit_throughput.py (`format_rows`).
 
 `to_gguf` writes a GGUF copy of a safetensors checkpoint (F16, llama.cpp names, arch llama,
 so Q/K go through the reader's rotary re-ordering as in a real conversion), tensor by tensor
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,3 +144,47 @@ def serve_files(root: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def plain_get(a: str, b: str) -> None:
+    """The loopback server's own rate: both files streamed by plain GETs (the remote rows'
+    ceiling), read in 1 MB pieces and dropped."""
+    import httpx
+
+    with httpx.Client(timeout=60) as client:
+        for url in (a, b):
+            with client.stream("GET", url) as r:
+                r.raise_for_status()
+                for _ in r.iter_raw(1 << 20):
+                    pass
+
+
+def format_rows(
+    root: Path, a: Path, b: Path, runs: dict[str, list[dict[str, float]]], repeats: int
+) -> None:
+    """The GGUF row and the remote (loopback) rows, after the safetensors ones."""
+    from bench.audit_throughput import child, warm
+
+    for side in ("gguf-a", "gguf-b"):
+        (root / side).mkdir(exist_ok=True)
+    ga, gb = (to_gguf(p, root / f"gguf-{p.parent.name}" / "model.gguf") for p in (a, b))
+    home = str(root / "home")
+    warm(ga, gb)
+    child("audit", ga, gb, COMPANION_HOME=home)  # fills the digest cache
+    for _ in range(repeats):
+        warm(ga, gb)
+        runs.setdefault("GGUF F16, cached sha", []).append(child("audit, cached sha", ga, gb))
+    with serve_files(root) as base:
+        urls = [f"{base}/{p.relative_to(root)}" for p in (a, b)]
+        for i in range(repeats):
+            warm(a, b)
+            ceiling = child("get", *urls, COMPANION_HOME=home)
+            runs.setdefault("loopback GET (ceiling)", []).append(ceiling)
+            cache = root / f"range-cache-{i}"
+            env = {"COMPANION_HOME": home, "COMPANION_REMOTE_CACHE_DIR": str(cache)}
+            warm(a, b)
+            first = child("remote", *urls, **env)
+            runs.setdefault("remote (loopback)", []).append(first)
+            again = child("remote", *urls, **env)
+            runs.setdefault("remote, range cache", []).append(again)
+            shutil.rmtree(cache, ignore_errors=True)

@@ -17,14 +17,16 @@ Generates a bf16 pair (A, and B = A + noise; default ~2 x 1 GB, `--size-mb` to c
   5. "default, tests forced": the default path with symmetry_tests=always: on this pair (B is
      A plus noise, so every matrix matches element-wise) the default skips the unit, head and
      hidden-alignment tests (companion/audit/plain.py); this row shows what they cost;
+  6. "default, first sight": the default path on files it has never seen (an empty digest
+     cache, so every byte is read and hashed, as in (2) "audit");
 on cached data (`--repeats` interleaved runs each, medians), then (2) both ways on cold data
 (pages evicted with posix_fadvise) against the O_DIRECT disk bandwidth measured with
 `dd iflag=direct` on both files just before each run (medians of interleaved runs, and of the
 per-run ratios: shared virtual disks vary a lot). After those rows (`--no-formats` skips
 them), labelled:
-  6. "GGUF F16, cached sha": (2) on a GGUF copy of the pair (F16, llama.cpp names, so Q/K
+  7. "GGUF F16, cached sha": (2) on a GGUF copy of the pair (F16, llama.cpp names, so Q/K
      go through the rotary re-ordering; written by bench/audit_formats.py);
-  7. "remote (loopback)": (2) on the pair served by Range from a loopback HTTP server on
+  8. "remote (loopback)": (2) on the pair served by Range from a loopback HTTP server on
      127.0.0.1, with an empty range cache (every tensor byte fetched), and "remote, range
      cache" repeating it with that cache (nothing fetched): the ceiling is the server's rate,
      measured in the same run as "loopback GET (ceiling)" (both files by plain GETs).
@@ -53,6 +55,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench import audit_formats as formats  # noqa: E402 - needs the repo on the path
 
 
 def shapes(size_mb: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -135,19 +139,6 @@ def run_numpy(a: Path, b: Path) -> None:
         float(x @ y / np.sqrt((x @ x) * (y @ y)))
 
 
-def plain_get(a: str, b: str) -> None:
-    """The loopback server's own rate: both files streamed by plain GETs (the remote rows'
-    ceiling), read in 1 MB pieces and dropped."""
-    import httpx
-
-    with httpx.Client(timeout=60) as client:
-        for url in (a, b):
-            with client.stream("GET", url) as r:
-                r.raise_for_status()
-                for _ in r.iter_raw(1 << 20):
-                    pass
-
-
 def run_companion(
     a: Path | str,
     b: Path | str,
@@ -212,11 +203,14 @@ def child(mode: str, a: Path | str, b: Path | str, **env: str) -> dict[str, floa
         "audit (default)": (
             f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), True, True, True)"
         ),
+        "default, first sight": (
+            f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), True, True, True)"
+        ),
         "default, tests forced": (
             f"m.run_companion(m.Path({str(a)!r}), m.Path({str(b)!r}), True, True, True, 'always')"
         ),
         "remote": f"m.run_companion({str(a)!r}, {str(b)!r}, False)",
-        "get": f"m.plain_get({str(a)!r}, {str(b)!r})",
+        "get": f"m.formats.plain_get({str(a)!r}, {str(b)!r})",
     }[mode]
     home = env.pop("COMPANION_HOME", None) or str(Path(a).parent.parent / "home")
     env = dict(os.environ, COMPANION_HOME=home, **env)
@@ -299,37 +293,6 @@ def rss_sweep(root: Path, sizes: list[int]) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def format_rows(
-    root: Path, a: Path, b: Path, runs: dict[str, list[dict[str, float]]], repeats: int
-) -> None:
-    """The GGUF row and the remote (loopback) rows, after the safetensors ones."""
-    from bench.audit_formats import serve_files, to_gguf
-
-    for side in ("gguf-a", "gguf-b"):
-        (root / side).mkdir(exist_ok=True)
-    ga, gb = (to_gguf(p, root / f"gguf-{p.parent.name}" / "model.gguf") for p in (a, b))
-    home = str(root / "home")
-    warm(ga, gb)
-    child("audit", ga, gb, COMPANION_HOME=home)  # fills the digest cache
-    for _ in range(repeats):
-        warm(ga, gb)
-        runs.setdefault("GGUF F16, cached sha", []).append(child("audit, cached sha", ga, gb))
-    with serve_files(root) as base:
-        urls = [f"{base}/{p.relative_to(root)}" for p in (a, b)]
-        for i in range(repeats):
-            warm(a, b)
-            ceiling = child("get", *urls, COMPANION_HOME=home)
-            runs.setdefault("loopback GET (ceiling)", []).append(ceiling)
-            cache = root / f"range-cache-{i}"
-            env = {"COMPANION_HOME": home, "COMPANION_REMOTE_CACHE_DIR": str(cache)}
-            warm(a, b)
-            first = child("remote", *urls, **env)
-            runs.setdefault("remote (loopback)", []).append(first)
-            again = child("remote", *urls, **env)
-            runs.setdefault("remote, range cache", []).append(again)
-            shutil.rmtree(cache, ignore_errors=True)
-
-
 def main() -> int:
     """Generate, measure, print."""
     ap = argparse.ArgumentParser(
@@ -366,14 +329,16 @@ def main() -> int:
             )
         # the default path first; then the peer; then faster, narrower options, labelled
         modes = ["audit (default)", base_mode, "audit, cached sha", "audit+baselines", "audit"]
-        modes.append("default, tests forced")
+        modes += ["default, tests forced", "default, first sight"]
         warm(a, b)
         child("audit", a, b)  # fills the digest cache for the "cached sha" runs
         runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
-        for _ in range(ns.repeats):  # interleaved, so drifts in machine speed hit all alike
+        for i in range(ns.repeats):  # interleaved, so drifts in machine speed hit all alike
             for mode in modes:
                 warm(a, b)
-                runs[mode].append(child(mode, a, b))
+                # first sight: an empty digest cache, so every byte is read and hashed
+                fresh = {"COMPANION_HOME": str(root / f"home-{i}")} if "first" in mode else {}
+                runs[mode].append(child(mode, a, b, **fresh))
         # Cold reads vary a lot on shared (virtual) disks: take medians of interleaved runs.
         # Each cold run is paired with the dd bandwidth measured just before it (both files),
         # so that a slow patch of the shared disk hits the run and its reference alike.
@@ -389,7 +354,7 @@ def main() -> int:
                 if bw:
                     paired.setdefault(mode, []).append(mb / run["engine"] / statistics.mean(bw))
         if not ns.no_formats:
-            format_rows(root, a, b, runs, ns.repeats)
+            formats.format_rows(root, a, b, runs, ns.repeats)
         rows = {m: median_row(r) for m, r in runs.items()}
         table(rows, mb, base_mode)
         base = rows[base_mode]["seconds"]
@@ -400,7 +365,7 @@ def main() -> int:
             f" {loop / d['engine']:.2f}x loop time (peer loop {loop:.2f} s, engine"
             f" {d['engine']:.2f} s); targets >= 4x and >= 2x, peak RSS <= 512 MB"
         )
-        for mode in ("audit", "audit, cached sha"):
+        for mode in ("audit", "audit, cached sha", "default, first sight"):
             print(
                 f"\n{mode} vs {base_mode} baseline (cached data): "
                 f"{base / rows[mode]['seconds']:.2f}x wall"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from companion.audit.verdict import fmt
+
 if TYPE_CHECKING:
     from companion.audit.schemas import AuditResult
 
@@ -13,7 +15,7 @@ _ICON = {"derived": "DERIVED", "independent": "INDEPENDENT", "inconclusive": "IN
 
 def _n(x: float | None, digits: int = 3) -> str:
     """A table cell for a number."""
-    return "–" if x is None else f"{x:.{digits}f}"
+    return "–" if x is None else fmt(x, digits)
 
 
 def _cell(text: str) -> str:

@@ -17,7 +17,7 @@ from companion.audit.baselines import cross_layer, random_init_reference, shuffl
 from companion.audit.derivation import name_derivations
 from companion.audit.matching import MATCH_SAMPLE, Z_DECISIVE, match_test
 from companion.audit.merge_fit import fit_candidates, not_named
-from companion.audit.metrics import PairAccumulator, absdiff_quantiles, spearman
+from companion.audit.metrics import PairAccumulator, Unit, absdiff_quantiles, spearman
 from companion.audit.pairing import Pair, Side, cross_samples
 from companion.audit.rowstats import Findings
 from companion.audit.schemas import (
@@ -67,6 +67,7 @@ class Streams:
     aligned: AlignedEvidence | None = None
     shapes: Findings | None = None  # shape-changing comparisons (shapes.py)
     plain: bool = False  # every matrix matched element-wise: no symmetry test ran (plain.py)
+    unit: Unit = field(default_factory=Unit)  # standardized samples, for the baselines
 
 
 def f(x: float | None) -> float | None:
@@ -129,11 +130,11 @@ def tensor_row(
             if metrics.pearson is not None:
                 z, p = f(r_null.z(metrics.pearson)), f(r_null.p(metrics.pearson))
         others_b, others_a = cross_samples(s.a, s.b, pair)
-        if cross := cross_layer(sa, others_b):
+        if cross := cross_layer(sa, others_b, s.unit):
             base.cross_layer_pearson_mean, base.cross_layer_pearson_sd = f(cross[0]), f(cross[1])
             if metrics.pearson is not None and cross[2] >= 2:
                 z_cross = f((metrics.pearson - cross[0]) / max(cross[1], 1e-3))
-        if within := cross_layer(sa, others_a):
+        if within := cross_layer(sa, others_a, s.unit):
             base.within_a_pearson_mean = f(within[0])
         if metrics.mean_a is not None and metrics.std_a is not None:
             n = min(ra.info.numel, args.sample_size)

@@ -27,9 +27,12 @@ PERM_MARGIN = 0.05
 MIN_PARAMS = 2048  # fewer usable elements than this cannot power the tests
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    """A short number or 'n/a'."""
-    return "n/a" if x is None else f"{x:.{digits}f}"
+def fmt(x: float | None, digits: int = 3) -> str:
+    """A short number or 'n/a' (a value that rounds to zero shows no sign: 0.000, not -0.000)."""
+    if x is None:
+        return "n/a"
+    text = f"{x:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def _direct(g: RoleSummary, args: AuditInput) -> Reason | None:
@@ -44,10 +47,10 @@ def _direct(g: RoleSummary, args: AuditInput) -> Reason | None:
     else:
         related = r >= 3 * PEARSON_FLOOR
     g.related = g.related or related
-    null = f"shuffle null {_fmt(g.shuffle_pearson_mean)}±{_fmt(g.shuffle_pearson_sd)}"
+    null = f"shuffle null {fmt(g.shuffle_pearson_mean)}±{fmt(g.shuffle_pearson_sd)}"
     text = (
-        f"{g.role}: median Pearson {_fmt(r)} over {g.tensors} tensors vs {null}, "
-        f"cross-layer {_fmt(cross)}, random init {_fmt(g.random_init_pearson)}"
+        f"{g.role}: median Pearson {fmt(r)} over {g.tensors} tensors vs {null}, "
+        f"cross-layer {fmt(cross)}, random init {fmt(g.random_init_pearson)}"
     )
     if related:
         g.evidence.append("element-wise correlation above its nulls")
@@ -73,9 +76,9 @@ def _trap(g: RoleSummary, args: AuditInput) -> Reason | None:
         strength="info",
         statement=(
             f"Cosine trap in {g.role}: {g.cosine_traps} tensors have cosine ≥ 0.9 (median "
-            f"{_fmt(g.cosine_median, 4)}) but Pearson {_fmt(g.pearson_median)} is inside its "
-            f"shuffle null; shuffled coordinates score cosine {_fmt(g.shuffle_cosine_mean, 4)} "
-            f"and two random inits {_fmt(g.random_init_cosine, 4)}. The raw cosine only "
+            f"{fmt(g.cosine_median, 4)}) but Pearson {fmt(g.pearson_median)} is inside its "
+            f"shuffle null; shuffled coordinates score cosine {fmt(g.shuffle_cosine_mean, 4)} "
+            f"and two random inits {fmt(g.random_init_cosine, 4)}. The raw cosine only "
             "reflects a shared mean (gains near one), not a shared origin."
         ),
         figure=g.cosine_median,
@@ -100,8 +103,8 @@ def _folded(g: RoleSummary, args: AuditInput) -> Reason | None:
         strength="strong" if related else "info",
         statement=(
             f"{g.role}: Pearson of weights with the preceding norm gain folded in (invariant "
-            f"to rescaling a gain and compensating in the next layer) {_fmt(r)} vs direct "
-            f"{_fmt(g.pearson_median)}, cross-layer {_fmt(cross)}."
+            f"to rescaling a gain and compensating in the next layer) {fmt(r)} vs direct "
+            f"{fmt(g.pearson_median)}, cross-layer {fmt(cross)}."
         ),
         figure=r,
         baseline=cross,
@@ -129,8 +132,8 @@ def _permutation(g: RoleSummary, args: AuditInput) -> Reason | None:
         strength="strong" if related else "info",
         statement=(
             f"{g.role}: after matching {kind} by linear assignment in {len(g.permutation)} "
-            f"layers, matched correlation {_fmt(obs)} vs null {_fmt(null)} (Stouffer z "
-            f"{_fmt(g.permutation_z, 1)}, worst-layer p {_fmt(p)}); {moved:.0%} of units "
+            f"layers, matched correlation {fmt(obs)} vs null {fmt(null)} (Stouffer z "
+            f"{fmt(g.permutation_z, 1)}, worst-layer p {fmt(p)}); {moved:.0%} of units "
             "matched a different index" + (" (B is permuted)." if related and moved > 0.5 else ".")
         ),
         figure=obs,
@@ -149,8 +152,8 @@ def _third(g: RoleSummary, args: AuditInput) -> Reason | None:
         kind="third_model",
         role=g.role,
         statement=(
-            f"{g.role}: A–B Pearson {_fmt(g.pearson_median)} vs A–C (third model) "
-            f"{_fmt(g.third_pearson_median)}."
+            f"{g.role}: A–B Pearson {fmt(g.pearson_median)} vs A–C (third model) "
+            f"{fmt(g.third_pearson_median)}."
         ),
         figure=g.pearson_median,
         baseline=g.third_pearson_median,
@@ -189,7 +192,7 @@ def _aligned(ev: AlignedEvidence) -> Reason | None:
         role="all",
         strength="strong" if ev.related else "info",
         statement=(
-            f"After alignment: {text}Stouffer z {_fmt(ev.z, 1)} over {len(ev.layers)} layer "
+            f"After alignment: {text}Stouffer z {fmt(ev.z, 1)} over {len(ev.layers)} layer "
             f"tests (null: B's hidden dims relabelled at random, {draws} draws each)"
             + (" — related." if ev.related else " — inside the null.")
         ),
