@@ -17,8 +17,10 @@ the pool, with DEPTH reads always in flight (the queue of reads runs on across s
 tensors and files; it never drains at a boundary): on cold data this runs at the disk's
 direct-read speed and leaves the page cache alone (first touches of fresh page-cache pages
 are slow on virtual machines). A file whose sha256 the digest cache still vouches for
-(companion/digests.py) is not read here at all: the reader only asks the kernel to read its
-ranges ahead (posix_fadvise WILLNEED), in the same order, and the workers pread them.
+(companion/digests.py) is not hashed; when nine tenths of it are in the page cache it is not
+read here either: the reader only asks the kernel to read its ranges ahead (posix_fadvise
+WILLNEED), in the same order, and the workers pread them (faster than the pool when warm);
+a cold one is read into the pool like the others, at direct-read speed.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ DEPTH = 2  # reads in flight (a virtual disk serves two at once faster than one)
 _ALIGN = 4096
 _DIRECT = getattr(os, "O_DIRECT", 0)
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _warm(size: int) -> int:
+    """Cached pages from which a file counts as in the page cache (nine tenths of it)."""
+    return -(-size // _PAGE) * 9 // 10
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,11 @@ class _File:
         self.known = digests.known(path, self.stat)
         self.blocks: dict[int, _Block] = {}
         self.direct_fd: int | None = None
-        if self.known is None and cached_pages(self.fd, 0, _PAGE) is not None:
+        cached = cached_pages(self.fd, 0, self.size)
+        # A file the digest cache vouches for is left to the workers' preads when its pages
+        # are (mostly) in the page cache; else it is read here too, without hashing.
+        self.advised = self.known is not None and (cached is None or cached >= _warm(self.size))
+        if not self.advised and cached is not None:
             try:
                 self.direct_fd = os.open(path, os.O_RDONLY | _DIRECT)
             except OSError:  # e.g. tmpfs: buffered reads only
@@ -326,7 +337,12 @@ class Gate:
             f.blocks[at // BLOCK] = b
             f.cursor += n
             self.cond.notify_all()
-        self.queues[self.slot[f.path]].put(b)
+        if f.known is None:
+            self.queues[self.slot[f.path]].put(b)
+        else:  # read for the workers only
+            with self.cond:
+                b.hashed = True
+                self.cond.notify_all()
         self.tick(n)
 
     def _throttle(
@@ -351,7 +367,7 @@ class Gate:
                 self._throttle(before, pending)
                 for f, end in targets:
                     end = min(end, f.size)
-                    if f.known is not None:
+                    if f.advised:
                         self._advise(f, end)
                         continue
                     while f.issued < end:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from companion.audit import reader
 from companion.audit.pagecache import cached_pages
 from companion.audit.reader import Gate, Span
 from companion.audit.schemas import AuditResult
+from companion.digests import Digests
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
 
@@ -189,3 +191,65 @@ def test_hold_serves_bytes_in_place_and_pins_the_block(tmp_path: Path) -> None:
         assert gate.result()[0].sha256 == hashlib.sha256(data).hexdigest()
     finally:
         gate.close()
+
+
+def _serve(gate: Gate, plan: list[tuple[Span, Span]], content: dict[Path, bytes]) -> int:
+    """Walk the plan as the workers do; how many chunks the pool served (checked bytes)."""
+    served = 0
+    for spans in plan:
+        for span in spans:
+            for lo in range(span.begin, span.end, 30 * KB):
+                hi = min(lo + 30 * KB, span.end)
+                gate.wait(span.path, hi)
+                out = bytearray(hi - lo)
+                if gate.copy(span.path, lo, memoryview(out)):
+                    served += 1
+                    assert out == content[span.path][lo:hi]
+                gate.consume(hi - lo)
+    return served
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_a_file_the_digest_cache_vouches_for_is_read_directly_when_cold(tmp_path: Path) -> None:
+    """Never hashed again; cold, its blocks come through the pool at direct-read speed (the
+    page cache left alone); warm, the workers pread it from the page cache and the pool
+    holds none of it."""
+    digests = Digests(tmp_path / "digests.sqlite3")
+    content: dict[Path, bytes] = {}
+    for name, size in (("a", 900 * KB + 17), ("b", 640 * KB)):
+        p = (tmp_path / name).resolve()
+        content[p] = os.urandom(size)
+        p.write_bytes(content[p])
+        digests.remember(p, os.stat(p), name * 64, time.time_ns() + 10**12)  # settled
+        _evict(p)
+    a, b = content
+    plan = [
+        (Span(a, lo, min(lo + 100 * KB, len(content[a]))), Span(b, lo * 7 // 10, lo * 7 // 10))
+        for lo in range(0, len(content[a]), 100 * KB)
+    ]
+    plan.append((Span(b, 0, len(content[b])), Span(b, 0, 0)))
+    fd = os.open(a, os.O_RDONLY)
+    try:
+        if cached_pages(fd, 0, 4096) is None:
+            pytest.skip("the kernel cannot say what is in the page cache (no cachestat)")
+        cold = Gate([a, b], plan, lambda n: None, digests)
+        try:
+            served = _serve(cold, plan, content)
+            inputs = cold.result()
+        finally:
+            cold.close()
+        assert served > 0 and cached_pages(fd, 0, len(content[a])) < (len(content[a]) // 4096) // 4
+        assert [(i.sha256, i.sha256_from) for i in inputs] == [
+            ("a" * 64, "cache"),
+            ("b" * 64, "cache"),
+        ]
+        for p in (a, b):
+            p.read_bytes()  # warm
+        warm = Gate([a, b], plan, lambda n: None, digests)
+        try:
+            assert _serve(warm, plan, content) == 0  # left to the workers' preads
+            assert [i.sha256_from for i in warm.result()] == ["cache", "cache"]
+        finally:
+            warm.close()
+    finally:
+        os.close(fd)
