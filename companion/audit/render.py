@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from companion.audit.verdict import fmt
-
 if TYPE_CHECKING:
     from companion.audit.schemas import AuditResult
 
 _ICON = {"derived": "DERIVED", "independent": "INDEPENDENT", "inconclusive": "INCONCLUSIVE"}
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    """A short number or 'n/a' (a value that rounds to zero shows no sign: 0.000, not -0.000)."""
+    if x is None:
+        return "n/a"
+    text = f"{x:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def _n(x: float | None, digits: int = 3) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from companion.audit.render import fmt
 from companion.audit.schemas import (
     AlignedEvidence,
     AuditInput,
@@ -25,14 +26,6 @@ CROSS_MARGIN = 0.1
 PERM_Z = 5.0
 PERM_MARGIN = 0.05
 MIN_PARAMS = 2048  # fewer usable elements than this cannot power the tests
-
-
-def fmt(x: float | None, digits: int = 3) -> str:
-    """A short number or 'n/a' (a value that rounds to zero shows no sign: 0.000, not -0.000)."""
-    if x is None:
-        return "n/a"
-    text = f"{x:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def _direct(g: RoleSummary, args: AuditInput) -> Reason | None:

@@ -9,7 +9,7 @@ import pytest
 
 from companion.audit.baselines import cross_layer, random_init_reference, shuffle_null
 from companion.audit.metrics import Unit, cosine, pearson
-from companion.audit.verdict import fmt
+from companion.audit.render import fmt
 
 
 def _pair(n: int, centre: float, spread: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
