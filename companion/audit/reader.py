@@ -324,7 +324,8 @@ class Gate:
         yield -(1 << 62), tail  # never throttled
 
     def _complete(self, pending: deque[tuple[_Block, _File, int, Future[int]]]) -> None:
-        """Finish the oldest read in flight: publish its block and queue it for hashing."""
+        """Finish the oldest read in flight: publish its block and queue it for hashing (a
+        file the digest cache vouches for is read for the workers only)."""
         b, f, at, read = pending.popleft()
         n = read.result()
         if n != min(BLOCK, f.size - at):
@@ -333,16 +334,12 @@ class Gate:
                 hint="make sure the checkpoint is not being written, then retry.",
             )
         with self.cond:
-            b.owner, b.offset, b.n, b.hashed = f, at, n, False
+            b.owner, b.offset, b.n, b.hashed = f, at, n, f.known is not None
             f.blocks[at // BLOCK] = b
             f.cursor += n
             self.cond.notify_all()
         if f.known is None:
             self.queues[self.slot[f.path]].put(b)
-        else:  # read for the workers only
-            with self.cond:
-                b.hashed = True
-                self.cond.notify_all()
         self.tick(n)
 
     def _throttle(
