@@ -1,5 +1,6 @@
-"""The GGUF and remote rows of bench/audit_throughput.py (`format_rows`).
+"""The benches' checkpoint writers and the GGUF and remote rows of bench/audit_throughput.py.
 
+`write_bf16` writes a bf16 safetensors file tensor by tensor (the benches' pairs).
 `to_gguf` writes a GGUF copy of a safetensors checkpoint (F16, llama.cpp names, arch llama,
 so Q/K go through the reader's rotary re-ordering as in a real conversion), tensor by tensor
 with gguf's writer (memory stays flat). `serve_files` serves a folder on 127.0.0.1 with HEAD,
@@ -9,6 +10,7 @@ loopback server: the ceiling is the server's rate, not a network's.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +40,45 @@ _BLOCK = {
     "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
 }
+
+
+def write_bf16(
+    path: Path, layout: list[tuple[str, tuple[int, ...]]], noise: float, seed: int = 0
+) -> Path:
+    """One bf16 safetensors file, tensor by tensor (memory stays flat): N(0, 0.02) weights,
+    gains near one, plus `noise` times that spread for B."""
+    import struct
+
+    import ml_dtypes  # here, not at the top: each timed child imports this module first
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header: dict[str, Any] = {}
+    offset = 0
+    for name, shape in layout:
+        nbytes = int(np.prod(shape)) * 2
+        header[name] = {
+            "dtype": "BF16",
+            "shape": list(shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
+        offset += nbytes
+    blob = json.dumps(header).encode()
+    blob += b" " * (-len(blob) % 8)
+    with path.open("wb") as fh:
+        fh.write(struct.pack("<Q", len(blob)) + blob)
+        for k, (_, shape) in enumerate(layout):
+            rng = np.random.default_rng([seed, k])
+            t = rng.standard_normal(shape, dtype=np.float32) * 0.02
+            if len(shape) == 1:
+                t += 1.0
+            if noise:
+                t += (
+                    noise
+                    * 0.02
+                    * np.random.default_rng([seed + 1, k]).standard_normal(shape, dtype=np.float32)
+                )
+            fh.write(t.astype(ml_dtypes.bfloat16).tobytes())
+    return path
 
 
 def gguf_name(name: str) -> str:

@@ -49,7 +49,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -71,44 +70,14 @@ def shapes(size_mb: int) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def generate(folder: Path, size_mb: int, noise: float, seed: int = 0) -> Path:
-    """Write one bf16 checkpoint tensor by tensor (memory stays flat)."""
-    import struct
-
-    import ml_dtypes  # here, not at the top: each timed child imports this module first
-
+    """Write one bf16 checkpoint of `size_mb` (reused when already there, from --keep)."""
     folder.mkdir(parents=True, exist_ok=True)
     layout = shapes(size_mb)
     path = folder / "model.safetensors"
     expected = sum(int(np.prod(shape)) * 2 for _, shape in layout)
     if path.exists() and path.stat().st_size > expected:  # reuse a pair from --keep
         return path
-    header: dict[str, Any] = {}
-    offset = 0
-    for name, shape in layout:
-        nbytes = int(np.prod(shape)) * 2
-        header[name] = {
-            "dtype": "BF16",
-            "shape": list(shape),
-            "data_offsets": [offset, offset + nbytes],
-        }
-        offset += nbytes
-    blob = json.dumps(header).encode()
-    blob += b" " * (-len(blob) % 8)
-    with path.open("wb") as fh:
-        fh.write(struct.pack("<Q", len(blob)) + blob)
-        for k, (_, shape) in enumerate(layout):
-            rng = np.random.default_rng([seed, k])
-            t = rng.standard_normal(shape, dtype=np.float32) * 0.02
-            if len(shape) == 1:
-                t += 1.0
-            if noise:
-                t += (
-                    noise
-                    * 0.02
-                    * np.random.default_rng([seed + 1, k]).standard_normal(shape, dtype=np.float32)
-                )
-            fh.write(t.astype(ml_dtypes.bfloat16).tobytes())
-    return path
+    return formats.write_bf16(path, layout, noise, seed)
 
 
 def run_torch(a: Path, b: Path) -> float:

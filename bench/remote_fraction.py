@@ -12,19 +12,16 @@ files. Asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import struct
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.audit_formats import write_bf16  # noqa: E402 - needs the repo on the path
 
 
 def moe_layout(size_mb: int, experts: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -44,29 +41,6 @@ def moe_layout(size_mb: int, experts: int) -> list[tuple[str, tuple[int, ...]]]:
             out += [(q + "gate_proj.weight", (inter, h)), (q + "up_proj.weight", (inter, h))]
             out.append((q + "down_proj.weight", (h, inter)))
     return [*out, ("model.norm.weight", (h,)), ("lm_head.weight", (vocab, h))]
-
-
-def write(path: Path, layout: list[tuple[str, tuple[int, ...]]], noise: float) -> Path:
-    """One bf16 safetensors file, tensor by tensor (bf16 words by rounding float32)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header: dict[str, Any] = {}
-    offset = 0
-    for name, shape in layout:
-        n = int(np.prod(shape)) * 2
-        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    blob = json.dumps(header).encode()
-    blob += b" " * (-len(blob) % 8)
-    with path.open("wb") as fh:
-        fh.write(struct.pack("<Q", len(blob)) + blob)
-        for k, (_, shape) in enumerate(layout):
-            t = np.random.default_rng([0, k]).standard_normal(shape, dtype=np.float32) * 0.02
-            if len(shape) == 1:
-                t += 1.0
-            if noise:
-                t += noise * 0.02 * np.random.default_rng([1, k]).standard_normal(shape, np.float32)
-            fh.write((t.view(np.uint32) >> 16).astype(np.uint16).tobytes())
-    return path
 
 
 def audit(urls: list[str], roles: list[str], cache: Path) -> tuple[float, int, str]:
@@ -100,7 +74,7 @@ def main() -> int:
         layouts = {"dense": dense.shapes(ns.size_mb), "moe": moe_layout(ns.size_mb, ns.experts)}
         for kind, layout in layouts.items():
             files = [
-                write(root / kind / s / "model.safetensors", layout, n)
+                write_bf16(root / kind / s / "model.safetensors", layout, n)
                 for s, n in (("a", 0.0), ("b", 0.3))
             ]
             total = sum(f.stat().st_size for f in files)

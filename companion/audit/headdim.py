@@ -58,7 +58,7 @@ def _features_a(
     a: Model, layer: int, cols: Array, r: Array, counts: tuple[int, int], d: int
 ) -> list[Array] | None:
     """A's QK and VO channel sketches over the dims that survive in B."""
-    h = a.shape(a.matrix("q", layer) or "")[1]
+    h = a.width("q", layer)
     g = a.gain("attn_norm", layer, h)
     right, left = np.zeros((h, r.shape[1])), np.zeros((h, r.shape[1]))
     right[cols], left[cols] = g[cols, None] * r, r
@@ -96,7 +96,7 @@ def channel_match(
 ) -> list[Survival]:
     """Assign B's QK and VO channels to A's when head_dim shrank (same head counts)."""
     da, db = head_dim(a, la), head_dim(b, lb)
-    ha = a.shape(a.matrix("q", la) or "")[1] if a.matrix("q", la) else 0
+    ha = a.width("q", la)
     if da is None or db is None or db >= da:
         return []
     counts = _counts(a, la, ha, da)

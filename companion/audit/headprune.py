@@ -43,7 +43,7 @@ def _layout(m: Model, layer: int, hidden: int, head_dim: int | None) -> _Heads |
 
 def _restricted(m: Model, layer: int, cols: Array, r: Array) -> Array:
     """A projection over A's hidden dims reading only `cols` (A dim of each B dim), gain-folded."""
-    h = m.shape(m.matrix("q", layer) or "")[1]
+    h = m.width("q", layer)
     g = m.gain("attn_norm", layer, h)
     out = np.zeros((h, r.shape[1]))
     out[cols] = g[cols, None] * r
@@ -58,7 +58,7 @@ def _features_a(
         m.scan(role, layer, right=_restricted(m, layer, cols, r))
         for role, r in (("q", r1), ("k", r2), ("v", r2))
     )
-    h = m.shape(m.matrix("o", layer) or "")[0]
+    h = m.width("o", layer, axis=0)
     left = np.zeros((h, r1.shape[1]))
     left[cols] = r1
     o = m.scan("o", layer, left=left)
@@ -78,7 +78,7 @@ def head_match(
     check: Callable[[], None],
 ) -> Survival | None:
     """Assign B's heads to A's when B has fewer (or the hidden width changed)."""
-    ha = a.shape(a.matrix("q", la) or "")[1] if a.matrix("q", la) else 0
+    ha = a.width("q", la)
     lay_a = _layout(a, la, ha, None)
     if lay_a is not None and head_dim(b, lb) not in (None, lay_a.d):
         return None  # head_dim changed: B's rows are not whole heads of A's width

@@ -82,7 +82,7 @@ def per_head(ks: Array, vs: Array, d: int) -> Array:
 
 def _heads_a(a: Model, layer: int, cols: Array, r: Array, d: int) -> Array | None:
     """A's per-head features over the surviving dims (gain-folded K and V row sketches)."""
-    h = a.shape(a.matrix("k", layer) or "")[1]
+    h = a.width("k", layer)
     g = a.gain("attn_norm", layer, h)
     right = np.zeros((h, r.shape[1]))
     right[cols] = g[cols, None] * r
@@ -131,7 +131,7 @@ def kv_match(
     check: Callable[[], None],
 ) -> Survival | None:
     """Fit B's K/V heads from A's (heads or group means) when the K/V head count changed."""
-    ha = a.shape(a.matrix("k", la) or "")[1] if a.matrix("k", la) else 0
+    ha = a.width("k", la)
     d = head_dim(a, la)
     if d is None or head_dim(b, lb) != d:
         return None

@@ -50,6 +50,11 @@ class Model:
         """A tensor's shape."""
         return tuple(self.side.ref(name).info.shape)
 
+    def width(self, role: str, layer: int | None, axis: int = 1) -> int:
+        """One axis of a role's matrix at a layer (its input width by default; 0 if absent)."""
+        name = self.matrix(role, layer)
+        return self.shape(name)[axis] if name is not None else 0
+
     def vector(
         self, role: str, slot: str, layer: int | None, param: str = "weight"
     ) -> Array | None:
