@@ -95,6 +95,46 @@ def test_cold_files_are_read_directly_hashed_and_served(tmp_path: Path) -> None:
         assert cached < (sa // 4096) // 4
 
 
+def test_blocks_mostly_in_the_page_cache_are_read_buffered_the_rest_directly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory reclaim leaves warm files with holes: a block at least half cached is read
+    through the page cache (only its holes come from the disk, and stay cached); a block
+    mostly evicted is read with O_DIRECT (the page cache left alone). Bytes and sha256 right."""
+    block = 256 * KB
+    monkeypatch.setattr(reader, "BLOCK", block)
+    monkeypatch.setattr(reader, "SLICE", 2 * block)
+    monkeypatch.setattr(reader, "LEAD", 4 * block)
+    p = (tmp_path / "holes").resolve()
+    content = {p: os.urandom(8 * block)}
+    p.write_bytes(content[p])
+    _evict(p)
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        os.pread(fd, 8 * block, 0)  # warm, then punch the holes
+        if cached_pages(fd, 0, 8 * block) is None:
+            pytest.skip("the kernel cannot say what is in the page cache (no cachestat)")
+        hole, pages = 16 * KB, block // 4096
+        for i in range(8):
+            lo, hi = (i * block, i * block + hole) if i < 4 else (i * block + hole, (i + 1) * block)
+            os.posix_fadvise(fd, lo, hi - lo, os.POSIX_FADV_DONTNEED)
+        before = [cached_pages(fd, i * block, block) for i in range(8)]
+        assert before == [pages - hole // 4096] * 4 + [hole // 4096] * 4
+        plan = [(Span(p, 0, 8 * block), Span(p, 0, 0))]
+        gate = Gate([p], plan, lambda n: None)
+        try:
+            served, total = _serve(gate, plan, content)
+            inputs = gate.result()
+        finally:
+            gate.close()
+        assert served == total
+        assert inputs[0].sha256 == hashlib.sha256(content[p]).hexdigest()
+        after = [cached_pages(fd, i * block, block) for i in range(8)]
+        assert after == [pages] * 4 + [hole // 4096] * 4
+    finally:
+        os.close(fd)
+
+
 def _metrics(a: Path, b: Path, third: Path | None = None) -> list[object]:
     """Per-tensor metrics of one audit."""
     args = {"a": str(a), "b": str(b), "baselines": False}
