@@ -133,7 +133,8 @@ class _File:
                 aligned = min(BLOCK, -(-want // _ALIGN) * _ALIGN)
                 return min(os.preadv(direct, [block.view[:aligned]], offset), want)
             except OSError:  # the file system refused direct reads after all
-                self.direct = None
+                self.direct = None  # every block is buffered now: readahead back on
+                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_NORMAL)
         return os.preadv(self.fd, [block.view[:want]], offset)
 
 
