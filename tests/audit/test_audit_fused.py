@@ -173,3 +173,43 @@ def test_projected_pairs_take_the_fused_path_with_the_same_features(
     w = a.astype(np.float64) @ plan.projection
     assert np.allclose(fa, na, atol=1e-6) and np.allclose(fb, nb, atol=1e-6)
     assert np.allclose(fa, w, atol=1e-5) and not np.allclose(fa, 0)
+
+
+def _ordered_sums(x: list[float], y: list[float], cols: int, ka: float, kb: float) -> list[float]:
+    """The kernel's documented summation order, in plain Python floats (IEEE doubles): per
+    block of 512 columns of each row, whole groups of eight go to lane (index mod 8), the
+    rest to one tail sum; at the end the lanes are added in order, then the tail."""
+    lanes, tails = [[0.0] * 8 for _ in range(4)], [0.0] * 4
+    for r in range(0, len(x), cols):
+        for c in range(0, cols, 512):
+            m = min(512, cols - c)
+            for i in range(m):
+                u, v = x[r + c + i] - ka, y[r + c + i] - kb
+                d = x[r + c + i] - y[r + c + i]
+                terms = (u, u * u, u * v, d * d)
+                for k, term in enumerate(terms):
+                    if i < m - m % 8:
+                        lanes[k][i % 8] += term
+                    else:
+                        tails[k] += term
+    out = []
+    for lane, tail in zip(lanes, tails, strict=True):
+        total = 0.0
+        for value in lane:
+            total += value
+        out.append(total + tail)
+    return out
+
+
+@pytest.mark.parametrize(("n", "cols"), [(1000, 0), (3 * 700, 700), (8 * 64, 64)])
+def test_fused_sums_follow_the_fixed_order_bit_for_bit(n: int, cols: int) -> None:
+    """The kernel's sums equal, bit for bit, the order its header documents (so every
+    instruction set, AVX-512, AVX2 or none, gives the same bits)."""
+    fused = kernel._fused
+    assert fused is not None
+    a, b = _pair(ml_dtypes.bfloat16, ml_dtypes.bfloat16, (n,), False)
+    x, y = a.astype(np.float64).tolist(), b.astype(np.float64).tolist()
+    ka, kb = 0.0123, -0.0456
+    sums = fused.pair(a.view(np.uint16), 1, b.view(np.uint16), 1, n, cols, ka, kb, None, None)
+    sa, _, saa, _, sab, sdd = sums[:6]
+    assert [sa, saa, sab, sdd] == _ordered_sums(x, y, cols or n, ka, kb)
