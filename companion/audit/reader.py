@@ -51,8 +51,9 @@ LEAD = 32 << 20
 # blocks: LEAD + one step (SLICE) of each file + DEPTH + the hashers' backlog. Kept small:
 # every pool page is touched fresh once per audit, and first touches are slow on VMs (~1 ms
 # per MB here, as much as hashing it).
-POOL = 12
-DEPTH = 2  # reads in flight (a virtual disk serves two at once faster than one)
+POOL = 14
+DEPTH = 4  # reads in flight: virtual disks serve more bytes in flight faster (8 MB x 2: 63 %
+# of dd's single-stream O_DIRECT rate here, 8 MB x 4: 94 %, 16 MB x 4: 150 %)
 _ALIGN = 4096
 _DIRECT = getattr(os, "O_DIRECT", 0)
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -377,7 +378,7 @@ class Gate:
                         self._advise(f, end)
                         continue
                     while f.issued < end:
-                        if len(pending) >= DEPTH:
+                        if len(pending) >= min(DEPTH, POOL):  # in flight: the newest blocks
                             self._complete(pending)
                         if self.stop.is_set():
                             raise Cancelled("Audit stopped.")
