@@ -34,24 +34,31 @@ static float half_to_float(uint16_t h)
     return sign ? -v : v;
 }
 
-typedef union {
-    float f[BLOCK];
-    uint32_t u[BLOCK];
+/* A block as float64: converted once, then read by each loop below (converting in every
+ * loop cost more than the loops' own arithmetic). */
+typedef struct {
+    double d[BLOCK];
 } block_t;
 
 static void convert(const void *src, int kind, size_t off, size_t m, block_t *out)
 {
     size_t i;
     if (kind == K_F32) {
-        memcpy(out->f, (const float *)src + off, m * sizeof(float));
+        const float *s = (const float *)src + off;
+        for (i = 0; i < m; i++)
+            out->d[i] = s[i];
     } else if (kind == K_BF16) {
         const uint16_t *s = (const uint16_t *)src + off;
-        for (i = 0; i < m; i++)
-            out->u[i] = (uint32_t)s[i] << 16;
+        for (i = 0; i < m; i++) {
+            uint32_t u = (uint32_t)s[i] << 16;
+            float f;
+            memcpy(&f, &u, sizeof f);
+            out->d[i] = f;
+        }
     } else {
         const uint16_t *s = (const uint16_t *)src + off;
         for (i = 0; i < m; i++)
-            out->f[i] = f16_table[s[i]];
+            out->d[i] = f16_table[s[i]];
     }
 }
 
@@ -63,9 +70,8 @@ static void convert(const void *src, int kind, size_t off, size_t m, block_t *ou
 #define WIDTH 4
 #define HALVES (LANES / WIDTH)
 typedef double vd __attribute__((vector_size(WIDTH * 8)));
-typedef float vf __attribute__((vector_size(WIDTH * 4)));
 typedef int64_t vl __attribute__((vector_size(WIDTH * 8)));
-typedef uint32_t vu __attribute__((vector_size(WIDTH * 4)));
+typedef uint64_t vu __attribute__((vector_size(WIDTH * 8)));
 
 /* The running sums, LANES accumulators each (GCC vector extensions). */
 typedef struct {
@@ -74,12 +80,12 @@ typedef struct {
     vl eq[HALVES], sg[HALVES];
 } sums_t;
 
-/* WIDTH floats of a block from index i, as doubles. */
+/* WIDTH values of a block from index i. */
 static inline vd load(const block_t *x, size_t i)
 {
-    vf f;
-    memcpy(&f, x->f + i, sizeof f);
-    return __builtin_convertvector(f, vd);
+    vd v;
+    memcpy(&v, x->d + i, sizeof v);
+    return v;
 }
 
 /* The whole vectors of a block go through three loops of at most five sums each, not one
@@ -114,17 +120,14 @@ static inline void differences(sums_t *restrict s, const block_t *restrict xa,
         vd sdd = s->sdd[h], mx = s->mx[h];
         vl eq = s->eq[h], sg = s->sg[h];
         for (i = h * WIDTH; i + LANES - h * WIDTH <= m; i += LANES) {
-            vu ux, uy;
-            vd d = load(xa, i) - load(xb, i), ad;
+            vd x = load(xa, i), y = load(xb, i), d = x - y, ad;
             vl bigger;
-            memcpy(&ux, xa->u + i, sizeof ux);
-            memcpy(&uy, xb->u + i, sizeof uy);
             ad = (vd)((vl)d & ((vl){} + INT64_MAX)); /* |d| */
             sdd += d * d;
             bigger = ad > mx;
             mx = (vd)(((vl)ad & bigger) | ((vl)mx & ~bigger));
             eq -= d == 0.0; /* true is -1 */
-            sg += __builtin_convertvector(((ux ^ uy) >> 31) ^ 1, vl);
+            sg += (vl)((((vu)x ^ (vu)y) >> 63) ^ 1); /* the same sign bit */
         }
         s->sdd[h] = sdd, s->mx[h] = mx, s->eq[h] = eq, s->sg[h] = sg;
     }
@@ -165,7 +168,7 @@ static void tail(tail_t *t, const block_t *xa, const block_t *xb, size_t i, size
                  double ka, double kb, const double *ga, const double *gb)
 {
     for (; i < m; i++) {
-        double x = xa->f[i], y = xb->f[i], d = x - y, u = x - ka, v = y - kb;
+        double x = xa->d[i], y = xb->d[i], d = x - y, u = x - ka, v = y - kb;
         t->sa += u;
         t->sb += v;
         t->saa += u * u;
@@ -174,7 +177,7 @@ static void tail(tail_t *t, const block_t *xa, const block_t *xb, size_t i, size
         t->sdd += d * d;
         t->mx = fabs(d) > t->mx ? fabs(d) : t->mx;
         t->eq += d == 0.0;
-        t->sg += ((xa->u[i] ^ xb->u[i]) >> 31) == 0;
+        t->sg += (signbit(x) != 0) == (signbit(y) != 0);
         if (ga != NULL) {
             double p = x * ga[i], q = y * gb[i];
             t->fa += p;
