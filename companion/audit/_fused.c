@@ -2,8 +2,8 @@
  *
  * The numpy path in kernel.py makes about fifteen passes over each chunk (convert, subtract,
  * several dot products, max, counts). This does the same work in one: each block of up to
- * BLOCK elements is converted to float32 (exact for bf16 and f16), then every sum is taken in
- * float64, in LANES independent accumulators per sum. The summation order is fixed by this
+ * BLOCK elements is converted to float64 (exact for f32, bf16 and f16), then every sum is
+ * taken in float64, in LANES independent accumulators per sum. The summation order is fixed by this
  * code (not by the instruction set) and contraction to FMA is off, so every machine gets the
  * same bits. Non-finite input shows up as non-finite sums; the caller redoes such a chunk on
  * its masked path. The GIL is released while the loop runs.
@@ -65,7 +65,7 @@ static void convert(const void *src, int kind, size_t off, size_t m, block_t *ou
 /* Four-lane vectors, two per sum: 256 bits is what AVX2 and AVX-512 machines both do
  * natively (Zen 4 splits 512-bit operations in two anyway). Eight-lane vectors of 512 bits
  * went through the stack element by element at every step on AVX2: 7.7 ns per element pair
- * there, against 1.2 ns now. Lane j of a sum takes the elements with index j mod LANES,
+ * there, against 1.0 ns now. Lane j of a sum takes the elements with index j mod LANES,
  * whatever the instruction set. */
 #define WIDTH 4
 #define HALVES (LANES / WIDTH)
