@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,6 +94,26 @@ def check_owner(conn: sqlite3.Connection, path: Path) -> None:
     )
 
 
+def _use_wal(conn: sqlite3.Connection) -> str:
+    """Switch the file to write-ahead logging (it stays so); return the journal mode.
+
+    Converting a fresh file races the other processes opening it for the first time, and
+    SQLite reports that race as "database is locked" at once, without waiting on the busy
+    timeout (7 of 180 opens failed so, twelve processes at a time): retry until the timeout."""
+    deadline, pause = time.monotonic() + BUSY_TIMEOUT_S, 0.001
+    while True:
+        try:
+            mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            if mode == "wal":
+                return mode
+            return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.1)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if absent) and migrate the store at `path`; errors name a fix."""
     try:
@@ -109,7 +130,7 @@ def connect(path: Path) -> sqlite3.Connection:
         )
         conn.row_factory = sqlite3.Row
         check_owner(conn, path)
-        if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
+        if _use_wal(conn) != "wal":
             raise StoreError(
                 f"The audit store {path} cannot use write-ahead logging.",
                 hint="put the store on a local file system (set COMPANION_STORE_PATH).",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.store_tools import make_pair
@@ -207,3 +209,34 @@ def test_cli_reports_a_foreign_store_and_store_check_explains(tmp_path: Path) ->
     )
     assert check.returncode == 0, check.stderr
     assert '"status": "foreign"' in check.stdout
+
+
+def _open_once(path: str, start: Any, out: Any) -> None:
+    """A process: open the store at `path` together with the others, then write once."""
+    from companion.store.db import connect
+
+    start.wait(timeout=60)
+    try:
+        conn = connect(Path(path))
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("COMMIT")
+        conn.close()
+        out.put("ok")
+    except Exception as exc:
+        out.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_concurrent_first_opens_of_a_fresh_store_all_succeed(tmp_path: Path) -> None:
+    """Twelve processes opening one new store file at once (converting it to WAL races, and
+    SQLite reports that race at once, without the busy timeout) all get a working store."""
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(20):
+        path = tmp_path / f"r{round_}" / "store.sqlite3"
+        start, out = ctx.Barrier(12), ctx.Queue()
+        procs = [ctx.Process(target=_open_once, args=(str(path), start, out)) for _ in range(12)]
+        for p in procs:
+            p.start()
+        results = [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        assert results == ["ok"] * 12
