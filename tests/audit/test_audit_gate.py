@@ -165,6 +165,11 @@ def test_reads_stay_in_flight_across_tensor_boundaries(
     """With one block per tensor, a read of B starts while A's read is still in flight."""
     import threading
 
+    # The reader never waits for the workers here (LEAD covers both files): a throttled
+    # reader rightly finishes every read in flight, the last one held until a next read
+    # starts that only the workers' progress can allow.
+    monkeypatch.setattr(reader, "LEAD", 64 * 64 * KB)
+
     paths = []
     for name in ("a", "b"):
         p = tmp_path / name
