@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 NUM = rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)"
 # A key is one or two words ("lm loss", "learning rate"), optionally quoted; the value may be
@@ -67,6 +68,7 @@ FILLERS |= {"current", "running", "smoothed", "global", "step", "learning", "gra
 MEAN_KEYS = {"lm loss", "lm_loss", "reduced_train_loss"}
 
 
+@lru_cache(maxsize=4096)  # logs repeat a handful of keys on every line
 def canon(key: str) -> str | None:
     """The canonical field a printed key names (step, loss, eval, ppl, lr, ...), or None."""
     k = re.sub(r"[\s-]+", "_", key.strip("'\"").lower())
