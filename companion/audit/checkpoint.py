@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from companion import files as file_access
 from companion.audit.remote_http import RemoteOptions
-from companion.audit.safetensors import SafetensorsFile, TensorInfo
+from companion.audit.safetensors import SafetensorsFile, TensorInfo, paused_gc
 from companion.audit.source import TensorFile
 from companion.convert import loads
 from companion.errors import InputError
@@ -166,14 +166,15 @@ def _open_file(path: Path) -> TensorFile:
 def _open_files(paths: list[Path]) -> tuple[list[TensorFile], dict[str, TensorRef]]:
     """Open standalone files; a name appearing in two files is an error."""
     files: list[TensorFile] = []
-    try:
-        for p in paths:
-            files.append(_open_file(p))
-    except BaseException:
-        for f in files:
-            f.close()
-        raise
-    return _merge(files)
+    with paused_gc():  # a million entries merge in a third of the time without its passes
+        try:
+            for p in paths:
+                files.append(_open_file(p))
+        except BaseException:
+            for f in files:
+                f.close()
+            raise
+        return _merge(files)
 
 
 def _merge(files: list[TensorFile]) -> tuple[list[TensorFile], dict[str, TensorRef]]:
