@@ -59,8 +59,10 @@ typecheck: venv-test
 	$(BIN)/mypy --strict companion
 
 # CI=true selects the derandomized Hypothesis profile without deadlines (tests/conftest.py).
+# Two workers (most tests wait on a server or a client process); a file's tests stay together
+# and in order on one worker, since module-scoped servers carry state from test to test.
 pytest: venv-test system-deps
-	CI=$${CI:-true} $(BIN)/pytest -q --ignore=tests/fleet
+	CI=$${CI:-true} $(BIN)/pytest -q -n 2 --dist loadfile --ignore=tests/fleet
 
 # VS Code extension: npm ci, strict tsc lint, node --test unit tests, .vsix package.
 vscode:
