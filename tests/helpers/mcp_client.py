@@ -73,7 +73,9 @@ def big_pair(root: Path) -> tuple[Path, Path]:
 
 
 def child_pids() -> list[int]:
-    """Processes whose parent is this test process (the spawned servers)."""
+    """Running processes whose parent is this test process (the spawned servers; an ended
+    one not yet reaped is not running). Tests take the difference with the children that ran
+    before them: earlier tests in the same worker process may leave theirs."""
     me, found = os.getpid(), []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -81,7 +83,7 @@ def child_pids() -> list[int]:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == me:
+            if int(fields[1]) == me and fields[0] != "Z":
                 found.append(int(entry.name))
     return found
 
