@@ -8,15 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from companion import __version__
 from companion.errors import InputError
+from companion.model import Model
 
 _CHUNK = 1 << 22
 
 
-class InputFile(BaseModel):
+class InputFile(Model):
     """One input file: where it was, its size and content hash."""
 
     path: str
@@ -36,7 +37,7 @@ class InputFile(BaseModel):
     )
 
 
-class Manifest(BaseModel):
+class Manifest(Model):
     """Everything needed to reproduce a result: tool, version, parameters and input hashes."""
 
     tool: str

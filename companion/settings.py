@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
+
+from companion.model import Model
 
 # Names of variables that hold keys; anything else (PATH, HOME...) is never sent to an endpoint.
 KEY_ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*_(API_KEY|KEY|TOKEN)$"
@@ -34,7 +36,7 @@ def _given(name: str, field: FieldInfo, data: dict[str, Any]) -> bool:
     return name in data or any(isinstance(a, str) and a in data for a in choices)
 
 
-class Settings(BaseModel):
+class Settings(Model):
     """All user-facing settings. Editors send them camelCase or nested; see `from_editor`."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, validate_default=True)

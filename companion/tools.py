@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from companion.errors import InputError
 from companion.jobs import Job, Progress, no_progress
 from companion.manifest import Manifest
+from companion.model import Model
 from companion.settings import Settings
 
 In = TypeVar("In", bound=BaseModel)
@@ -46,7 +47,7 @@ class Facts:
     rows: Iterable[Any] = ()
 
 
-class ToolResult(BaseModel):
+class ToolResult(Model):
     """What every tool returns: a record id once stored, a manifest, markdown and facts."""
 
     record_id: str | None = None

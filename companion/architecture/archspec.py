@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from companion.model import Model
 
 
-class ArchSpec(BaseModel):
+class ArchSpec(Model):
     """A normalised transformer architecture; fields absent from the config stay None."""
 
     family: str = Field(description="Normalised family (the model_type, or 'unknown').")

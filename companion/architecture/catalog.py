@@ -8,16 +8,15 @@ import re
 from importlib import resources
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from companion.architecture.params import ParamCount, count_params
 from companion.architecture.spec import ArchSpec, build_spec
 from companion.errors import InputError
+from companion.model import Model
 
 _SCALE = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
 
 
-class Published(BaseModel):
+class Published(Model):
     """A published parameter figure as written by its publisher (e.g. "3.3B")."""
 
     text: str
@@ -41,7 +40,7 @@ class Published(BaseModel):
         return self.value - self.unit / 2 <= computed < self.value + self.unit
 
 
-class CatalogEntry(BaseModel):
+class CatalogEntry(Model):
     """A known model: its config facts, published counts and where they come from."""
 
     name: str

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from companion.architecture.spec import ArchSpec
+from companion.model import Model
 
 # (field, label, weight); weights say how much a difference matters for "same architecture?".
 FIELDS: tuple[tuple[str, str, float], ...] = (
@@ -56,7 +57,7 @@ SHAPE_FIELDS = (
 )
 
 
-class Difference(BaseModel):
+class Difference(Model):
     """One differing field with its meaning."""
 
     field: str
@@ -67,7 +68,7 @@ class Difference(BaseModel):
     distance: float
 
 
-class ArchDiff(BaseModel):
+class ArchDiff(Model):
     """All differences between two specs and a distance in [0, 1] (0 = same architecture)."""
 
     a: str

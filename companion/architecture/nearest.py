@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from companion.architecture.catalog import catalog
 from companion.architecture.diff import diff_specs
 from companion.architecture.spec import ArchSpec
+from companion.model import Model
 
 
-class Neighbour(BaseModel):
+class Neighbour(Model):
     """A catalog model and how far it is from the spec."""
 
     name: str

@@ -16,12 +16,13 @@ Mixtral figure includes it. The catalog records which convention each published 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from companion.architecture.spec import ArchSpec
+from companion.model import Model
 
 
-class ParamBreakdown(BaseModel):
+class ParamBreakdown(Model):
     """Parameters by component (whole model, main stack; MTP separate)."""
 
     input_embedding: int = 0
@@ -36,7 +37,7 @@ class ParamBreakdown(BaseModel):
     other: int = 0
 
 
-class ParamCount(BaseModel):
+class ParamCount(Model):
     """Total and active parameter counts with the convention of each figure."""
 
     family: str

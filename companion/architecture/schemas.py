@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from companion.architecture.diff import ArchDiff
 from companion.architecture.nearest import Neighbour
@@ -10,6 +10,7 @@ from companion.architecture.params import ParamCount
 from companion.architecture.spec import ArchSpec
 from companion.architecture.tokenizer import TokenizerComparison
 from companion.manifest import Manifest
+from companion.model import Model
 from companion.tools import Facts, ToolResult
 
 CONVENTIONS = (
@@ -20,7 +21,7 @@ CONVENTIONS = (
 )
 
 
-class ArchInput(BaseModel):
+class ArchInput(Model):
     """A model config to read."""
 
     path: str = Field(
@@ -28,21 +29,21 @@ class ArchInput(BaseModel):
     )
 
 
-class DiffInput(BaseModel):
+class DiffInput(Model):
     """Two model configs to compare."""
 
     a: str = Field(description="First config.json (or folder, or catalog:<name>).")
     b: str = Field(description="Second config.json (or folder, or catalog:<name>).")
 
 
-class NearestInput(BaseModel):
+class NearestInput(Model):
     """A model config and how many neighbours to list."""
 
     path: str = Field(description="config.json or a folder holding one.")
     k: int = Field(default=5, ge=1, le=50, description="How many known architectures to list.")
 
 
-class TokenizerInput(BaseModel):
+class TokenizerInput(Model):
     """Two tokenizers to compare."""
 
     a: str = Field(description="First tokenizer.json or vocab.txt (or a folder holding one).")

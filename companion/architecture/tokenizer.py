@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from companion import files
 from companion.convert import parser
 from companion.errors import CompanionError, InputError
+from companion.model import Model
 
 MAX_TOKENIZER_BYTES = 512 * 1024 * 1024
 
@@ -132,7 +133,7 @@ def load_vocab(path: Path) -> Vocab:
     return _from_json(path, data)
 
 
-class TokenizerComparison(BaseModel):
+class TokenizerComparison(Model):
     """How two vocabularies relate."""
 
     a: str

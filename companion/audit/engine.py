@@ -238,7 +238,7 @@ def run_audit(
             manifest = Manifest(
                 tool=setup.tool, parameters=args.model_dump(mode="json"), inputs=inputs
             )
-            result = summarize(args, streams, manifest, job)
+            result = summarize(args, streams, manifest, job, pool)
         bytes_read = sum(
             ra.info.end - ra.info.begin for p in pairs for ra in (a.ref(p.name_a), b.ref(p.name_b))
         )

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_serializer, field_validator
+from pydantic import Field, field_serializer, field_validator
 
 from companion.audit.alignment import GROUPS, ROLES
 from companion.manifest import Manifest
+from companion.model import Model
 from companion.tools import EXPERT, Facts, ToolResult, WholeWords
 
 Verdict = Literal["derived", "independent", "inconclusive"]
 
 
-class AuditInput(BaseModel):
+class AuditInput(Model):
     """Arguments of `audit.compare`."""
 
     a: str = Field(description="Reference checkpoint A: a .safetensors file, index.json or folder.")
@@ -111,7 +112,7 @@ class AuditInput(BaseModel):
         return value
 
 
-class PairMetrics(BaseModel):
+class PairMetrics(Model):
     """Streamed metrics of one tensor pair (quantiles and Spearman on the sample)."""
 
     cosine: float | None = None
@@ -133,7 +134,7 @@ class PairMetrics(BaseModel):
     nonfinite_b: int = 0
 
 
-class TensorBaselines(BaseModel):
+class TensorBaselines(Model):
     """Baseline figures for one pair."""
 
     shuffle_pearson_mean: float | None = None
@@ -148,7 +149,7 @@ class TensorBaselines(BaseModel):
     third_pearson: float | None = None
 
 
-class TensorResult(BaseModel):
+class TensorResult(Model):
     """One compared tensor pair with its metrics, baselines and significance."""
 
     name_a: str
@@ -170,7 +171,7 @@ class TensorResult(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-class UnitMatch(BaseModel):
+class UnitMatch(Model):
     """Observed matched similarity against its null, for one kind of unit."""
 
     kind: Literal["mlp_units", "heads", "heads_invariant"]
@@ -197,7 +198,7 @@ class MatchSummary(UnitMatch):
     )
 
 
-class RoleSummary(BaseModel):
+class RoleSummary(Model):
     """Metric summary of one role group with its baselines and its evidence."""
 
     role: str
@@ -223,7 +224,7 @@ class RoleSummary(BaseModel):
     evidence: list[str] = Field(default_factory=list)
 
 
-class LayerSummary(BaseModel):
+class LayerSummary(Model):
     """Per layer: mean Pearson of its tensors against the cross-layer baseline."""
 
     layer: int
@@ -235,7 +236,7 @@ class LayerSummary(BaseModel):
     std_b_mean: float | None = None
 
 
-class LayerPair(BaseModel):
+class LayerPair(Model):
     """Which layer of A maps to which layer of B, and how well they agree."""
 
     a: int
@@ -243,7 +244,7 @@ class LayerPair(BaseModel):
     score: float | None = None
 
 
-class Reason(BaseModel):
+class Reason(Model):
     """One reason behind the verdict: a figure and the baseline it beat (or did not)."""
 
     kind: str
@@ -257,7 +258,7 @@ class Reason(BaseModel):
     p: float | None = None
 
 
-class Fingerprint(BaseModel):
+class Fingerprint(Model):
     """Per-layer std profile correlation (HonestAGI-style): weak evidence only."""
 
     pearson: float | None
@@ -268,7 +269,7 @@ class Fingerprint(BaseModel):
     )
 
 
-class Unmatched(BaseModel):
+class Unmatched(Model):
     """A tensor that was not compared, and why."""
 
     name: str
@@ -276,7 +277,7 @@ class Unmatched(BaseModel):
     reason: str
 
 
-class HiddenEvidence(BaseModel):
+class HiddenEvidence(Model):
     """The recovered residual-stream permutation and its calibrated test."""
 
     source: str = Field(description="What the dims were matched on (embeddings, norms, ...).")
@@ -291,7 +292,7 @@ class HiddenEvidence(BaseModel):
     draws: int
 
 
-class DeltaStat(BaseModel):
+class DeltaStat(Model):
     """B - A for one aligned projection: relative size and the rank holding 90 % of its energy."""
 
     name: str
@@ -301,7 +302,7 @@ class DeltaStat(BaseModel):
     full_rank: int
 
 
-class AlignedEvidence(BaseModel):
+class AlignedEvidence(Model):
     """Comparison after undoing hidden, unit, head and scale symmetries."""
 
     hidden: HiddenEvidence | None = None
@@ -316,7 +317,7 @@ class AlignedEvidence(BaseModel):
     )
 
 
-class Derivation(BaseModel):
+class Derivation(Model):
     """One way B appears to have been made from A, with the figures that show it."""
 
     kind: str
@@ -326,7 +327,7 @@ class Derivation(BaseModel):
     statement: str = ""
 
 
-class CandidateFit(BaseModel):
+class CandidateFit(Model):
     """One merge candidate Cᵢ: its share βᵢ of B over the matrices, or why it was left out."""
 
     index: int = Field(description="1-based, in the order the baselines were given.")
@@ -340,7 +341,7 @@ class CandidateFit(BaseModel):
     reason: str = ""
 
 
-class MergeFit(BaseModel):
+class MergeFit(Model):
     """B ≈ α·A + Σ βᵢ·Cᵢ per tensor (least squares on the aligned samples), with every Cᵢ."""
 
     tensors: int = Field(description="Matrices fitted.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from math import isfinite, sqrt
 from pathlib import Path
@@ -293,14 +294,26 @@ def _constant_buffer(r: TensorResult) -> bool:
     return r.metrics.std_a == 0 and r.metrics.std_b == 0 and r.metrics.nonfinite_a == 0
 
 
-def summarize(args: AuditInput, s: Streams, manifest: Manifest, job: Job) -> AuditResult:
-    """Build the full result, verdict included."""
+def _rows(args: AuditInput, s: Streams, job: Job, pool: Executor | None) -> list[TensorResult]:
+    """Every per-tensor row, in pair order (on the pool's threads when given: the ranks,
+    quantiles and FFTs of the baselines run in numpy without the GIL)."""
     ref = s.candidates[0] if s.candidates else None  # the third-model reference
     third_by_a = dict(zip((p.name_a for p in ref.pairs), ref.accs, strict=True)) if ref else {}
-    rows = []
-    for pair, acc in zip(s.pairs, s.accs, strict=True):
+
+    def row(item: tuple[Pair, PairAccumulator]) -> TensorResult:
         job.check()
-        rows.append(tensor_row(args, s, pair, acc, third_by_a.get(pair.name_a)))
+        return tensor_row(args, s, *item, third_by_a.get(item[0].name_a))
+
+    items = list(zip(s.pairs, s.accs, strict=True))
+    return list(pool.map(row, items) if pool else map(row, items))
+
+
+def summarize(
+    args: AuditInput, s: Streams, manifest: Manifest, job: Job, pool: Executor | None = None
+) -> AuditResult:
+    """Build the full result, verdict included (the per-tensor rows on `pool`, if given)."""
+    ref = s.candidates[0] if s.candidates else None
+    rows = _rows(args, s, job, pool)
     tests = _match_tests(args, s, job) if args.permutation_test and not s.plain else {}
     groups: dict[str, list[TensorResult]] = defaultdict(list)
     excluded = [Unmatched(name=n, side="a", reason=r) for n, r in s.a.excluded]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from companion.manifest import Manifest
+from companion.model import Model
 from companion.tools import EXPERT, Facts, ToolResult
 
 Verdict = Literal["derived", "independent", "inconclusive"]
@@ -16,7 +17,7 @@ Weight = Literal["decisive", "strong", "moderate", "weak", "none"]
 TrapStatus = Literal["avoided", "open", "not exercised"]
 
 
-class CaseInput(BaseModel):
+class CaseInput(Model):
     """Arguments of `case.investigate`."""
 
     a: str = Field(description="Reference model A: a folder (weights, config, tokenizer) or file.")
@@ -48,7 +49,7 @@ class CaseInput(BaseModel):
         return value
 
 
-class Side(BaseModel):
+class Side(Model):
     """What one side of the case has: weights, config, tokenizer, logs."""
 
     path: str
@@ -58,7 +59,7 @@ class Side(BaseModel):
     logs: list[str] = Field(default_factory=list)
 
 
-class Evidence(BaseModel):
+class Evidence(Model):
     """One link in the chain of reasoning: a tool's finding, its baseline, its weight."""
 
     source: str = Field(description="weights | log A | log B | architecture | tokenizer.")
@@ -71,7 +72,7 @@ class Evidence(BaseModel):
     points: Points
 
 
-class Trap(BaseModel):
+class Trap(Model):
     """A named trap of the derivation question, and how this case avoided it."""
 
     name: str
@@ -79,7 +80,7 @@ class Trap(BaseModel):
     explanation: str
 
 
-class Rule(BaseModel):
+class Rule(Model):
     """A combination rule that fired, with its name and what it concluded."""
 
     name: str
@@ -87,7 +88,7 @@ class Rule(BaseModel):
     because: str
 
 
-class LayerPoint(BaseModel):
+class LayerPoint(Model):
     """One norm tensor's similarity at one layer, with its shuffle-null band."""
 
     layer: int
@@ -98,7 +99,7 @@ class LayerPoint(BaseModel):
     null_sd: float | None = None
 
 
-class ArchRow(BaseModel):
+class ArchRow(Model):
     """One differing architecture field."""
 
     field: str
@@ -107,7 +108,7 @@ class ArchRow(BaseModel):
     meaning: str
 
 
-class TokenizerOverlap(BaseModel):
+class TokenizerOverlap(Model):
     """The tokenizer comparison's headline figures."""
 
     relation: str

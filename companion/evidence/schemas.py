@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from companion.manifest import Manifest
+from companion.model import Model
 from companion.tools import EXPERT, Facts, ToolResult
 
 Verdict = Literal["from_scratch", "warm_start", "inconclusive"]
@@ -18,7 +19,7 @@ Figure = float | int | str | None
 STRENGTH_SCORE = {"strong": 3, "moderate": 2, "weak": 1, "info": 0}
 
 
-class Finding(BaseModel):
+class Finding(Model):
     """One observation about the loss curve, with the figures behind it."""
 
     name: str = Field(description="Stable identifier, e.g. initial_loss, warmup, spikes.")
@@ -28,14 +29,14 @@ class Finding(BaseModel):
     figures: dict[str, Figure] = Field(default_factory=dict)
 
 
-class Reason(BaseModel):
+class Reason(Model):
     """A reason for the verdict, with the figures it rests on."""
 
     text: str
     figures: dict[str, Figure] = Field(default_factory=dict)
 
 
-class ParseReport(BaseModel):
+class ParseReport(Model):
     """What the parser saw: counts a person can check against the file."""
 
     records: int = Field(description="Lines (text) or records (binary) read.")
@@ -54,7 +55,7 @@ class ParseReport(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-class RunPart(BaseModel):
+class RunPart(Model):
     """One run of a file holding several (the step counter went back to the start)."""
 
     index: int
@@ -113,7 +114,7 @@ class EvidenceSummary(ToolResult):
 _SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
 
-class SummarizeInput(BaseModel):
+class SummarizeInput(Model):
     """Arguments of `evidence.summarize`."""
 
     paths: list[str] = Field(

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from companion.manifest import InputFile
+from companion.model import Model
 from companion.tools import Facts, ToolResult
 
 SCHEME = "ops-v1"
 
 
-class FingerprintInput(BaseModel):
+class FingerprintInput(Model):
     """Arguments of `fingerprint.compute`."""
 
     paths: list[str] = Field(
@@ -20,7 +21,7 @@ class FingerprintInput(BaseModel):
     )
 
 
-class ModelFingerprint(BaseModel):
+class ModelFingerprint(Model):
     """One checkpoint's fingerprint (a few KB), or why it could not be computed."""
 
     path: str
@@ -73,7 +74,7 @@ class FingerprintResult(ToolResult):
         return fingerprints_markdown(self)
 
 
-class IdentifyInput(BaseModel):
+class IdentifyInput(Model):
     """Arguments of `fingerprint.identify`."""
 
     path: str = Field(description="The checkpoint whose parent to look for.")
@@ -86,7 +87,7 @@ class IdentifyInput(BaseModel):
     )
 
 
-class Candidate(BaseModel):
+class Candidate(Model):
     """One stored model as a possible parent, with its calibrated score."""
 
     path: str
@@ -103,7 +104,7 @@ class Candidate(BaseModel):
     audit_record: str | None = None
 
 
-class NullSummary(BaseModel):
+class NullSummary(Model):
     """The null the scores were tested against."""
 
     method: str

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from companion.model import Model
 from companion.tools import ToolResult
 
 
-class FleetInput(BaseModel):
+class FleetInput(Model):
     """Arguments of `fleet.fingerprint`."""
 
     source: str = Field(
@@ -21,7 +22,7 @@ class FleetInput(BaseModel):
     resume: bool = Field(default=True, description="Skip checkpoints already fingerprinted.")
 
 
-class FleetItem(BaseModel):
+class FleetItem(Model):
     """What happened to one checkpoint."""
 
     path: str

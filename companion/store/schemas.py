@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from companion import __version__
 from companion.manifest import Manifest
+from companion.model import Model
 from companion.store.migrations import METRIC_COLUMNS
 from companion.tools import EXPERT, ToolResult
 
@@ -25,7 +26,7 @@ def _split(value: Any) -> Any:
     return value
 
 
-class ModelRef(BaseModel):
+class ModelRef(Model):
     """A model a record involves, and which argument named it (a, b, paths...)."""
 
     side: str
@@ -34,7 +35,7 @@ class ModelRef(BaseModel):
     content_sha256: str
 
 
-class TensorHit(BaseModel):
+class TensorHit(Model):
     """One per-tensor result row that matched the tensor filters."""
 
     name_a: str | None = None
@@ -50,7 +51,7 @@ class TensorHit(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
-class RecordSummary(BaseModel):
+class RecordSummary(Model):
     """One recorded run: the id that `companion verify`/`export` accept, plus its outcome."""
 
     id: str
@@ -142,7 +143,7 @@ class QueryResult(ToolResult):
         return render.query_csv(self)
 
 
-class QueryInput(BaseModel):
+class QueryInput(Model):
     """Arguments of `audit.query`."""
 
     model: list[str] = Field(
@@ -207,7 +208,7 @@ class QueryInput(BaseModel):
         return value
 
 
-class ExportInput(BaseModel):
+class ExportInput(Model):
     """Arguments of `store.export`."""
 
     id: str = Field(description="Record id (from `companion query`), or a unique prefix of it.")
@@ -240,7 +241,7 @@ class ExportResult(ToolResult):
         return bundle_markdown(self.bundle) + note
 
 
-class CheckInput(BaseModel):
+class CheckInput(Model):
     """Arguments of `store.check`."""
 
     path: str | None = Field(default=None, description="Store file; default: the configured one.")
@@ -266,7 +267,7 @@ class CheckResult(ToolResult):
         return render.check_markdown(self)
 
 
-class VerifyInput(BaseModel):
+class VerifyInput(Model):
     """Arguments of `store.verify`."""
 
     target: str = Field(
@@ -277,7 +278,7 @@ class VerifyInput(BaseModel):
     atol: float = Field(default=1e-9, ge=0, le=1, description="Absolute float tolerance.")
 
 
-class FileCheck(BaseModel):
+class FileCheck(Model):
     """One recorded input file, re-hashed."""
 
     path: str
@@ -290,7 +291,7 @@ class FileCheck(BaseModel):
     reason: str | None = None  # why a remote input is ok, changed or missing
 
 
-class Difference(BaseModel):
+class Difference(Model):
     """One value that differs between the recorded and the re-computed result."""
 
     where: str
@@ -321,7 +322,7 @@ class VerifyResult(ToolResult):
         return render.verify_markdown(self)
 
 
-class RegisterInput(BaseModel):
+class RegisterInput(Model):
     """Arguments of `store.register`."""
 
     paths: list[str] = Field(description="Model files or folders to fingerprint.")
@@ -348,7 +349,7 @@ class RegisterResult(ToolResult):
         return render.register_markdown(self)
 
 
-class MigrateInput(BaseModel):
+class MigrateInput(Model):
     """Arguments of `store.migrate_to`."""
 
     url: str = Field(
@@ -360,7 +361,7 @@ class MigrateInput(BaseModel):
     )
 
 
-class TableCopy(BaseModel):
+class TableCopy(Model):
     """One copied table: rows and the checksum both stores agree on."""
 
     table: str

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from companion.model import Model
 from companion.tools import ToolResult
 
 Kind = Literal[
@@ -13,7 +14,7 @@ Kind = Literal[
 ]
 
 
-class ScanInput(BaseModel):
+class ScanInput(Model):
     """Arguments of `workspace.scan`."""
 
     paths: list[str] = Field(
@@ -23,7 +24,7 @@ class ScanInput(BaseModel):
     max_files: int | None = Field(default=None, ge=1, description="Stop after this many files.")
 
 
-class Artifact(BaseModel):
+class Artifact(Model):
     """One model artifact found on disk."""
 
     path: str
@@ -31,7 +32,7 @@ class Artifact(BaseModel):
     size: int
 
 
-class ScanProblem(BaseModel):
+class ScanProblem(Model):
     """A path that could not be read, with the reason."""
 
     path: str
