@@ -306,7 +306,10 @@ def main() -> int:
             for mode in modes:
                 warm(a, b)
                 # first sight: an empty digest cache, so every byte is read and hashed
-                fresh = {"COMPANION_HOME": str(root / f"home-{i}")} if "first" in mode else {}
+                fresh = {}
+                if "first" in mode:  # emptied: a kept pair keeps its homes (--keep)
+                    shutil.rmtree(root / f"home-{i}", ignore_errors=True)
+                    fresh = {"COMPANION_HOME": str(root / f"home-{i}")}
                 runs[mode].append(child(mode, a, b, **fresh))
         # Cold reads vary a lot on shared (virtual) disks: take medians of interleaved runs.
         # Each cold run is paired with the dd bandwidth measured just before it (both files),

@@ -201,7 +201,9 @@ static inline void accumulate(sums_t *restrict s, tail_t *t, const block_t *rest
     tail(t, xa, xb, m - m % LANES, m, ka, kb, ga, gb);
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+/* No AVX-512 clone: with avx512f (and without VL) GCC's code for these 256-bit vectors ran
+ * at 1.74 ns per element pair on Zen 4, against 0.76 for the AVX2 clone on the same core. */
+__attribute__((target_clones("avx2", "default")))
 static void run(const void *a, int ka_kind, const void *b, int kb_kind, size_t rows,
                 size_t cols, double ka, double kb, const double *ga, const double *gb,
                 sums_t *s, tail_t *t)
