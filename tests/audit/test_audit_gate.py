@@ -289,3 +289,44 @@ def test_a_file_the_digest_cache_vouches_for_is_read_directly_when_cold(tmp_path
             warm.close()
     finally:
         os.close(fd)
+
+
+def _vm_flags(buf: object) -> set[str]:
+    """The kernel's VmFlags of the mapping holding a buffer (from /proc/self/smaps)."""
+    import ctypes
+
+    address = ctypes.addressof(ctypes.c_char.from_buffer(buf))  # type: ignore[arg-type]
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and ":" not in head:
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= address < hi
+        elif inside and head == "VmFlags:":
+            return set(line.split()[1:])
+    raise AssertionError("the buffer is in no mapping")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's smaps")
+@pytest.mark.parametrize("cold", [True, False])
+def test_the_pool_is_in_huge_pages_only_for_direct_reads(tmp_path: Path, cold: bool) -> None:
+    """Direct reads pin the pool's pages (fewer in huge pages); warm copies into fresh huge
+    pages cost more to fault in on a VM than into small ones (reader.py)."""
+    p = (tmp_path / "a").resolve()
+    p.write_bytes(os.urandom(300 * KB))
+    if cold:
+        _evict(p)
+    else:
+        p.read_bytes()
+    plan = [(Span(p, 0, 300 * KB), Span(p, 0, 300 * KB))]
+    gate = Gate([p], plan, lambda n: None)
+    try:
+        gate.wait(p, 300 * KB)
+        direct = gate.files[p].direct_fd is not None
+        flags = [_vm_flags(b.buf) for b in gate.pool]
+        gate.result()
+    finally:
+        gate.close()
+    if cold and not direct:
+        pytest.skip("this file system refuses O_DIRECT: no direct reads")
+    assert flags and all(("hg" in f) is cold for f in flags)
