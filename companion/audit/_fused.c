@@ -69,6 +69,7 @@ static void convert(const void *src, int kind, size_t off, size_t m, block_t *ou
  * whatever the instruction set. */
 #define WIDTH 4
 #define HALVES (LANES / WIDTH)
+_Static_assert(HALVES == 2, "each loop step takes the two halves of LANES elements");
 typedef double vd __attribute__((vector_size(WIDTH * 8)));
 typedef int64_t vl __attribute__((vector_size(WIDTH * 8)));
 typedef uint64_t vu __attribute__((vector_size(WIDTH * 8)));
@@ -89,30 +90,51 @@ static inline vd load(const block_t *x, size_t i)
 }
 
 /* The whole vectors of a block go through three loops of at most five sums each, not one
- * loop of fourteen, so that the sums stay in registers (AVX2 has sixteen). Each sum takes
- * the elements in the same order into the same lanes as in one loop: the same bits. Work
- * is kept off the two floating-point adders where the bits allow: no subtraction of a zero
- * shift (x - 0.0 is x, -0.0 included), comparisons on the bits of |d| as integers (their
- * order is that of non-negative doubles): 0.78 ns per pair in cache, not 0.87 (no gains). */
+ * loop of fourteen, so that the sums stay in registers (AVX2 has sixteen). Each iteration
+ * takes both halves of LANES elements, so each sum has two independent chains of adds, not
+ * one chain per loop (in cache: 0.65 ns per pair, not 0.70; 0.87 with gains, not 0.96). Each sum
+ * takes the elements in the same order into the same lanes as in one loop: the same bits.
+ * Work is kept off the two floating-point adders where the bits allow: no subtraction of a
+ * zero shift (x - 0.0 is x, -0.0 included), comparisons on the bits of |d| as integers
+ * (their order is that of non-negative doubles). */
+/* One vector's moments, less the shifts when `shifted`. */
+static inline void moment(vd u, vd v, vd ka, vd kb, int shifted, vd *sa, vd *sb, vd *saa,
+                          vd *sbb, vd *sab)
+{
+    if (shifted) /* loop-invariant: the compiler makes two loops of the caller's one */
+        u -= ka, v -= kb;
+    *sa += u;
+    *sb += v;
+    *saa += u * u;
+    *sbb += v * v;
+    *sab += u * v;
+}
+
 static inline void moments(sums_t *restrict s, const block_t *restrict xa,
                            const block_t *restrict xb, size_t m, vd ka, vd kb, int shifted)
 {
     size_t i;
-    int h;
-    for (h = 0; h < HALVES; h++) {
-        vd sa = s->sa[h], sb = s->sb[h], saa = s->saa[h], sbb = s->sbb[h], sab = s->sab[h];
-        for (i = h * WIDTH; i + LANES - h * WIDTH <= m; i += LANES) {
-            vd u = load(xa, i), v = load(xb, i);
-            if (shifted) /* loop-invariant: the compiler makes two loops of this one */
-                u -= ka, v -= kb;
-            sa += u;
-            sb += v;
-            saa += u * u;
-            sbb += v * v;
-            sab += u * v;
-        }
-        s->sa[h] = sa, s->sb[h] = sb, s->saa[h] = saa, s->sbb[h] = sbb, s->sab[h] = sab;
+    vd sa0 = s->sa[0], sb0 = s->sb[0], saa0 = s->saa[0], sbb0 = s->sbb[0], sab0 = s->sab[0];
+    vd sa1 = s->sa[1], sb1 = s->sb[1], saa1 = s->saa[1], sbb1 = s->sbb[1], sab1 = s->sab[1];
+    for (i = 0; i + LANES <= m; i += LANES) {
+        moment(load(xa, i), load(xb, i), ka, kb, shifted, &sa0, &sb0, &saa0, &sbb0, &sab0);
+        moment(load(xa, i + WIDTH), load(xb, i + WIDTH), ka, kb, shifted, &sa1, &sb1, &saa1,
+               &sbb1, &sab1);
     }
+    s->sa[0] = sa0, s->sb[0] = sb0, s->saa[0] = saa0, s->sbb[0] = sbb0, s->sab[0] = sab0;
+    s->sa[1] = sa1, s->sb[1] = sb1, s->saa[1] = saa1, s->sbb[1] = sbb1, s->sab[1] = sab1;
+}
+
+/* One vector's squared and largest difference, exact matches and sign agreements. */
+static inline void difference(vd x, vd y, vd *sdd, vd *mx, vl *eq, vl *sg)
+{
+    vd d = x - y;
+    vl ad = (vl)d & ((vl){} + INT64_MAX), bigger; /* the bits of |d| */
+    *sdd += d * d;
+    bigger = ad > (vl)*mx;
+    *mx = (vd)((ad & bigger) | ((vl)*mx & ~bigger));
+    *eq -= ad == 0;                                /* d is +0 or -0; true is -1 */
+    *sg += (vl)((((vu)x ^ (vu)y) >> 63) ^ 1);      /* the same sign bit */
 }
 
 /* Squared and largest differences, exact matches and sign agreements. */
@@ -120,21 +142,30 @@ static inline void differences(sums_t *restrict s, const block_t *restrict xa,
                                const block_t *restrict xb, size_t m)
 {
     size_t i;
-    int h;
-    for (h = 0; h < HALVES; h++) {
-        vd sdd = s->sdd[h], mx = s->mx[h];
-        vl eq = s->eq[h], sg = s->sg[h];
-        for (i = h * WIDTH; i + LANES - h * WIDTH <= m; i += LANES) {
-            vd x = load(xa, i), y = load(xb, i), d = x - y;
-            vl ad = (vl)d & ((vl){} + INT64_MAX), bigger; /* the bits of |d| */
-            sdd += d * d;
-            bigger = ad > (vl)mx;
-            mx = (vd)((ad & bigger) | ((vl)mx & ~bigger));
-            eq -= ad == 0; /* d is +0 or -0; true is -1 */
-            sg += (vl)((((vu)x ^ (vu)y) >> 63) ^ 1); /* the same sign bit */
-        }
-        s->sdd[h] = sdd, s->mx[h] = mx, s->eq[h] = eq, s->sg[h] = sg;
+    vd sdd0 = s->sdd[0], mx0 = s->mx[0], sdd1 = s->sdd[1], mx1 = s->mx[1];
+    vl eq0 = s->eq[0], sg0 = s->sg[0], eq1 = s->eq[1], sg1 = s->sg[1];
+    for (i = 0; i + LANES <= m; i += LANES) {
+        difference(load(xa, i), load(xb, i), &sdd0, &mx0, &eq0, &sg0);
+        difference(load(xa, i + WIDTH), load(xb, i + WIDTH), &sdd1, &mx1, &eq1, &sg1);
     }
+    s->sdd[0] = sdd0, s->mx[0] = mx0, s->eq[0] = eq0, s->sg[0] = sg0;
+    s->sdd[1] = sdd1, s->mx[1] = mx1, s->eq[1] = eq1, s->sg[1] = sg1;
+}
+
+/* One vector's gain-folded sums. */
+static inline void fold(vd x, vd y, const double *ga, const double *gb, vd *fa, vd *fb,
+                        vd *faa, vd *fbb, vd *fab)
+{
+    vd g, k, p, q;
+    memcpy(&g, ga, sizeof g);
+    memcpy(&k, gb, sizeof k);
+    p = x * g;
+    q = y * k;
+    *fa += p;
+    *fb += q;
+    *faa += p * p;
+    *fbb += q * q;
+    *fab += p * q;
 }
 
 /* The sums of the gain-folded values (x * gain_a, y * gain_b). */
@@ -143,23 +174,15 @@ static inline void folded(sums_t *restrict s, const block_t *restrict xa,
                           const double *restrict gb)
 {
     size_t i;
-    int h;
-    for (h = 0; h < HALVES; h++) {
-        vd fa = s->fa[h], fb = s->fb[h], faa = s->faa[h], fbb = s->fbb[h], fab = s->fab[h];
-        for (i = h * WIDTH; i + LANES - h * WIDTH <= m; i += LANES) {
-            vd g, k, p, q;
-            memcpy(&g, ga + i, sizeof g);
-            memcpy(&k, gb + i, sizeof k);
-            p = load(xa, i) * g;
-            q = load(xb, i) * k;
-            fa += p;
-            fb += q;
-            faa += p * p;
-            fbb += q * q;
-            fab += p * q;
-        }
-        s->fa[h] = fa, s->fb[h] = fb, s->faa[h] = faa, s->fbb[h] = fbb, s->fab[h] = fab;
+    vd fa0 = s->fa[0], fb0 = s->fb[0], faa0 = s->faa[0], fbb0 = s->fbb[0], fab0 = s->fab[0];
+    vd fa1 = s->fa[1], fb1 = s->fb[1], faa1 = s->faa[1], fbb1 = s->fbb[1], fab1 = s->fab[1];
+    for (i = 0; i + LANES <= m; i += LANES) {
+        fold(load(xa, i), load(xb, i), ga + i, gb + i, &fa0, &fb0, &faa0, &fbb0, &fab0);
+        fold(load(xa, i + WIDTH), load(xb, i + WIDTH), ga + i + WIDTH, gb + i + WIDTH, &fa1,
+             &fb1, &faa1, &fbb1, &fab1);
     }
+    s->fa[0] = fa0, s->fb[0] = fb0, s->faa[0] = faa0, s->fbb[0] = fbb0, s->fab[0] = fab0;
+    s->fa[1] = fa1, s->fb[1] = fb1, s->faa[1] = faa1, s->fbb[1] = fbb1, s->fab[1] = fab1;
 }
 
 /* The scalar sums of the last (m % LANES) elements of a block. */
