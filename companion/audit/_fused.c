@@ -89,14 +89,6 @@ static inline vd load(const block_t *x, size_t i)
     return v;
 }
 
-/* The whole vectors of a block go through three loops of at most five sums each, not one
- * loop of fourteen, so that the sums stay in registers (AVX2 has sixteen). Each iteration
- * takes both halves of LANES elements, so each sum has two independent chains of adds, not
- * one chain per loop (in cache: 0.65 ns per pair, not 0.70; 0.87 with gains, not 0.96). Each sum
- * takes the elements in the same order into the same lanes as in one loop: the same bits.
- * Work is kept off the two floating-point adders where the bits allow: no subtraction of a
- * zero shift (x - 0.0 is x, -0.0 included), comparisons on the bits of |d| as integers
- * (their order is that of non-negative doubles). */
 /* One vector's moments, less the shifts when `shifted`. */
 static inline void moment(vd u, vd v, vd ka, vd kb, int shifted, vd *sa, vd *sb, vd *saa,
                           vd *sbb, vd *sab)
@@ -110,6 +102,15 @@ static inline void moment(vd u, vd v, vd ka, vd kb, int shifted, vd *sa, vd *sb,
     *sab += u * v;
 }
 
+/* The whole vectors of a block go through three loops of at most five sums each, not one
+ * loop of fourteen, so that the sums stay in registers (AVX2 has sixteen). Each iteration
+ * takes both halves of LANES elements, so each sum has two independent chains of adds, not
+ * one chain per loop (in cache: 0.65 ns per pair, not 0.70; 0.87 with gains, not 0.96).
+ * Each sum takes the elements in the same order into the same lanes as in one loop: the
+ * same bits.
+ * Work is kept off the two floating-point adders where the bits allow: no subtraction of a
+ * zero shift (x - 0.0 is x, -0.0 included), comparisons on the bits of |d| as integers
+ * (their order is that of non-negative doubles). */
 static inline void moments(sums_t *restrict s, const block_t *restrict xa,
                            const block_t *restrict xb, size_t m, vd ka, vd kb, int shifted)
 {
