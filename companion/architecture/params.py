@@ -171,6 +171,7 @@ def count_params(s: ArchSpec) -> ParamCount:
     notes = []
     if s.missing:
         notes.append("Partial count: missing " + ", ".join(s.missing) + ".")
+        notes += [n for n in s.notes if n.split(" ", 1)[0] in s.missing]  # why, if it was set
     if s.tie_word_embeddings:
         notes.append("Output projection tied to the input embedding: counted once.")
     if mtp:

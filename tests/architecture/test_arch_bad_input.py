@@ -52,6 +52,15 @@ def test_missing_fields_give_partial_spec() -> None:
     assert s.missing and count_params(s).total == 0
 
 
+def test_a_count_beyond_its_bound_is_named_in_the_parameter_notes() -> None:
+    """10^8 layers is not "missing": the count says which value it ignored and why."""
+    cfg = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 10**8}
+    cfg |= {"num_attention_heads": 4, "vocab_size": 100, "intermediate_size": 128}
+    notes = count_params(build_spec(cfg)).notes
+    assert "Partial count: missing num_hidden_layers." in notes
+    assert any(n.startswith("num_hidden_layers = 100000000 is out of range") for n in notes)
+
+
 def test_huge_and_deep_files(tmp_path: Path) -> None:
     big = tmp_path / "big.json"
     with big.open("wb") as fh:
