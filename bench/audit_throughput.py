@@ -19,14 +19,21 @@ Generates a bf16 pair (A, and B = A + noise; default ~2 x 1 GB, `--size-mb` to c
      hidden-alignment tests (companion/audit/plain.py); this row shows what they cost;
   6. "default, first sight": the default path on files it has never seen (an empty digest
      cache, so every byte is read and hashed, as in (2) "audit");
-on cached data (`--repeats` interleaved runs each, medians), then (2) both ways on cold data
+on cached data (`--repeats` interleaved runs each, medians), each run after an eviction and
+one sequential read of the pair, so the page cache holds it as a sequential reader leaves it
+(in large folios on kernels that make them, such as ext4 on Linux 6.16+; the line "page cache
+after warming" says how much); then, labelled,
+  7. the peer and (2) "audit" from a page cache that holds the pair in small pages (64 KB
+     reads with readahead off, as on kernels without large folios): the peer's mmap reads
+     slow down far more from small pages than our preads do;
+then (2) both ways on cold data
 (pages evicted with posix_fadvise) against the O_DIRECT disk bandwidth measured with
 `dd iflag=direct` on both files just before each run (medians of interleaved runs, and of the
 per-run ratios: shared virtual disks vary a lot). After those rows (`--no-formats` skips
 them), labelled:
-  7. "GGUF F16, cached sha": (2) on a GGUF copy of the pair (F16, llama.cpp names, so Q/K
+  8. "GGUF F16, cached sha": (2) on a GGUF copy of the pair (F16, llama.cpp names, so Q/K
      go through the rotary re-ordering; written by bench/audit_formats.py);
-  8. "remote (loopback)": (2) on the pair served by Range from a loopback HTTP server on
+  9. "remote (loopback)": (2) on the pair served by Range from a loopback HTTP server on
      127.0.0.1, with an empty range cache (every tensor byte fetched), and "remote, range
      cache" repeating it with that cache (nothing fetched): the ceiling is the server's rate,
      measured in the same run as "loopback GET (ceiling)" (both files by plain GETs).
@@ -208,11 +215,40 @@ def evict(*paths: Path) -> None:
 
 
 def warm(*paths: Path) -> None:
-    """Read the files once so they sit in the page cache."""
+    """Evict the files, then read them once in order, so they sit in the page cache as a
+    sequential reader leaves them: in large folios where the kernel makes them (ext4 on
+    Linux 6.16+), whatever state earlier runs left."""
+    evict(*paths)
     for p in paths:
         with p.open("rb") as fh:
             while fh.read(1 << 24):
                 pass
+
+
+def warm_small(*paths: Path) -> None:
+    """Evict the files, then read them in 64 KB reads with readahead off, so they sit in the
+    page cache in small pages, as on kernels without large folios."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+            size, off = os.fstat(fd).st_size, 0
+            while off < size:
+                off += len(os.pread(fd, 1 << 16, off)) or size
+        finally:
+            os.close(fd)
+
+
+def huge_page_mb() -> float:
+    """File pages the page cache holds in huge (PMD-sized) folios, in MB (0 if unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("FileHugePages:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def direct_bandwidth(path: Path) -> float | None:
@@ -300,6 +336,7 @@ def main() -> int:
         modes = ["audit (default)", base_mode, "audit, cached sha", "audit+baselines", "audit"]
         modes += ["default, tests forced", "default, first sight"]
         warm(a, b)
+        print(f"page cache after warming: {huge_page_mb():.0f} MB of file pages in huge folios")
         child("audit", a, b)  # fills the digest cache for the "cached sha" runs
         runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
         for i in range(ns.repeats):  # interleaved, so drifts in machine speed hit all alike
@@ -311,6 +348,13 @@ def main() -> int:
                     shutil.rmtree(root / f"home-{i}", ignore_errors=True)
                     fresh = {"COMPANION_HOME": str(root / f"home-{i}")}
                 runs[mode].append(child(mode, a, b, **fresh))
+        # The peer's mmap reads run much faster from large folios than from small pages;
+        # both read from small pages here, labelled (the state lasts: neither changes it).
+        warm_small(a, b)
+        small = {base_mode: f"{base_mode}, small-page cache", "audit": "audit, small-page cache"}
+        for _ in range(ns.repeats):
+            for mode, label in small.items():
+                runs.setdefault(label, []).append(child(mode, a, b))
         # Cold reads vary a lot on shared (virtual) disks: take medians of interleaved runs.
         # Each cold run is paired with the dd bandwidth measured just before it (both files),
         # so that a slow patch of the shared disk hits the run and its reference alike.
@@ -343,6 +387,8 @@ def main() -> int:
                 f"{base / rows[mode]['seconds']:.2f}x wall"
                 f" ({base / rows[mode]['engine']:.2f}x on engine time)"
             )
+        peer, ours = (rows[label]["seconds"] for label in small.values())
+        print(f"\naudit vs {base_mode}, both from a small-page cache: {peer / ours:.2f}x wall")
         if disk:
             bw = statistics.median(disk)
             print(
