@@ -15,6 +15,7 @@ from companion.architecture.jsonc import parse as parse_jsonc
 from companion.architecture.params import count_params
 from companion.architecture.spec import build_spec, load_config
 from companion.architecture.tokenizer import load_vocab
+from companion.audit.checkpoint import open_checkpoint
 from companion.audit.safetensors import parse_header, write_safetensors
 from companion.evidence import writers
 from companion.evidence.tabular import parse_csv, parse_jsonl, parse_trainer_state
@@ -25,6 +26,7 @@ from companion.evidence.wandb_run import parse_wandb_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from helpers.evidence_binary import tensorboard_events, wandb_run_dir
+from helpers.torch_zip import state_dict_pickle, write_zip
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "configs"
 WORK = Path(tempfile.mkdtemp(prefix="companion-fuzz-"))
@@ -126,6 +128,24 @@ def tokenizer_seeds() -> list[bytes]:
     return [json.dumps(tok).encode()]
 
 
+_STORAGES = {"0": np.arange(12, dtype="<f4"), "1": np.ones(6, "<f2")}
+
+
+def _torch_zip(data: bytes) -> object:
+    """A torch.save zip around the bytes as its data.pkl; every tensor it names is read."""
+    ck = open_checkpoint(write_zip(WORK / "pytorch_model.bin", data, _STORAGES))
+    try:
+        return [ref.file.read(name) for name, ref in ck.tensors.items()]
+    finally:
+        ck.close()
+
+
+def torch_seeds() -> list[bytes]:
+    """data.pkl of state dicts over the two storages (the second names one tensor twice)."""
+    specs = [("w", "FloatStorage", "0", 12, (3, 4)), ("h", "HalfStorage", "1", 6, (6,))]
+    return [state_dict_pickle(specs), state_dict_pickle(specs[:1] * 2)]
+
+
 def targets() -> dict[str, tuple[Target, list[bytes]]]:
     """Every target with its seeds."""
     logs = log_seeds()
@@ -150,6 +170,7 @@ def targets() -> dict[str, tuple[Target, list[bytes]]]:
             as_file("events.out.tfevents.1", lambda p: parse_events([p])),
             [logs["tfevents"]],
         ),
+        "torch-pickle": (_torch_zip, torch_seeds()),
         "tokenizer-json": (as_file("tokenizer.json", load_vocab), tokenizer_seeds()),
         "tokenizer-vocab-txt": (as_file("vocab.txt", load_vocab), [b"[PAD]\n[UNK]\nthe\n##s\n"]),
     }

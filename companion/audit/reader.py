@@ -200,6 +200,11 @@ class Gate:
         f = self._file(path)
         if f is None:
             return
+        if end > f.size:  # the reader stops at the end: waiting would never return
+            raise InputError(
+                f"{path}: a tensor runs past the end of the file ({end:,} > {f.size:,} bytes).",
+                hint="the file is truncated or corrupt; fetch it again.",
+            )
         with self.cond:
             while f.cursor < end and not self.done and not self.stop.is_set():
                 self.cond.wait(0.5)

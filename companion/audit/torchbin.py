@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from companion import files
+from companion.audit.pickle_scan import check_pickle
 from companion.audit.safetensors import DTYPES, TensorInfo
 from companion.audit.source import Array, read_whole
 from companion.errors import InputError
@@ -41,15 +42,26 @@ _CONVERT = (
 )
 
 
+class _Sealed:
+    """A stand-in whose fields are set once, when validated: pickle's BUILD is refused."""
+
+    def __setstate__(self, state: object) -> None:
+        """BUILD on a stand-in (which would change it after its checks): refused."""
+        raise InputError(
+            "PyTorch checkpoint: data.pkl changes a tensor or storage after building it.",
+            hint="the file may be malicious; use a safetensors export from a trusted source.",
+        )
+
+
 @dataclass(frozen=True)
-class _StorageType:
+class _StorageType(_Sealed):
     """Stand-in for a torch storage class (not callable)."""
 
     dtype: str
 
 
 @dataclass(frozen=True)
-class _Storage:
+class _Storage(_Sealed):
     """A storage: its dtype and its zip member's key."""
 
     dtype: str
@@ -58,7 +70,7 @@ class _Storage:
 
 
 @dataclass(frozen=True)
-class _Tensor:
+class _Tensor(_Sealed):
     """A rebuilt tensor: storage, element offset, shape (contiguity checked)."""
 
     storage: _Storage
@@ -190,8 +202,10 @@ def _load(path: Path, fd: int) -> dict[str, TensorInfo]:
         order = f"{prefix}byteorder"
         if order in members and zf.read(order).strip() not in (b"little", b""):
             raise InputError(f"{source} was saved big-endian.", hint=_CONVERT)
+        data = zf.read(pkl[0])
+        check_pickle(data, source)
         try:
-            root = _Unpickler(zf.read(pkl[0]), members, prefix).load()
+            root = _Unpickler(data, members, prefix).load()
         except InputError:
             raise
         except Exception as exc:  # a malformed pickle (bad opcodes, truncated, wrong types)

@@ -14,6 +14,7 @@ from companion.audit.pagecache import cached_pages
 from companion.audit.reader import Gate, Span
 from companion.audit.schemas import AuditResult
 from companion.digests import Digests
+from companion.errors import InputError
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
 
@@ -241,6 +242,23 @@ def test_hold_serves_bytes_in_place_and_pins_the_block(tmp_path: Path) -> None:
         assert gate.hold(path, 64 * KB - 10, 20) is None  # straddles two blocks: copy instead
         gate.consume(len(data))
         assert gate.result()[0].sha256 == hashlib.sha256(data).hexdigest()
+    finally:
+        gate.close()
+
+
+def test_a_wait_past_the_end_of_a_file_fails_instead_of_blocking(tmp_path: Path) -> None:
+    """A tensor entry that runs past its file (no format should let one through: a BUILD in
+    a hostile torch pickle once did) is an error naming the file, not a wait that never
+    returns: the reader stops at the end of the file and then waits for the workers."""
+    p = tmp_path / "a"
+    p.write_bytes(os.urandom(64 * KB))
+    path = p.resolve()
+    gate = Gate([path], [(Span(path, 0, 64 * KB), Span(path, 0, 0))], lambda n: None)
+    try:
+        with pytest.raises(InputError, match="runs past the end of the file") as err:
+            gate.wait(path, 4 * 64 * KB)
+        assert str(path) in err.value.message and err.value.hint
+        gate.wait(path, 64 * KB)  # the file itself is still served
     finally:
         gate.close()
 

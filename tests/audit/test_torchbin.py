@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import struct
-import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -26,68 +24,14 @@ from companion.audit.schemas import AuditResult
 from companion.errors import InputError
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
-
-_STORAGE = {np.dtype("<f4"): "FloatStorage", np.dtype("<f2"): "HalfStorage"}
-_STORAGE[np.dtype(ml_dtypes.bfloat16)] = "BFloat16Storage"
-
-
-def _u(text: str) -> bytes:
-    """BINUNICODE."""
-    raw = text.encode()
-    return b"X" + struct.pack("<I", len(raw)) + raw
-
-
-def _int(n: int) -> bytes:
-    """BININT."""
-    return b"J" + struct.pack("<i", n)
-
-
-def _tuple(items: list[bytes]) -> bytes:
-    """MARK items TUPLE."""
-    return b"(" + b"".join(items) + b"t"
-
-
-def _global(module: str, name: str) -> bytes:
-    """GLOBAL (protocol 0 style, which protocol 2 pickles use too)."""
-    return b"c" + f"{module}\n{name}\n".encode()
-
-
-def state_dict_pickle(specs: list[tuple[str, str, str, int, tuple[int, ...]]]) -> bytes:
-    """A data.pkl like torch.save writes: (name, storage class, key, numel, shape) each."""
-    out = b"\x80\x02" + _global("collections", "OrderedDict") + b")R("
-    for name, storage, key, numel, shape in specs:
-        strides = [int(np.prod(shape[i + 1 :])) for i in range(len(shape))]
-        pid = _tuple([_u("storage"), _global("torch", storage), _u(key), _u("cpu"), _int(numel)])
-        args = [
-            pid + b"Q",
-            _int(0),
-            _tuple([_int(d) for d in shape]),
-            _tuple([_int(s) for s in strides]),
-            b"\x89",
-            _global("collections", "OrderedDict") + b")R",
-        ]
-        out += _u(name) + _global("torch._utils", "_rebuild_tensor_v2") + _tuple(args) + b"R"
-    return out + b"u."
-
-
-def write_zip(path: Path, pkl: bytes, storages: dict[str, np.ndarray[Any, Any]]) -> Path:
-    """A torch.save-style zip: archive/data.pkl, archive/byteorder, archive/data/<key>."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        zf.writestr("archive/data.pkl", pkl)
-        zf.writestr("archive/byteorder", "little")
-        for key, arr in storages.items():
-            zf.writestr(f"archive/data/{key}", np.ascontiguousarray(arr).tobytes())
-        zf.writestr("archive/version", "3\n")
-    return path
-
-
-def handmade(path: Path, tensors: dict[str, np.ndarray[Any, Any]]) -> Path:
-    """A zip checkpoint of numpy arrays, one storage each."""
-    specs, storages = [], {}
-    for i, (name, arr) in enumerate(tensors.items()):
-        specs.append((name, _STORAGE[arr.dtype], str(i), arr.size, arr.shape))
-        storages[str(i)] = arr
-    return write_zip(path, state_dict_pickle(specs), storages)
+from tests.helpers.torch_zip import (
+    global_op,
+    handmade,
+    state_dict_pickle,
+    tuple_op,
+    u,
+    write_zip,
+)
 
 
 def test_a_handmade_zip_reads_back_exactly(tmp_path: Path) -> None:
@@ -122,26 +66,26 @@ def _malicious(kind: str, marker: Path) -> bytes:
     if kind == "reduce":  # a real __reduce__ object inside an ordinary state dict
         return pickle.dumps(OrderedDict(w=_Reduce(marker)), protocol=2)
     if kind == "os.system":
-        return b"\x80\x02" + _global("os", "system") + _tuple([_u(f"touch {marker}")]) + b"R."
+        return b"\x80\x02" + global_op("os", "system") + tuple_op([u(f"touch {marker}")]) + b"R."
     if kind == "builtins.eval":
         code = f"open({str(marker)!r}, 'w').close()"
-        return b"\x80\x02" + _global("builtins", "eval") + _tuple([_u(code)]) + b"R."
+        return b"\x80\x02" + global_op("builtins", "eval") + tuple_op([u(code)]) + b"R."
     if kind == "stack_global":  # protocol 4 STACK_GLOBAL naming posix.system
         return (
             b"\x80\x04"
-            + _u("posix")
-            + _u("system")
+            + u("posix")
+            + u("system")
             + b"\x93"
-            + _tuple([_u(f"touch {marker}")])
+            + tuple_op([u(f"touch {marker}")])
             + b"R."
         )
     # after a valid tensor, deep inside the dict
     valid = state_dict_pickle([("w", "FloatStorage", "0", 4, (4,))])[:-2]
     return (
         valid
-        + _u("evil")
-        + _global("subprocess", "getoutput")
-        + _tuple([_u(f"touch {marker}")])
+        + u("evil")
+        + global_op("subprocess", "getoutput")
+        + tuple_op([u(f"touch {marker}")])
         + b"Ru."
     )
 
