@@ -145,15 +145,23 @@ def run_companion(
     return float(getattr(result, "seconds", None) or 0.0)
 
 
-def peak_rss_mb() -> float:
-    """This process's own peak RSS (VmHWM). ru_maxrss is not used: after a vfork-based
-    spawn it also counts the parent's resident memory (the torch-importing bench)."""
+def proc_mb(path: str, key: str) -> float | None:
+    """A "key: N kB" line of a /proc file, in MB (None without /proc or the key)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). ru_maxrss is not used: after a vfork-based
+    spawn it also counts the parent's resident memory (the torch-importing bench)."""
+    hwm = proc_mb("/proc/self/status", "VmHWM:")
+    if hwm is not None:
+        return hwm
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -242,13 +250,7 @@ def warm_small(*paths: Path) -> None:
 
 def huge_page_mb() -> float:
     """File pages the page cache holds in huge (PMD-sized) folios, in MB (0 if unknown)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("FileHugePages:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return proc_mb("/proc/meminfo", "FileHugePages:") or 0.0
 
 
 def direct_bandwidth(path: Path) -> float | None:
