@@ -172,12 +172,14 @@ class Settings(Model):
         pattern=r"^https?://",
         validation_alias=_env("hf_endpoint", "HF_ENDPOINT", "COMPANION_HF_ENDPOINT"),
         description="Hub endpoint for hf://ORG/NAME checkpoints (env HF_ENDPOINT, as "
-        "huggingface_hub reads it). The token comes from HF_TOKEN and is never logged.",
+        "huggingface_hub reads it). The token comes from HF_TOKEN, is sent only to this "
+        "endpoint's origin and is never logged.",
     )
     remote_cache_dir: Path | None = Field(
         default=None,
-        description="On-disk cache of byte ranges read from remote checkpoints, keyed by ETag "
-        "and range, so a repeat audit fetches nothing. Default: <home>/remote-cache.",
+        description="On-disk cache of byte ranges read from remote checkpoints, keyed by the "
+        "server's origin, the ETag and the range, so a repeat audit fetches nothing. "
+        "Default: <home>/remote-cache.",
     )
     remote_concurrency: int = Field(
         default=4, ge=1, le=64, description="Range requests in flight per remote audit."

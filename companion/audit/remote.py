@@ -10,7 +10,6 @@ ETag-keyed range cache. A file starting with the GGUF magic is read as GGUF (`re
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from companion.audit.remote_file import RemoteFile
 from companion.audit.remote_http import Blob, RemoteOptions, client, limiter, probe
 from companion.audit.safetensors import MAX_HEADER_BYTES, TensorInfo, parse_header
 from companion.audit.source import Array, TensorFile, read_whole
+from companion.convert import loads
 from companion.errors import InputError
 
 _HF = re.compile(r"^hf://([\w.-]+)/([\w.-]+)(?:@([\w./-]+?))?(?:/(.+))?$")
@@ -97,10 +97,7 @@ def _shards(blob: Blob) -> list[str]:
     """Shard URLs named by a remote model.safetensors.index.json."""
     if blob.size > MAX_INDEX_BYTES:
         raise InputError(f"{blob.url} is too large for an index.", hint="check the URL.")
-    try:
-        data = json.loads(blob.read(0, blob.size))
-    except ValueError:
-        raise InputError(f"{blob.url} is not valid JSON.", hint="check the index URL.") from None
+    data = loads(blob.read(0, blob.size), blob.url, "check the index URL.")
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise InputError(f"{blob.url} has no weight_map.", hint="check the index URL.")

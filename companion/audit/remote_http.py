@@ -7,7 +7,10 @@ reads them from disk and an interrupted one resumes from the bytes already there
 response is checked: 206 with the asked Content-Range, the same ETag, the right length. A
 server that ignores Range is stopped after its headers (the body is never read) unless the
 user allows a full download. 429 and 5xx back off, honouring Retry-After; resets and
-timeouts retry from where they stopped. The token is sent, never logged.
+timeouts retry from where they stopped. The HF_TOKEN is sent only to the hf endpoint's origin
+(as huggingface_hub does; httpx drops it on redirects elsewhere) and never logged. The cache
+is keyed by the URL's origin with the ETag and size: a server can only fill cache entries
+for its own origin, never those another server's audits read.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # httpx loads with the first client (0.2 s of start-up otherwise)
     import httpx
@@ -77,11 +81,20 @@ def client(settings: RemoteOptions) -> httpx.Client:
     return httpx.Client(http2=http2, follow_redirects=True, timeout=timeout)
 
 
-def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Request headers, with the HF_TOKEN bearer token when set."""
+def origin(url: str) -> str:
+    """A URL's origin, scheme://host:port with the default port filled in."""
+    parts = urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _headers(
+    url: str, settings: RemoteOptions, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Request headers, with the HF_TOKEN bearer token for the hf endpoint's origin only."""
     out = {"Accept-Encoding": "identity", "User-Agent": "companion-audit"}
     token = os.environ.get("HF_TOKEN")
-    if token:
+    if token and origin(url) == origin(settings.hf_endpoint):
         out["Authorization"] = f"Bearer {token}"
     return out | (extra or {})
 
@@ -91,7 +104,8 @@ def _status_error(url: str, status: int) -> InputError:
     if status == 401:
         return InputError(
             f"{url} needs authentication (HTTP 401).",
-            hint="set HF_TOKEN to a token with read access (huggingface.co/settings/tokens).",
+            hint="set HF_TOKEN to a token with read access (huggingface.co/settings/tokens); "
+            "it is sent only to the hf endpoint, so for another server set HF_ENDPOINT to it.",
         )
     if status == 403:
         return InputError(
@@ -249,7 +263,7 @@ class Blob:
         """One checked Range GET of [begin, end), its body handed to `write` (no cache)."""
         import httpx  # loaded with the client
 
-        headers = _headers({"Range": f"bytes={begin}-{end - 1}"})
+        headers = _headers(self.url, self.settings, {"Range": f"bytes={begin}-{end - 1}"})
         try:
             with self.http.stream("GET", self.url, headers=headers) as resp:
                 if resp.status_code == 200 and whole:
@@ -355,7 +369,7 @@ def probe(url: str, settings: RemoteOptions, http: httpx.Client, limiter: _Limit
 
     for attempt in range(settings.remote_retries + 1):
         try:
-            resp = http.head(url, headers=_headers())
+            resp = http.head(url, headers=_headers(url, settings))
         except httpx.TransportError as exc:
             if attempt == settings.remote_retries:
                 raise InputError(
@@ -378,7 +392,7 @@ def probe(url: str, settings: RemoteOptions, http: httpx.Client, limiter: _Limit
                 hint="use the hub's resolve URL or a mirror that sends ETags.",
             )
         root = settings.cache_dir
-        key = hashlib.sha256(f"{etag}\0{size}".encode()).hexdigest()[:32]
+        key = hashlib.sha256(f"{origin(url)}\0{etag}\0{size}".encode()).hexdigest()[:32]
         return Blob(url, int(size), etag, root / key, settings, http, limiter)
     raise InputError(f"{url} kept failing.", hint="retry later.")
 

@@ -3,8 +3,9 @@
 `/{org}/{name}/resolve/{rev}/{file}` answers 302 to `/cdn/{sha256}` (with X-Linked-Etag, as
 the hub does); `/cdn/...` serves bytes with Range and an ETag. `faults` changes behaviour:
 "norange", "ignored", "short", "reset", "etag", "trickle", "tamper" (flip each range's first
-byte, same ETag), "429", "401", "403", "404". The
-server counts every body byte it sends, so tests measure traffic from the outside.
+byte, same ETag), "429", "401", "403", "404"; `claim` makes it report that ETag for every
+file (a server forging another file's identity). The server counts every body byte it sends
+and keeps each request's Authorization header, so tests observe traffic from the outside.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Hub:
     faults: set[str] = field(default_factory=set)
     sent: int = 0
     requests: list[tuple[str, str, str]] = field(default_factory=list)
+    auth: list[str] = field(default_factory=list)  # each request's Authorization ("" if none)
+    claim: str = ""  # when set, the ETag reported for every file
     lock: threading.Lock = field(default_factory=threading.Lock)
     once: set[str] = field(default_factory=set)  # faults already fired once
     url: str = ""
@@ -63,6 +66,7 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
         def serve(self, head: bool) -> None:
             with hub.lock:
                 hub.requests.append((self.command, self.path, self.headers.get("Range", "")))
+                hub.auth.append(self.headers.get("Authorization", ""))
             for code in ("401", "403", "404"):
                 if code in hub.faults:
                     return self.empty(int(code))
@@ -84,7 +88,8 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             if data is None:
                 return self.empty(404)
             sha = hashlib.sha256(data).hexdigest()
-            tag = sha + ("-changed" if "etag" in hub.faults and self.command == "GET" else "")
+            changed = "etag" in hub.faults and self.command == "GET"
+            tag = (hub.claim or sha) + ("-changed" if changed else "")
             self.empty(302, {"Location": f"/cdn/{sha}", "X-Linked-Etag": f'"{tag}"'})
 
         def cdn(self, sha: str, head: bool) -> None:
@@ -93,7 +98,7 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 return self.empty(404)
             if not head and hub.fire_once("429"):
                 return self.empty(429, {"Retry-After": "0"})
-            tag = sha + ("-changed" if "etag" in hub.faults and not head else "")
+            tag = (hub.claim or sha) + ("-changed" if "etag" in hub.faults and not head else "")
             m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
             whole = head or m is None or hub.faults & {"norange", "ignored"}
             if whole:
