@@ -29,6 +29,9 @@ from companion.errors import InputError
 
 _DIRECT = {"F32", "F16", "BF16"}
 _F32 = np.dtype("<f4")
+# Each expert of a stacked tensor becomes a tensor of its own; holding at least as many bytes
+# as a tensor info entry, splitting costs no more per byte of file than listing them would.
+MIN_EXPERT_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,20 @@ def _dequantizable(raw: RawTensor, source: str) -> GGMLQuantizationType:
     return qtype
 
 
-def _expert_parts(raw: RawTensor) -> list[tuple[str, int, int, tuple[int, ...]]] | None:
+def _expert_parts(
+    raw: RawTensor, source: str
+) -> list[tuple[str, int, int, tuple[int, ...]]] | None:
     """One (name, begin, end, shape) per expert of a stacked tensor (None if not stacked)."""
     if len(raw.dims) != 3 or expert_name(raw.name, 0) is None:
         return None
     n, shape = raw.dims[2], tuple(raw.dims[1::-1])
     step = (raw.end - raw.begin) // max(n, 1)
+    if step < MIN_EXPERT_BYTES:
+        raise InputError(
+            f"{source}: tensor {raw.name[:80]!r} stacks {n} experts of {step} bytes each "
+            f"(at least {MIN_EXPERT_BYTES} bytes per expert).",
+            hint="the file is not a valid GGUF checkpoint; re-download or re-convert it.",
+        )
     out = []
     for e in range(n):
         name = expert_name(raw.name, e)
@@ -119,7 +130,9 @@ class GGUFFile:
         """Register one GGUF tensor (or its experts) under HF names."""
         arch, meta = self.header.arch, self.header.metadata
         qtype = _dequantizable(raw, str(self.path))
-        parts = _expert_parts(raw) or [(hf_name(raw.name, arch), raw.begin, raw.end, raw.shape)]
+        parts = _expert_parts(raw, str(self.path)) or [
+            (hf_name(raw.name, arch), raw.begin, raw.end, raw.shape)
+        ]
         heads = rotary_heads(raw.name, arch, meta)
         for name, begin, end, shape in parts:
             if name in self._tensors:

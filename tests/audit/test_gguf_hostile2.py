@@ -1,0 +1,69 @@
+"""Hostile GGUF files beyond the header checks of test_gguf.py: what a well-formed header
+can still claim (stacked experts, token strings, ...), through the audit, arch and tokenizer
+entry points."""
+
+from __future__ import annotations
+
+import struct
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from companion.audit.checkpoint import open_checkpoint
+from companion.errors import InputError
+
+
+def _s(text: str | bytes) -> bytes:
+    """A GGUF string."""
+    raw = text.encode() if isinstance(text, str) else text
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def _kv(key: str, vtype: int, payload: bytes) -> bytes:
+    """One metadata entry."""
+    return _s(key) + struct.pack("<I", vtype) + payload
+
+
+def _tensor(name: str, dims: list[int], qtype: int, offset: int) -> bytes:
+    """One tensor info entry."""
+    head = _s(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
+    return head + struct.pack("<IQ", qtype, offset)
+
+
+def _file(kvs: list[bytes], infos: list[bytes], data: bytes = b"\0" * 64) -> bytes:
+    """A GGUF v3 file from parts."""
+    body = b"GGUF" + struct.pack("<IQQ", 3, len(infos), len(kvs)) + b"".join(kvs + infos)
+    return body + b"\0" * (-len(body) % 32) + data
+
+
+ARCH = _kv("general.architecture", 8, _s("qwen3moe"))
+Q4_K, F32 = 12, 0
+
+
+@pytest.mark.parametrize(
+    ("dims", "qtype", "data"),
+    [
+        ([0, 1, 1_000_000], Q4_K, 4096),  # a million empty experts from a 4 KB file
+        ([1, 1, 100_000], F32, 400_000),  # a hundred thousand 4-byte experts
+    ],
+)
+def test_stacked_experts_cannot_multiply_a_tiny_tensor(
+    dims: list[int], qtype: int, data: int, tmp_path: Path
+) -> None:
+    # Each expert of a stacked tensor becomes a tensor of its own: before, one 60-byte tensor
+    # info with dims [0, 1, 10^6] opened as 10^6 tensors (650 MB, 6 s) and the audit of the
+    # file against itself ran for minutes.
+    path = tmp_path / "experts.gguf"
+    path.write_bytes(
+        _file([ARCH], [_tensor("blk.0.ffn_gate_exps.weight", dims, qtype, 0)], b"\0" * data)
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError) as err:
+            open_checkpoint(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "experts" in err.value.message and err.value.hint
+    assert peak < 8 << 20
