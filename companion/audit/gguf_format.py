@@ -124,11 +124,11 @@ class _Cursor:
         return int(self.scalar("<Q", 8, what))
 
     def string(self, what: str, limit: int | None = None) -> str:
-        """A length-prefixed UTF-8 string (length checked against the bytes left)."""
+        """A length-prefixed UTF-8 string (length checked; invalid bytes kept as \\xNN escapes)."""
         n = self.u64(f"{what} length")
         if limit is not None and n > limit:
             raise self.bad(f"{what} is {n} bytes long (limit {limit}).")
-        return self.take(n, what).decode("utf-8", errors="replace")
+        return self.take(n, what).decode("utf-8", errors="backslashreplace")
 
     def count(self, n: int, min_size: int, what: str) -> int:
         """Refuse a count whose elements could not fit in the rest of the file."""

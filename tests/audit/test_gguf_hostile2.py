@@ -67,3 +67,24 @@ def test_stacked_experts_cannot_multiply_a_tiny_tensor(
         tracemalloc.stop()
     assert "experts" in err.value.message and err.value.hint
     assert peak < 8 << 20
+
+
+def _tokens(path: Path, tokens: list[bytes]) -> Path:
+    """A GGUF holding only a tokenizer.ggml.tokens array of raw byte strings."""
+    array = struct.pack("<IQ", 8, len(tokens)) + b"".join(_s(t) for t in tokens)
+    kvs = [_kv("general.architecture", 8, _s("rwkv6")), _kv("tokenizer.ggml.tokens", 9, array)]
+    path.write_bytes(_file(kvs, [_tensor("output_norm.weight", [16], F32, 0)]))
+    return path
+
+
+def test_tokens_that_are_not_utf8_stay_distinct(tmp_path: Path) -> None:
+    # RWKV's world vocabulary stores raw bytes. Before, every invalid byte string decoded to
+    # U+FFFD: three byte tokens became one string, and two vocabularies with those tokens in
+    # swapped IDs compared as "same" (3 token strings for 5 tokens).
+    from companion.architecture.tokenizer import compare_vocabs, load_vocab
+
+    a = load_vocab(_tokens(tmp_path / "a.gguf", [b"\xff", b"\xfe", b"\x80", b"a", b"b"]))
+    b = load_vocab(_tokens(tmp_path / "b.gguf", [b"\x80", b"\xfe", b"\xff", b"a", b"b"]))
+    assert len(a.tokens) == len(b.tokens) == 5
+    cmp = compare_vocabs(a, b)
+    assert cmp.relation != "same" and cmp.same_id_fraction == pytest.approx(3 / 5)
