@@ -59,9 +59,11 @@ def hidden_match(
 
 
 def _mlp(m: Model, layer: int) -> tuple[str, str, str | None] | None:
-    """up, down and (optional) gate names of a layer, shapes consistent."""
+    """up, down and (optional) gate names of a layer, shapes consistent with the width."""
     up, down, gate = m.matrix("up", layer), m.matrix("down", layer), m.matrix("gate", layer)
     if up is None or down is None or m.shape(down) != m.shape(up)[::-1]:
+        return None
+    if m.shape(up)[-1] != width(m):  # e.g. both stored transposed: rows would not fit the gain
         return None
     return up, down, gate if gate is not None and m.shape(gate) == m.shape(up) else None
 

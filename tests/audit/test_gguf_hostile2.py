@@ -88,3 +88,32 @@ def test_tokens_that_are_not_utf8_stay_distinct(tmp_path: Path) -> None:
     assert len(a.tokens) == len(b.tokens) == 5
     cmp = compare_vocabs(a, b)
     assert cmp.relation != "same" and cmp.same_id_fraction == pytest.approx(3 / 5)
+
+
+def test_matrices_stored_transposed_are_an_audit_not_a_crash(tmp_path: Path) -> None:
+    # A GGUF whose dims list every matrix the other way round (ne0 = rows): up [256, 512]
+    # and down [512, 256] still looked like a consistent MLP, and the unit matching
+    # multiplied 512-wide rows by the 256-wide norm gain (exit 70, a numpy broadcast error).
+    import gguf
+    import numpy as np
+    from helpers.gguf_files import write_gguf
+
+    from companion.audit import synth
+    from companion.audit.gguf_names import hf_name
+    from companion.toolbox import run_tool
+    from companion.tools import ToolContext
+
+    spec = synth.Spec(vocab=512, hidden=256, layers=1, heads=4, intermediate=512)
+    w = synth.base(spec, 0)
+    src = synth.save(tmp_path / "a", w, spec)
+    subs = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+    names = ["token_embd.weight", "output_norm.weight", "blk.0.attn_norm.weight"]
+    names += ["blk.0.ffn_norm.weight"] + [f"blk.0.{sub}.weight" for sub in subs]
+    items = [
+        (g, np.ascontiguousarray(np.asarray(v, dtype=np.float32).T), gguf.GGMLQuantizationType.F32)
+        for g in names
+        if (v := w.get(hf_name(g, "llama"))) is not None
+    ]
+    path = write_gguf(tmp_path / "t.gguf", items, heads=4, kv_heads=4)
+    result = run_tool("audit.compare", {"a": str(src), "b": str(path)}, ToolContext())
+    assert result.model_dump()["verdict"]
