@@ -31,6 +31,7 @@ from companion.jobs import Job
 
 Array = np.ndarray[Any, Any]
 LAYER_ROLES = ("q", "k", "v", "o", "gate", "up", "down")
+_WRITES = ("o", "down")  # rows in the residual basis; the other roles read it by column
 
 
 @dataclass
@@ -119,9 +120,18 @@ def _ov(wo: Array, wv: Array, config: dict[str, Any]) -> Array | None:
     return np.asarray(o @ wv)
 
 
+def _fits(ckpt: Checkpoint, role: str, name: str, hidden: int) -> bool:
+    """Whether a layer tensor is a matrix whose residual side is `hidden` wide (norms: yes)."""
+    if role not in LAYER_ROLES:
+        return True
+    shape = ckpt.tensors[name].info.shape
+    return len(shape) == 2 and shape[0 if role in _WRITES else 1] == hidden
+
+
 def layer_operators(ckpt: Checkpoint, names: dict[str, str], hidden: int) -> dict[str, Array]:
     """The qk, ov, du and gg operators of one layer (those its tensors allow)."""
     ops: dict[str, Array] = {}
+    names = {r: n for r, n in names.items() if _fits(ckpt, r, n, hidden)}
     d_attn = _gain(ckpt, names, "attn_norm", hidden)
     d_mlp = _gain(ckpt, names, "mlp_norm", hidden)
     if {"q", "k"} <= names.keys():

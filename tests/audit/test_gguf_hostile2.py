@@ -6,12 +6,25 @@ from __future__ import annotations
 
 import struct
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import gguf
+import numpy as np
 import pytest
+from helpers.gguf_files import write_gguf
 
+from companion.audit import synth
 from companion.audit.checkpoint import open_checkpoint
+from companion.audit.gguf_names import hf_name
 from companion.errors import InputError
+from companion.fingerprint.engine import fingerprint_checkpoint
+from companion.jobs import Job
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
+
+Array = np.ndarray[Any, Any]
 
 
 def _s(text: str | bytes) -> bytes:
@@ -90,30 +103,48 @@ def test_tokens_that_are_not_utf8_stay_distinct(tmp_path: Path) -> None:
     assert cmp.relation != "same" and cmp.same_id_fraction == pytest.approx(3 / 5)
 
 
-def test_matrices_stored_transposed_are_an_audit_not_a_crash(tmp_path: Path) -> None:
-    # A GGUF whose dims list every matrix the other way round (ne0 = rows): up [256, 512]
-    # and down [512, 256] still looked like a consistent MLP, and the unit matching
-    # multiplied 512-wide rows by the 256-wide norm gain (exit 70, a numpy broadcast error).
-    import gguf
-    import numpy as np
-    from helpers.gguf_files import write_gguf
-
-    from companion.audit import synth
-    from companion.audit.gguf_names import hf_name
-    from companion.toolbox import run_tool
-    from companion.tools import ToolContext
-
+def _llama(tmp_path: Path, relayout: Callable[[Array], Array]) -> tuple[Path, Path]:
+    """A synthetic llama's safetensors folder and a GGUF of it with every matrix relaid out."""
     spec = synth.Spec(vocab=512, hidden=256, layers=1, heads=4, intermediate=512)
     w = synth.base(spec, 0)
     src = synth.save(tmp_path / "a", w, spec)
     subs = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
     names = ["token_embd.weight", "output_norm.weight", "blk.0.attn_norm.weight"]
     names += ["blk.0.ffn_norm.weight"] + [f"blk.0.{sub}.weight" for sub in subs]
-    items = [
-        (g, np.ascontiguousarray(np.asarray(v, dtype=np.float32).T), gguf.GGMLQuantizationType.F32)
-        for g in names
-        if (v := w.get(hf_name(g, "llama"))) is not None
-    ]
-    path = write_gguf(tmp_path / "t.gguf", items, heads=4, kv_heads=4)
+    items = []
+    for g in names:
+        if (v := w.get(hf_name(g, "llama"))) is not None:
+            v = np.asarray(v, dtype=np.float32)
+            v = np.ascontiguousarray(relayout(v)) if "blk" in g and v.ndim == 2 else v
+            items.append((g, v, gguf.GGMLQuantizationType.F32))
+    return src, write_gguf(tmp_path / "b.gguf", items, heads=4, kv_heads=4)
+
+
+def _transposed(v: Array) -> Array:
+    """ne0 = rows: the dims listed the other way round."""
+    return v.T
+
+
+def _three_d(v: Array) -> Array:
+    """A matrix split into 4 stacked row blocks."""
+    return v.reshape(4, -1, v.shape[-1])
+
+
+def test_matrices_stored_transposed_are_an_audit_not_a_crash(tmp_path: Path) -> None:
+    # A GGUF whose dims list every matrix the other way round (ne0 = rows): up [256, 512]
+    # and down [512, 256] still looked like a consistent MLP, and the unit matching
+    # multiplied 512-wide rows by the 256-wide norm gain (exit 70, a numpy broadcast error).
+    src, path = _llama(tmp_path, _transposed)
     result = run_tool("audit.compare", {"a": str(src), "b": str(path)}, ToolContext())
     assert result.model_dump()["verdict"]
+
+
+@pytest.mark.parametrize("relayout", [_transposed, _three_d])
+def test_fingerprint_skips_matrices_that_do_not_fit_the_width(
+    relayout: Callable[[Array], Array], tmp_path: Path
+) -> None:
+    # Before, q/k/v/up/gate were multiplied by the norm gain whatever their shape: transposed
+    # or 3-D attention matrices made `fingerprint` exit 70 (numpy broadcast / matmul errors).
+    _, path = _llama(tmp_path, relayout)
+    fp = fingerprint_checkpoint(path, Job())
+    assert fp.status == "ok" and fp.hidden == 256
