@@ -30,6 +30,16 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:  # httpx loads with the first client (0.2 s of start-up otherwise)
     import httpx
 
+from companion.audit.remote_reply import (
+    FileChanged,
+    Retry,
+    etag_of,
+    final,
+    no_range,
+    request_error,
+    retry_after,
+    status_error,
+)
 from companion.errors import InputError
 from companion.settings import Settings
 
@@ -97,27 +107,6 @@ def _headers(
     if token and origin(url) == origin(settings.hf_endpoint):
         out["Authorization"] = f"Bearer {token}"
     return out | (extra or {})
-
-
-def _status_error(url: str, status: int) -> InputError:
-    """A clear error for an HTTP failure status, naming the next step."""
-    if status == 401:
-        return InputError(
-            f"{url} needs authentication (HTTP 401).",
-            hint="set HF_TOKEN to a token with read access (huggingface.co/settings/tokens); "
-            "it is sent only to the hf endpoint, so for another server set HF_ENDPOINT to it.",
-        )
-    if status == 403:
-        return InputError(
-            f"{url} is forbidden (HTTP 403).",
-            hint="accept the model's license on its hub page, or use a token that may read it.",
-        )
-    if status == 404:
-        return InputError(
-            f"{url} was not found (HTTP 404).",
-            hint="check the repository name, the revision and the file name.",
-        )
-    return InputError(f"{url} failed with HTTP {status}.", hint="retry later.")
 
 
 class _Limiter:
@@ -271,6 +260,8 @@ class Blob:
                     return
                 self._check(resp, begin, end)
                 self._save(resp, write, end - begin)
+        except final() as exc:
+            raise request_error(self.url, exc) from None
         except (httpx.TransportError, httpx.StreamError) as exc:
             raise Retry(f"{type(exc).__name__} part way through a range") from None
 
@@ -301,12 +292,12 @@ class Blob:
     def _check(self, resp: httpx.Response, begin: int, end: int) -> None:
         """Refuse anything but the asked range of the same file."""
         if resp.status_code in (429, 500, 502, 503, 504):
-            raise Retry(f"HTTP {resp.status_code}", _retry_after(resp))
+            raise Retry(f"HTTP {resp.status_code}", retry_after(resp))
         if resp.status_code == 200:
-            raise _no_range(self.url, resp)
+            raise no_range(self.url, resp)
         if resp.status_code != 206:
-            raise _status_error(self.url, resp.status_code)
-        tag = _etag(resp)
+            raise status_error(self.url, resp.status_code)
+        tag = etag_of(resp)
         if tag and tag != self.etag:
             raise FileChanged(
                 f"{self.url} changed while it was being read (ETag {self.etag} became {tag}).",
@@ -324,45 +315,6 @@ class Blob:
             raise Retry(f"a {length}-byte body for a {end - begin}-byte range")
 
 
-class FileChanged(InputError):
-    """The remote file's ETag changed while it was being read."""
-
-
-class Retry(Exception):
-    """A fault worth retrying (optionally after Retry-After seconds)."""
-
-    def __init__(self, message: str, after: float | None = None) -> None:
-        super().__init__(message)
-        self.after = after
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    """Retry-After in seconds (the numeric form), else None."""
-    value = resp.headers.get("retry-after", "")
-    return float(value) if value.strip().isdigit() else None
-
-
-def _etag(resp: httpx.Response) -> str:
-    """The file's identity: the hub's linked ETag (LFS sha256) if any response had one."""
-    for r in [*resp.history, resp]:
-        tag = r.headers.get("x-linked-etag")
-        if tag:
-            return str(tag).strip('W/"')
-    return str(resp.headers.get("etag", "")).strip('W/"')
-
-
-def _no_range(url: str, resp: httpx.Response) -> InputError:
-    """The error for a 200 answer to a Range request (the body is not read)."""
-    claims = resp.headers.get("accept-ranges", "none").lower() == "bytes"
-    what = "ignored the Range header" if claims else "does not support Range requests"
-    return InputError(
-        f"{url} {what} and started sending the whole file "
-        f"({resp.headers.get('content-length', '?')} bytes); stopped.",
-        hint="use a server or mirror that supports Range, or set remote_full_download "
-        "to download it whole.",
-    )
-
-
 def probe(url: str, settings: RemoteOptions, http: httpx.Client, limiter: _Limiter) -> Blob:
     """HEAD a remote file (following redirects): size and ETag, and its cache folder."""
     import httpx  # loaded with the client
@@ -370,6 +322,8 @@ def probe(url: str, settings: RemoteOptions, http: httpx.Client, limiter: _Limit
     for attempt in range(settings.remote_retries + 1):
         try:
             resp = http.head(url, headers=_headers(url, settings))
+        except final() as exc:
+            raise request_error(url, exc) from None
         except httpx.TransportError as exc:
             if attempt == settings.remote_retries:
                 raise InputError(
@@ -378,22 +332,22 @@ def probe(url: str, settings: RemoteOptions, http: httpx.Client, limiter: _Limit
             time.sleep(0.2 * 2**attempt)
             continue
         if resp.status_code in (429, 500, 502, 503, 504) and attempt < settings.remote_retries:
-            time.sleep(min(_retry_after(resp) or 0.2 * 2**attempt, 30.0))
+            time.sleep(min(retry_after(resp) or 0.2 * 2**attempt, 30.0))
             continue
         if resp.status_code != 200:
-            raise _status_error(url, resp.status_code)
+            raise status_error(url, resp.status_code)
         size = resp.headers.get("content-length")
         if size is None or not size.isdigit():
             raise InputError(f"{url} does not report its size.", hint="try another mirror.")
-        etag = _etag(resp)
-        if not etag:
+        tag = etag_of(resp)
+        if not tag:
             raise InputError(
                 f"{url} sends no ETag, so cached ranges could not be trusted.",
                 hint="use the hub's resolve URL or a mirror that sends ETags.",
             )
         root = settings.cache_dir
-        key = hashlib.sha256(f"{origin(url)}\0{etag}\0{size}".encode()).hexdigest()[:32]
-        return Blob(url, int(size), etag, root / key, settings, http, limiter)
+        key = hashlib.sha256(f"{origin(url)}\0{tag}\0{size}".encode()).hexdigest()[:32]
+        return Blob(url, int(size), tag, root / key, settings, http, limiter)
     raise InputError(f"{url} kept failing.", hint="retry later.")
 
 

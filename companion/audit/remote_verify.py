@@ -16,15 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from companion.audit.remote_http import (
-    Blob,
-    FileChanged,
-    RemoteOptions,
-    Retry,
-    client,
-    limiter,
-    probe,
-)
+from companion.audit.remote_http import Blob, RemoteOptions, client, limiter, probe
+from companion.audit.remote_reply import FileChanged, Retry
 from companion.errors import InputError
 from companion.manifest import InputFile
 

@@ -3,8 +3,11 @@
 `/{org}/{name}/resolve/{rev}/{file}` answers 302 to `/cdn/{sha256}` (with X-Linked-Etag, as
 the hub does); `/cdn/...` serves bytes with Range and an ETag. `faults` changes behaviour:
 "norange", "ignored", "short", "reset", "etag", "trickle", "tamper" (flip each range's first
-byte, same ETag), "429", "401", "403", "404"; `claim` makes it report that ETag for every
-file (a server forging another file's identity). The server counts every body byte it sends
+byte, same ETag), "429" (with `retry_after`), "401", "403", "404", "loop" (the resolve URL
+redirects to itself), "loop-get" (for GETs only), "gzip" (range answers are `encoded`, sent
+as Content-Encoding: gzip, gzip) and "stall" (the first range stops half way until `gate` is
+set); `claim` makes it report that ETag for every file (a server forging another file's
+identity). The server counts every body byte it sends
 and keeps each request's Authorization header, so tests observe traffic from the outside.
 """
 
@@ -33,6 +36,9 @@ class Hub:
     requests: list[tuple[str, str, str]] = field(default_factory=list)
     auth: list[str] = field(default_factory=list)  # each request's Authorization ("" if none)
     claim: str = ""  # when set, the ETag reported for every file
+    retry_after: str = "0"  # the Retry-After of the "429" fault
+    encoded: bytes = b""  # the body of every range answer under the "gzip" fault
+    gate: threading.Event = field(default_factory=threading.Event)  # releases a "stall"
     lock: threading.Lock = field(default_factory=threading.Lock)
     once: set[str] = field(default_factory=set)  # faults already fired once
     url: str = ""
@@ -70,6 +76,9 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             for code in ("401", "403", "404"):
                 if code in hub.faults:
                     return self.empty(int(code))
+            loop = "loop" in hub.faults or ("loop-get" in hub.faults and not head)
+            if loop and _RESOLVE.match(self.path):
+                return self.empty(302, {"Location": self.path})
             if m := _RESOLVE.match(self.path):
                 return self.resolve(*m.groups())
             if self.path.startswith("/cdn/"):
@@ -97,7 +106,7 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             if data is None:
                 return self.empty(404)
             if not head and hub.fire_once("429"):
-                return self.empty(429, {"Retry-After": "0"})
+                return self.empty(429, {"Retry-After": hub.retry_after})
             tag = (hub.claim or sha) + ("-changed" if "etag" in hub.faults and not head else "")
             m = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
             whole = head or m is None or hub.faults & {"norange", "ignored"}
@@ -114,12 +123,23 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                     body = bytes([body[0] ^ 0xFF]) + body[1:]
                 self.send_response(206)
                 self.send_header("Content-Range", f"bytes {a}-{b}/{len(data)}")
+                if "gzip" in hub.faults:
+                    return self.encoded(tag)
             length = len(body) // 2 if "short" in hub.faults and not whole else len(body)
             self.send_header("Content-Length", str(length))
             self.send_header("ETag", f'"{tag}"')
             self.end_headers()
             if not head:
                 self.body(body[:length], whole)
+
+        def encoded(self, tag: str) -> None:
+            """`hub.encoded` as the body, gzip-encoded twice, framed by closing the connection."""
+            self.send_header("Content-Encoding", "gzip, gzip")
+            self.send_header("ETag", f'"{tag}"')
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(hub.encoded)
+            self.close_connection = True
 
         def body(self, body: bytes, whole: bool) -> None:
             cut = (
@@ -130,6 +150,13 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             trickle = "trickle" in hub.faults
             try:
                 step = 1 if trickle else 1 << 16
+                if not whole and len(body) > 1 and hub.fire_once("stall"):
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    with hub.lock:
+                        hub.sent += len(body) // 2
+                    hub.gate.wait(10)  # bounded: the test sets it
+                    body, cut = body[len(body) // 2 :], None
                 for i in range(0, len(body) if cut is None else cut, step):
                     self.wfile.write(body[i : i + step])
                     with hub.lock:

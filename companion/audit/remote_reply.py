@@ -1,0 +1,93 @@
+"""One HTTP answer from a remote file's server: the error its status or an httpx failure
+means, whether a fault is worth retrying (and after how long), and the file's ETag."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # httpx loads with the first client
+    import httpx
+
+from companion.errors import InputError
+
+
+class FileChanged(InputError):
+    """The remote file's ETag changed while it was being read."""
+
+
+class Retry(Exception):
+    """A fault worth retrying (optionally after Retry-After seconds)."""
+
+    def __init__(self, message: str, after: float | None = None) -> None:
+        super().__init__(message)
+        self.after = after
+
+
+def status_error(url: str, status: int) -> InputError:
+    """A clear error for an HTTP failure status, naming the next step."""
+    if status == 401:
+        return InputError(
+            f"{url} needs authentication (HTTP 401).",
+            hint="set HF_TOKEN to a token with read access (huggingface.co/settings/tokens); "
+            "it is sent only to the hf endpoint, so for another server set HF_ENDPOINT to it.",
+        )
+    if status == 403:
+        return InputError(
+            f"{url} is forbidden (HTTP 403).",
+            hint="accept the model's license on its hub page, or use a token that may read it.",
+        )
+    if status == 404:
+        return InputError(
+            f"{url} was not found (HTTP 404).",
+            hint="check the repository name, the revision and the file name.",
+        )
+    return InputError(f"{url} failed with HTTP {status}.", hint="retry later.")
+
+
+def final() -> tuple[type[Exception], ...]:
+    """The httpx failures that retrying cannot mend (a redirect loop, a malformed URL)."""
+    import httpx  # loaded with the client
+
+    return httpx.TooManyRedirects, httpx.InvalidURL, httpx.UnsupportedProtocol
+
+
+def request_error(url: str, exc: Exception) -> InputError:
+    """The error for one of the `final` httpx failures."""
+    import httpx  # loaded with the client
+
+    if isinstance(exc, httpx.TooManyRedirects):
+        return InputError(
+            f"{url} redirects in a loop (more than 20 redirects); stopped.",
+            hint="check the URL; the server (or a proxy in front of it) is misconfigured.",
+        )
+    return InputError(
+        f"{url} is not a valid URL, or redirects to one that is not http(s): {exc}.",
+        hint="check the URL: https://HOST/PATH or hf://ORG/NAME[@REVISION][/FILE].",
+    )
+
+
+def retry_after(resp: httpx.Response) -> float | None:
+    """Retry-After in seconds (the numeric form), else None."""
+    value = resp.headers.get("retry-after", "")
+    return float(value) if value.strip().isdigit() else None
+
+
+def etag_of(resp: httpx.Response) -> str:
+    """The file's identity: the hub's linked ETag (LFS sha256) if any response had one."""
+    for r in [*resp.history, resp]:
+        tag = r.headers.get("x-linked-etag")
+        if tag:
+            return str(tag).strip('W/"')
+    return str(resp.headers.get("etag", "")).strip('W/"')
+
+
+def no_range(url: str, resp: httpx.Response) -> InputError:
+    """The error for a 200 answer to a Range request (the body is not read)."""
+    claims = resp.headers.get("accept-ranges", "none").lower() == "bytes"
+    what = "ignored the Range header" if claims else "does not support Range requests"
+    return InputError(
+        f"{url} {what} and started sending the whole file "
+        f"({resp.headers.get('content-length', '?')} bytes); stopped.",
+        hint="use a server or mirror that supports Range, or set remote_full_download "
+        "to download it whole.",
+    )

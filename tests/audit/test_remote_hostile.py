@@ -1,0 +1,84 @@
+"""Hostile or broken servers, damaged range caches and hand-written manifests: each gives a
+clear error with a next step (never a traceback, a hang or a huge allocation), or is repaired
+by fetching the bytes again. Every server here is the loopback hub (127.0.0.1)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.hub_server import Hub
+from helpers.remote_repos import family_repos, hub_env
+
+from companion.audit.checkpoint import open_checkpoint
+from companion.audit.remote_http import RemoteOptions, client, limiter
+from companion.audit.schemas import AuditResult
+from companion.errors import InputError
+from companion.settings import Settings
+from companion.toolbox import run_tool
+from companion.tools import ToolContext
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    """The loopback hub with org/base, org/tuned (a fine-tune) and org/other."""
+    with hub_env(family_repos(tmp_path), tmp_path, monkeypatch) as h:
+        yield h
+
+
+def audit(a: str = "hf://org/base", b: str = "hf://org/tuned") -> AuditResult:
+    """Run the audit tool as the CLI does."""
+    args = {"a": a, "b": b, "roles": ["norm", "attn"]}
+    result = run_tool("audit.compare", args, ToolContext(settings=Settings()))
+    assert isinstance(result, AuditResult)
+    return result
+
+
+def opened(ref: str = "hf://org/base") -> None:
+    """Open a remote checkpoint (its header only)."""
+    open_checkpoint(ref, settings=RemoteOptions.from_settings())
+
+
+def entries(tmp_path: Path) -> list[Path]:
+    """The complete range-cache entries, in path order."""
+    return sorted(p for p in (tmp_path / "cache").rglob("*") if "." not in p.name and "-" in p.name)
+
+
+def header_entry(tmp_path: Path) -> Path:
+    """A cache entry holding a safetensors header's JSON (the range from byte 8)."""
+    return next(p for p in entries(tmp_path) if p.name.startswith("8-"))
+
+
+@pytest.mark.parametrize("fault", ["loop", "loop-get"])
+def test_a_redirect_loop_is_a_clear_error(hub: Hub, fault: str) -> None:
+    hub.faults.add(fault)  # "loop": the HEAD loops; "loop-get": the HEAD works, ranges loop
+    with pytest.raises(InputError) as err:
+        opened()
+    assert "redirect" in err.value.message and err.value.hint
+
+
+def test_an_invalid_url_is_a_clear_error(hub: Hub) -> None:
+    with pytest.raises(InputError) as err:
+        opened("http://[::1/model.safetensors")
+    assert "not a valid URL" in err.value.message and err.value.hint
+
+
+def _http() -> tuple[Any, ...]:
+    """probe's settings, client and limiter."""
+    s = RemoteOptions.from_settings()
+    return s, client(s), limiter(s)
+
+
+def entry(hub: Hub, **changes: Any) -> dict[str, Any]:
+    """A remote manifest entry for org/base's weights, with changes."""
+    data = hub.repos["org/base"]["model.safetensors"]
+    return {
+        "path": f"{hub.url}/org/base/resolve/main/model.safetensors",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256_from": "remote",
+        "ranges": [[0, 8]],
+    } | changes
