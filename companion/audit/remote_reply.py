@@ -60,16 +60,17 @@ def request_error(url: str, exc: Exception) -> InputError:
             f"{url} redirects in a loop (more than 20 redirects); stopped.",
             hint="check the URL; the server (or a proxy in front of it) is misconfigured.",
         )
+    why = str(exc).rstrip(".")
     return InputError(
-        f"{url} is not a valid URL, or redirects to one that is not http(s): {exc}.",
+        f"{url} is not a valid URL, or redirects to one that is not http(s): {why}.",
         hint="check the URL: https://HOST/PATH or hf://ORG/NAME[@REVISION][/FILE].",
     )
 
 
 def retry_after(resp: httpx.Response) -> float | None:
-    """Retry-After in seconds (the numeric form), else None."""
-    value = resp.headers.get("retry-after", "")
-    return float(value) if value.strip().isdigit() else None
+    """Retry-After in seconds (the numeric form, ASCII digits only), else None."""
+    value = resp.headers.get("retry-after", "").strip()
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 def etag_of(resp: httpx.Response) -> str:

@@ -66,6 +66,12 @@ def test_an_invalid_url_is_a_clear_error(hub: Hub) -> None:
     assert "not a valid URL" in err.value.message and err.value.hint
 
 
+def test_a_retry_after_that_is_not_a_number_is_ignored(hub: Hub) -> None:
+    hub.faults.add("429")
+    hub.retry_after = "\u00b2"  # str.isdigit() says yes, float() says no
+    assert audit().verdict == "derived"
+
+
 def _http() -> tuple[Any, ...]:
     """probe's settings, client and limiter."""
     s = RemoteOptions.from_settings()
