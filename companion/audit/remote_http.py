@@ -36,6 +36,7 @@ from companion.audit.remote_reply import (
     etag_of,
     final,
     no_range,
+    refuse_encoding,
     request_error,
     retry_after,
     status_error,
@@ -255,6 +256,7 @@ class Blob:
         headers = _headers(self.url, self.settings, {"Range": f"bytes={begin}-{end - 1}"})
         try:
             with self.http.stream("GET", self.url, headers=headers) as resp:
+                refuse_encoding(self.url, resp)
                 if resp.status_code == 200 and whole:
                     self._whole(resp)
                     return
@@ -266,8 +268,8 @@ class Blob:
             raise Retry(f"{type(exc).__name__} part way through a range") from None
 
     def _save(self, resp: httpx.Response, write: Callable[[bytes], object], limit: int) -> None:
-        """Hand the body to `write`, refusing more than `limit` bytes."""
-        for chunk in resp.iter_bytes(_STEP):
+        """Hand the raw body to `write`, refusing more than `limit` bytes."""
+        for chunk in resp.iter_raw(_STEP):
             if len(chunk) > limit:
                 raise InputError(f"{self.url} sent more bytes than asked.", hint="retry.")
             write(chunk)

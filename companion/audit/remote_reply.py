@@ -67,6 +67,17 @@ def request_error(url: str, exc: Exception) -> InputError:
     )
 
 
+def refuse_encoding(url: str, resp: httpx.Response) -> None:
+    """Refuse a body sent encoded (gzip, ...): identity was asked, and decoding is unbounded."""
+    coding = resp.headers.get("content-encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        raise InputError(
+            f"{url} answered with Content-Encoding: {coding}, though identity was asked; "
+            "its body was not read.",
+            hint="use a server or mirror that sends the file's bytes unencoded.",
+        )
+
+
 def retry_after(resp: httpx.Response) -> float | None:
     """Retry-After in seconds (the numeric form, ASCII digits only), else None."""
     value = resp.headers.get("retry-after", "").strip()

@@ -4,6 +4,7 @@ by fetching the bytes again. Every server here is the loopback hub (127.0.0.1)."
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,16 @@ def test_a_retry_after_that_is_not_a_number_is_ignored(hub: Hub) -> None:
     hub.faults.add("429")
     hub.retry_after = "\u00b2"  # str.isdigit() says yes, float() says no
     assert audit().verdict == "derived"
+
+
+@pytest.mark.parametrize("body", ["garbage", "bomb"])
+def test_an_encoded_range_answer_is_refused_unread(hub: Hub, body: str) -> None:
+    hub.faults.add("gzip")  # we ask for identity; the bomb is 64 MB of zeros in ~100 bytes
+    bomb = gzip.compress(gzip.compress(bytes(64 << 20), 1))
+    hub.encoded = b"not gzip at all" if body == "garbage" else bomb
+    with pytest.raises(InputError) as err:
+        opened()
+    assert "Content-Encoding" in err.value.message and err.value.hint
 
 
 def _http() -> tuple[Any, ...]:
