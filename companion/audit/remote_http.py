@@ -312,6 +312,11 @@ class Blob:
                 f"{resp.headers.get('content-range')!r}.",
                 hint="the server mishandles Range requests; try another mirror.",
             )
+        if m.group(3) != "*" and int(m.group(3)) != self.size:
+            raise FileChanged(
+                f"{self.url} now reports {m.group(3)} bytes, not the {self.size} its HEAD said.",
+                hint="pin a revision (hf://ORG/NAME@COMMIT) and run the audit again.",
+            )
         length = resp.headers.get("content-length")
         if length is not None and int(length) != end - begin:
             raise Retry(f"a {length}-byte body for a {end - begin}-byte range")

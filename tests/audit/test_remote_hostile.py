@@ -15,7 +15,7 @@ from helpers.hub_server import Hub
 from helpers.remote_repos import family_repos, hub_env
 
 from companion.audit.checkpoint import open_checkpoint
-from companion.audit.remote_http import RemoteOptions, client, limiter
+from companion.audit.remote_http import RemoteOptions, client, limiter, probe
 from companion.audit.schemas import AuditResult
 from companion.errors import InputError
 from companion.settings import Settings
@@ -81,6 +81,14 @@ def test_an_encoded_range_answer_is_refused_unread(hub: Hub, body: str) -> None:
     with pytest.raises(InputError) as err:
         opened()
     assert "Content-Encoding" in err.value.message and err.value.hint
+
+
+def test_a_content_range_total_other_than_the_size_is_a_changed_file(hub: Hub) -> None:
+    blob = probe(f"{hub.url}/org/base/resolve/main/model.safetensors", *_http())
+    blob.size += 1  # as if the file had grown since the HEAD, under the same ETag
+    with pytest.raises(InputError) as err:
+        blob.read(0, 8)
+    assert "bytes" in err.value.message and "pin a revision" in (err.value.hint or "")
 
 
 def _http() -> tuple[Any, ...]:
