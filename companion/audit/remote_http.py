@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:  # httpx loads with the first client (0.2 s of start-up otherwise)
     import httpx
 
+from companion.audit.remote_cache import complete, entries
 from companion.audit.remote_reply import (
     FileChanged,
     Retry,
@@ -145,12 +146,8 @@ class Blob:
     on_bytes: Callable[[int], None] | None = None  # called with each chunk's size as it arrives
 
     def cached(self) -> list[tuple[int, int]]:
-        """Complete cached ranges [a, b) in order."""
-        out = []
-        for p in self.cache.iterdir() if self.cache.is_dir() else []:
-            if m := re.fullmatch(r"(\d+)-(\d+)", p.name):
-                out.append((int(m.group(1)), int(m.group(2))))
-        return sorted(out)
+        """Complete cached ranges [a, b) in order (regular files of the range's length)."""
+        return entries(self.cache)
 
     def missing(self, begin: int, end: int) -> list[tuple[int, int]]:
         """Parts of [begin, end) not yet in the cache."""
@@ -230,7 +227,7 @@ class Blob:
                 if have < end - begin:
                     self._get(begin + have, end, part)
                 if part.exists() and part.stat().st_size == end - begin:
-                    part.rename(self.cache / f"{begin}-{end}")
+                    complete(part, self.cache / f"{begin}-{end}")
                 if not self.missing(begin, end):
                     return
             except Retry as exc:
@@ -289,7 +286,7 @@ class Blob:
             self._save(resp, fh.write, self.size)
         if part.stat().st_size != self.size:
             raise Retry("the full download ended early")
-        part.rename(self.cache / f"0-{self.size}")
+        complete(part, self.cache / f"0-{self.size}")
 
     def _check(self, resp: httpx.Response, begin: int, end: int) -> None:
         """Refuse anything but the asked range of the same file."""

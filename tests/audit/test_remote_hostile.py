@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,34 @@ def _http() -> tuple[Any, ...]:
     """probe's settings, client and limiter."""
     s = RemoteOptions.from_settings()
     return s, client(s), limiter(s)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "symlink", "fifo"])
+def test_a_damaged_cache_entry_is_fetched_again(hub: Hub, tmp_path: Path, damage: str) -> None:
+    first = audit()
+    header = header_entry(tmp_path)
+    good = header.read_bytes()
+    header.unlink()
+    if damage == "truncated":  # e.g. a crash before the rename reached the disk
+        header.write_bytes(good[:-1])
+    elif damage == "symlink":
+        (tmp_path / "other").write_bytes(bytes(len(good)))
+        header.symlink_to(tmp_path / "other")
+    else:
+        os.mkfifo(header)  # reading it would wait forever for a writer
+    again = audit()
+    assert [t.metrics for t in again.per_tensor] == [t.metrics for t in first.per_tensor]
+    assert header.is_file() and not header.is_symlink() and header.read_bytes() == good
+
+
+def test_a_cache_entry_replaced_by_a_folder_names_it(hub: Hub, tmp_path: Path) -> None:
+    audit()
+    header = header_entry(tmp_path)
+    header.unlink()
+    header.mkdir()
+    with pytest.raises(InputError) as err:
+        audit()
+    assert str(header) in err.value.message and "remove" in (err.value.hint or "")
 
 
 def entry(hub: Hub, **changes: Any) -> dict[str, Any]:

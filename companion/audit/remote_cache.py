@@ -1,0 +1,48 @@
+"""The files of the on-disk range cache: which entries can be trusted, and completing one.
+
+An entry `<a>-<b>` counts only as a regular file (not a symlink, FIFO or folder) of exactly
+b - a bytes; anything else (a crash that truncated it, a file replaced by hand) is fetched
+again and replaced, so a damaged cache repairs itself instead of failing every later run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+from companion.errors import InputError
+
+_ENTRY = re.compile(r"(\d+)-(\d+)")
+
+
+def entries(folder: Path) -> list[tuple[int, int]]:
+    """The trustworthy cached ranges [a, b) in a blob's cache folder, in order."""
+    try:
+        listing = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    out = []
+    for e in listing:
+        if (m := _ENTRY.fullmatch(e.name)) is None:
+            continue
+        a, b = int(m.group(1)), int(m.group(2))
+        try:
+            st = e.stat(follow_symlinks=False)
+        except FileNotFoundError:  # replaced meanwhile
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == b - a:
+            out.append((a, b))
+    return sorted(out)
+
+
+def complete(part: Path, entry: Path) -> None:
+    """Rename a finished .part to its entry name (replacing a damaged entry)."""
+    try:
+        part.replace(entry)
+    except OSError as exc:
+        raise InputError(
+            f"Cannot write the range cache entry {entry}: {exc.strerror or exc}.",
+            hint=f"remove {entry} (or the cache folder {entry.parent}) and run again.",
+        ) from None
