@@ -3,6 +3,8 @@
 An entry `<a>-<b>` counts only as a regular file (not a symlink, FIFO or folder) of exactly
 b - a bytes; anything else (a crash that truncated it, a file replaced by hand) is fetched
 again and replaced, so a damaged cache repairs itself instead of failing every later run.
+A `.part` is written only under an exclusive lock, so two audits of one file (two processes)
+never append to it at once: the second waits, then finds the range complete.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from companion.errors import InputError
 
@@ -46,3 +52,14 @@ def complete(part: Path, entry: Path) -> None:
             f"Cannot write the range cache entry {entry}: {exc.strerror or exc}.",
             hint=f"remove {entry} (or the cache folder {entry.parent}) and run again.",
         ) from None
+
+
+@contextmanager
+def locked(part: Path) -> Iterator[BinaryIO]:
+    """`part` open for appending under an exclusive lock (held until the block ends)."""
+    with part.open("ab") as fh:
+        if sys.platform != "win32":
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield fh

@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # httpx loads with the first client (0.2 s of start-up otherwise)
     import httpx
 
-from companion.audit.remote_cache import complete, entries
+from companion.audit.remote_cache import complete, entries, locked
 from companion.audit.remote_reply import (
     FileChanged,
     Retry,
@@ -222,12 +222,9 @@ class Blob:
         for attempt in range(self.settings.remote_retries + 1):
             if not self.missing(begin, end):
                 return
-            have = part.stat().st_size if part.exists() else 0
             try:
-                if have < end - begin:
-                    self._get(begin + have, end, part)
-                if part.exists() and part.stat().st_size == end - begin:
-                    complete(part, self.cache / f"{begin}-{end}")
+                with locked(part) as fh:  # another process fetching this range holds it
+                    self._resume(begin, end, part, fh)
                 if not self.missing(begin, end):
                     return
             except Retry as exc:
@@ -239,10 +236,19 @@ class Blob:
                 time.sleep(min(exc.after if exc.after is not None else 0.2 * 2**attempt, 30.0))
         raise InputError(f"{self.url} kept sending short responses.", hint="retry later.")
 
-    def _get(self, begin: int, end: int, part: Path) -> None:
-        """One Range GET of [begin, end), appended to `part` (never more than asked)."""
-        with part.open("ab") as fh:
-            self.stream(begin, end, fh.write, whole=self.settings.remote_full_download)
+    def _resume(self, begin: int, end: int, part: Path, fh: BinaryIO) -> None:
+        """Append what the locked `part` lacks of [begin, end); complete it once whole."""
+        if not self.missing(begin, end):
+            return  # another writer completed it while this one waited for the lock
+        have = os.fstat(fh.fileno()).st_size
+        if have > end - begin:  # appended to by writers before the lock: start afresh
+            fh.truncate(0)
+            have = 0
+        if have < end - begin:
+            self.stream(begin + have, end, fh.write, whole=self.settings.remote_full_download)
+        fh.flush()
+        if os.fstat(fh.fileno()).st_size == end - begin:
+            complete(part, self.cache / f"{begin}-{end}")
 
     def stream(
         self, begin: int, end: int, write: Callable[[bytes], object], whole: bool = False

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,42 @@ def test_a_cache_entry_replaced_by_a_folder_names_it(hub: Hub, tmp_path: Path) -
     with pytest.raises(InputError) as err:
         audit()
     assert str(header) in err.value.message and "remove" in (err.value.hint or "")
+
+
+def test_a_part_file_longer_than_its_range_is_started_afresh(hub: Hub, tmp_path: Path) -> None:
+    first = audit()
+    header = header_entry(tmp_path)
+    good = header.read_bytes()
+    header.unlink()
+    Path(f"{header}.part").write_bytes(good + good)  # two unlocked writers appended
+    again = audit()
+    assert [t.metrics for t in again.per_tensor] == [t.metrics for t in first.per_tensor]
+    assert header.read_bytes() == good
+
+
+def test_two_writers_of_one_range_do_not_interleave(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPANION_REMOTE_TIMEOUT_S", "30")  # the stall is no timeout
+    url = f"{hub.url}/org/base/resolve/main/model.safetensors"
+    one, two = probe(url, *_http()), probe(url, *_http())  # as two processes would
+    data = hub.repos["org/base"]["model.safetensors"]
+    hub.faults.add("stall")  # the first range answer stops half way until the gate opens
+    first = threading.Thread(target=one.fetch, args=(0, 4096))
+    first.start()
+    for _ in range(500):  # bounded: until half the range has arrived
+        if hub.sent:
+            break
+        threading.Event().wait(0.01)
+    second = threading.Thread(target=two.fetch, args=(0, 4096))
+    second.start()
+    second.join(timeout=1)  # without a lock it finishes alone; with one it waits for `first`
+    hub.gate.set()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    assert two.read(0, 4096) == data[:4096]
+    assert [p.stat().st_size for p in entries(tmp_path)] == [4096]
+    assert hub.sent == 4096  # the second writer waited and then found the range complete
 
 
 def entry(hub: Hub, **changes: Any) -> dict[str, Any]:
