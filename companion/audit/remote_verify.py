@@ -5,7 +5,9 @@ exact ranges read and their sha256. The re-check HEADs the URL (an ETag or size 
 the file changed), then re-fetches every recorded range straight from the server, bypassing
 the range cache, and hashes the bytes: a different sha256 under the same ETag means the
 server now serves other bytes. An ETag that changes between the HEAD and the range requests
-is a change too. Unreachable files are "missing", with the error that says why.
+is a change too. Unreachable files are "missing", with the error that says why, and so is an
+entry no audit would write (not an http(s) URL; ranges malformed, overlapping, outside the
+file or more than MAX_RANGES), before any request.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
 
 from companion.audit.remote_http import Blob, RemoteOptions, client, limiter, probe
 from companion.audit.remote_reply import FileChanged, Retry
@@ -22,6 +27,8 @@ from companion.errors import InputError
 from companion.manifest import InputFile
 
 Status = Literal["ok", "changed", "missing"]
+MAX_RANGES = 1 << 20  # an audit records one range per run of tensors it read
+_EDITED = "the manifest was edited or damaged; run the audit again to record a new one."
 
 
 @dataclass(frozen=True)
@@ -100,9 +107,44 @@ def _compare(recorded: InputFile, blob: Blob) -> RangeCheck:
     )
 
 
+def _checked(entry: dict[str, Any]) -> InputFile:
+    """The entry as an audit records it: an http(s) URL and ordered ranges inside the file."""
+    try:
+        recorded = InputFile.model_validate(entry)
+        scheme = urlsplit(recorded.path).scheme
+    except (ValidationError, ValueError):
+        raise InputError(f"{entry.get('path')!r} is not a valid URL entry.", hint=_EDITED) from None
+    if scheme not in ("http", "https"):
+        raise InputError(f"{recorded.path} is not an http(s) URL.", hint=_EDITED)
+    ranges = recorded.ranges or []
+    if len(ranges) > MAX_RANGES:
+        raise InputError(
+            f"{recorded.path}: {len(ranges)} ranges recorded; an audit records at most "
+            f"{MAX_RANGES}.",
+            hint=_EDITED,
+        )
+    at = 0
+    for r in ranges:
+        if len(r) != 2:
+            raise InputError(f"{recorded.path}: range {r} is not [begin, end].", hint=_EDITED)
+        if not 0 <= r[0] < r[1] <= recorded.size:
+            raise InputError(
+                f"{recorded.path}: range {r} is empty, reversed or outside the file's "
+                f"{recorded.size} bytes.",
+                hint=_EDITED,
+            )
+        if r[0] < at:
+            raise InputError(f"{recorded.path}: ranges overlap or are out of order.", hint=_EDITED)
+        at = r[1]
+    return recorded
+
+
 def recheck(entry: dict[str, Any], settings: RemoteOptions) -> RangeCheck:
     """Re-fetch one recorded remote input's ranges (cache bypassed) and compare them."""
-    recorded = InputFile.model_validate(entry)
+    try:
+        recorded = _checked(entry)
+    except InputError as exc:
+        return RangeCheck("missing", None, None, exc.text)
     http = client(settings)
     try:
         try:

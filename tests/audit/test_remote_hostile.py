@@ -18,6 +18,7 @@ from helpers.remote_repos import family_repos, hub_env
 
 from companion.audit.checkpoint import open_checkpoint
 from companion.audit.remote_http import RemoteOptions, client, limiter, probe
+from companion.audit.remote_verify import MAX_RANGES, recheck
 from companion.audit.schemas import AuditResult
 from companion.errors import InputError
 from companion.settings import Settings
@@ -173,3 +174,32 @@ def entry(hub: Hub, **changes: Any) -> dict[str, Any]:
         "sha256_from": "remote",
         "ranges": [[0, 8]],
     } | changes
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"ranges": [[0]]}, "not [begin, end]"),
+        ({"ranges": [[0, 1, 2]]}, "not [begin, end]"),
+        ({"ranges": [[-5, 10]]}, "outside the file"),
+        ({"ranges": [[10, 5]]}, "outside the file"),
+        ({"ranges": [[0, 10**18]]}, "outside the file"),
+        ({"ranges": [[0, 100], [50, 150]]}, "overlap"),
+        ({"ranges": [[i, i + 1] for i in range(0, 2 * MAX_RANGES + 2, 2)]}, "at most"),
+        ({"path": "file:///etc/passwd"}, "not an http(s) URL"),
+        ({"path": "ftp://127.0.0.1/x"}, "not an http(s) URL"),
+        ({"path": "http://[::1/x"}, "not a valid URL"),
+        ({"ranges": "all of them"}, "not a valid URL entry"),
+    ],
+    ids=[
+        *("one", "three", "negative", "reversed", "huge", "overlap", "many"),
+        *("file", "ftp", "bad", "typed"),
+    ],
+)
+def test_a_hand_written_manifest_entry_is_refused_before_any_range_request(
+    hub: Hub, changes: dict[str, Any], said: str
+) -> None:
+    check = recheck(entry(hub, **changes), RemoteOptions.from_settings())
+    assert check.status == "missing" and said in check.reason, check.reason
+    assert "Next step" in check.reason
+    assert not [r for r in hub.requests if r[0] == "GET"]
