@@ -13,6 +13,7 @@ import gguf
 import ml_dtypes
 import numpy as np
 import pytest
+from helpers.gguf_bytes import gguf_file, gstr, kv, tensor_info
 from helpers.gguf_files import (
     hf_export,
     hf_permute,
@@ -143,70 +144,40 @@ def test_stacked_experts_are_split_per_expert(tmp_path: Path) -> None:
 # --- hostile headers -----------------------------------------------------------------------
 
 
-def _s(text: str) -> bytes:
-    """A GGUF string."""
-    raw = text.encode()
-    return struct.pack("<Q", len(raw)) + raw
-
-
-def _kv(key: str, vtype: int, payload: bytes) -> bytes:
-    """One metadata entry."""
-    return _s(key) + struct.pack("<I", vtype) + payload
-
-
-def _tensor(name: str, dims: list[int], qtype: int, offset: int) -> bytes:
-    """One tensor info entry."""
-    head = _s(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
-    return head + struct.pack("<IQ", qtype, offset)
-
-
-def _file(
-    kvs: list[bytes],
-    infos: list[bytes],
-    data: int = 64,
-    n_t: int | None = None,
-    n_kv: int | None = None,
-    version: int = 3,
-) -> bytes:
-    """A GGUF file from parts (counts may lie)."""
-    head = b"GGUF" + struct.pack(
-        "<IQQ", version, len(infos) if n_t is None else n_t, len(kvs) if n_kv is None else n_kv
-    )
-    body = head + b"".join(kvs) + b"".join(infos)
-    return body + b"\0" * (-len(body) % 32) + b"\0" * data
-
-
-ARCH = _kv("general.architecture", 8, _s("llama"))
-GOOD = _tensor("blk.0.attn_norm.weight", [16], 0, 0)
+ARCH = kv("general.architecture", 8, gstr("llama"))
+GOOD = tensor_info("blk.0.attn_norm.weight", [16], 0, 0)
 HOSTILE = {
-    "bad magic": (b"GGML" + _file([ARCH], [GOOD])[4:], "magic"),
-    "version 1": (_file([ARCH], [GOOD], version=1), "version 1"),
-    "tensor count beyond the file": (_file([ARCH], [GOOD], n_t=2**40), "tensor count"),
-    "metadata count beyond the file": (_file([ARCH], [GOOD], n_kv=2**62), "metadata count"),
-    "string length 2^63": (_file([struct.pack("<Q", 2**63) + b"x"], [], n_kv=1), "bytes long"),
+    "bad magic": (b"GGML" + gguf_file([ARCH], [GOOD])[4:], "magic"),
+    "version 1": (gguf_file([ARCH], [GOOD], version=1), "version 1"),
+    "tensor count beyond the file": (gguf_file([ARCH], [GOOD], n_t=2**40), "tensor count"),
+    "metadata count beyond the file": (gguf_file([ARCH], [GOOD], n_kv=2**62), "metadata count"),
+    "string length 2^63": (gguf_file([struct.pack("<Q", 2**63) + b"x"], [], n_kv=1), "bytes long"),
     "value string length 2^63": (
-        _file([_kv("general.name", 8, struct.pack("<Q", 2**63))], []),
+        gguf_file([kv("general.name", 8, struct.pack("<Q", 2**63))], []),
         "needs",
     ),
     "unknown value type": (
-        _file([_kv("general.name", 77, b"\0" * 8)], [GOOD]),
+        gguf_file([kv("general.name", 77, b"\0" * 8)], [GOOD]),
         "unknown value type",
     ),
     "array count beyond the file": (
-        _file([_kv("tok", 9, struct.pack("<IQ", 8, 2**60))], []),
+        gguf_file([kv("tok", 9, struct.pack("<IQ", 8, 2**60))], []),
         "claims",
     ),
-    "unknown ggml type": (_file([ARCH], [_tensor("w", [16], 250, 0)]), "unknown ggml type"),
-    "offset out of range": (_file([ARCH], [_tensor("w", [16], 0, 2**62)]), "spans bytes"),
-    "unaligned offset": (_file([ARCH], [_tensor("w", [4], 0, 3)]), "alignment"),
-    "dims beyond the file": (_file([ARCH], [_tensor("w", [2**40, 2**40], 0, 0)]), "do not fit"),
-    "dims not whole blocks": (_file([ARCH], [_tensor("w", [33], 8, 0)]), "do not fit"),
-    "too many dims": (_file([ARCH], [_tensor("w", [1, 1, 1, 1, 1], 0, 0)]), "dimensions"),
+    "unknown ggml type": (gguf_file([ARCH], [tensor_info("w", [16], 250, 0)]), "unknown ggml type"),
+    "offset out of range": (gguf_file([ARCH], [tensor_info("w", [16], 0, 2**62)]), "spans bytes"),
+    "unaligned offset": (gguf_file([ARCH], [tensor_info("w", [4], 0, 3)]), "alignment"),
+    "dims beyond the file": (
+        gguf_file([ARCH], [tensor_info("w", [2**40, 2**40], 0, 0)]),
+        "do not fit",
+    ),
+    "dims not whole blocks": (gguf_file([ARCH], [tensor_info("w", [33], 8, 0)]), "do not fit"),
+    "too many dims": (gguf_file([ARCH], [tensor_info("w", [1, 1, 1, 1, 1], 0, 0)]), "dimensions"),
     "overlapping tensors": (
-        _file([ARCH], [_tensor("a", [8], 0, 0), _tensor("b", [8], 0, 0)]),
+        gguf_file([ARCH], [tensor_info("a", [8], 0, 0), tensor_info("b", [8], 0, 0)]),
         "overlaps",
     ),
-    "truncated": (_file([ARCH], [GOOD])[:40], "ends first"),
+    "truncated": (gguf_file([ARCH], [GOOD])[:40], "ends first"),
 }
 
 
@@ -229,7 +200,7 @@ def test_hostile_gguf_is_a_clean_error_without_large_allocations(case: str, tmp_
 
 def test_the_well_formed_control_file_opens(tmp_path: Path) -> None:
     path = tmp_path / "ok.gguf"
-    path.write_bytes(_file([ARCH], [GOOD]))
+    path.write_bytes(gguf_file([ARCH], [GOOD]))
     ck = open_checkpoint(path)
     try:
         assert list(ck.tensors) == ["model.layers.0.input_layernorm.weight"]

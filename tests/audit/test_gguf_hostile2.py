@@ -13,6 +13,7 @@ from typing import Any
 import gguf
 import numpy as np
 import pytest
+from helpers.gguf_bytes import gguf_file, gstr, kv, tensor_info
 from helpers.gguf_files import write_gguf
 
 from companion.audit import synth
@@ -27,30 +28,7 @@ from companion.tools import ToolContext
 Array = np.ndarray[Any, Any]
 
 
-def _s(text: str | bytes) -> bytes:
-    """A GGUF string."""
-    raw = text.encode() if isinstance(text, str) else text
-    return struct.pack("<Q", len(raw)) + raw
-
-
-def _kv(key: str, vtype: int, payload: bytes) -> bytes:
-    """One metadata entry."""
-    return _s(key) + struct.pack("<I", vtype) + payload
-
-
-def _tensor(name: str, dims: list[int], qtype: int, offset: int) -> bytes:
-    """One tensor info entry."""
-    head = _s(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
-    return head + struct.pack("<IQ", qtype, offset)
-
-
-def _file(kvs: list[bytes], infos: list[bytes], data: bytes = b"\0" * 64) -> bytes:
-    """A GGUF v3 file from parts."""
-    body = b"GGUF" + struct.pack("<IQQ", 3, len(infos), len(kvs)) + b"".join(kvs + infos)
-    return body + b"\0" * (-len(body) % 32) + data
-
-
-ARCH = _kv("general.architecture", 8, _s("qwen3moe"))
+ARCH = kv("general.architecture", 8, gstr("qwen3moe"))
 Q4_K, F32 = 12, 0
 
 
@@ -69,7 +47,7 @@ def test_stacked_experts_cannot_multiply_a_tiny_tensor(
     # file against itself ran for minutes.
     path = tmp_path / "experts.gguf"
     path.write_bytes(
-        _file([ARCH], [_tensor("blk.0.ffn_gate_exps.weight", dims, qtype, 0)], b"\0" * data)
+        gguf_file([ARCH], [tensor_info("blk.0.ffn_gate_exps.weight", dims, qtype, 0)], b"\0" * data)
     )
     tracemalloc.start()
     try:
@@ -84,9 +62,9 @@ def test_stacked_experts_cannot_multiply_a_tiny_tensor(
 
 def _tokens(path: Path, tokens: list[bytes]) -> Path:
     """A GGUF holding only a tokenizer.ggml.tokens array of raw byte strings."""
-    array = struct.pack("<IQ", 8, len(tokens)) + b"".join(_s(t) for t in tokens)
-    kvs = [_kv("general.architecture", 8, _s("rwkv6")), _kv("tokenizer.ggml.tokens", 9, array)]
-    path.write_bytes(_file(kvs, [_tensor("output_norm.weight", [16], F32, 0)]))
+    array = struct.pack("<IQ", 8, len(tokens)) + b"".join(gstr(t) for t in tokens)
+    kvs = [kv("general.architecture", 8, gstr("rwkv6")), kv("tokenizer.ggml.tokens", 9, array)]
+    path.write_bytes(gguf_file(kvs, [tensor_info("output_norm.weight", [16], F32, 0)]))
     return path
 
 
