@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from companion.errors import Cancelled, CompanionError, InputError
-from companion.manifest import sha256_file
+from companion.manifest import Manifest, sha256_file
 from companion.store.db import settings_store
 from companion.store.query import find_record
 from companion.store.record import arg_paths
@@ -203,9 +203,27 @@ def infer_root(manifest: dict[str, Any]) -> Path | None:
     return None
 
 
+def _checked(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest, if it has the shape companion writes (else an InputError naming where)."""
+    from pydantic import ValidationError
+
+    try:
+        Manifest.model_validate(manifest)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise InputError(
+            f"The manifest is not one companion writes: {where}: {first['msg']}.",
+            hint="verify a record id, or a bundle made by `companion export ID --json`; "
+            "an edited manifest cannot be re-checked.",
+        ) from None
+    return manifest
+
+
 def verify(args: VerifyInput, ctx: ToolContext) -> VerifyResult:
     """Re-hash and re-run a recorded computation, reporting exactly what differs."""
     manifest, expected, record_id = load_target(args.target, ctx)
+    manifest = _checked(manifest)
     tool = get_tool(str(manifest.get("tool", "")))
     if not tool.record:
         raise InputError(

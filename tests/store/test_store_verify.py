@@ -165,6 +165,28 @@ def test_unknown_ids_and_unverifiable_targets(ctx: ToolContext, tmp_path: Path) 
         run_tool("store.export", {"id": "0000"}, ctx)
 
 
+@pytest.mark.parametrize(
+    ("inputs", "where"),
+    [
+        ([{"path": "f.txt", "sha256": "x"}], "inputs.0.size"),
+        (["f.txt"], "inputs.0"),
+        ([{"path": "hf://a/b", "sha256": "x", "sha256_from": "remote"}], "inputs.0.size"),
+        (7, "inputs"),
+    ],
+)
+def test_an_edited_manifest_is_refused_naming_the_field(
+    ctx: ToolContext, tmp_path: Path, inputs: Any, where: str
+) -> None:
+    """Hand-edited bundles used to end `companion verify` with exit 70 (KeyError, ...)."""
+    bundle = tmp_path / "b.json"
+    manifest = {"tool": "audit.compare", "parameters": {}, "inputs": inputs}
+    bundle.write_text(json.dumps({"manifest": manifest, "result": {}}))
+    with pytest.raises(InputError) as err:
+        verify(ctx, str(bundle))
+    assert f"not one companion writes: {where}:" in err.value.text
+    assert err.value.hint and "companion export" in err.value.hint
+
+
 def test_cli_query_json_ids_work_with_verify_and_export(
     store_env: dict[str, str], tmp_path: Path
 ) -> None:
