@@ -25,6 +25,7 @@ from companion.errors import InputError
 
 _HF = re.compile(r"^hf://([\w.-]+)/([\w.-]+)(?:@([\w./-]+?))?(?:/(.+))?$")
 MAX_INDEX_BYTES = 50 << 20
+MAX_SHARDS = 4096  # each costs a HEAD and a header read; the largest hub models have ~200
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,11 @@ def _shards(blob: Blob) -> list[str]:
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise InputError(f"{blob.url} has no weight_map.", hint="check the index URL.")
+    if len(set(weight_map.values())) > MAX_SHARDS:
+        raise InputError(
+            f"{blob.url} names {len(set(weight_map.values()))} shards (at most {MAX_SHARDS}).",
+            hint="check the index URL, or name one weights file: hf://ORG/NAME[@REVISION]/FILE.",
+        )
     for shard in set(weight_map.values()):
         if "/" in shard or shard in ("", ".", ".."):
             raise InputError(f"{blob.url} names shard {shard!r}.", hint="shards are file names.")

@@ -4,6 +4,7 @@ or fill the range cache that audits of another server's files read (a forged ETa
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from helpers.hub_server import Hub, serve
 from helpers.remote_repos import family_repos, hub_env
 
 from companion.audit.checkpoint import open_checkpoint
+from companion.audit.remote import MAX_SHARDS
 from companion.audit.remote_http import RemoteOptions, origin
 from companion.audit.schemas import AuditResult
 from companion.errors import InputError
@@ -81,3 +83,15 @@ def test_a_deeply_nested_remote_index_is_a_clear_error(
     with hub_env(repos, tmp_path, monkeypatch), pytest.raises(InputError) as err:
         open_checkpoint("hf://org/deep", RemoteOptions.from_settings())
     assert "nested too deeply" in err.value.text and err.value.hint == "check the index URL."
+
+
+def test_an_index_naming_too_many_shards_is_refused_before_any_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weight_map = {f"t{i}": f"model-{i:06d}.safetensors" for i in range(MAX_SHARDS + 1)}
+    index = json.dumps({"weight_map": weight_map}).encode()
+    repos = {"org/many": {"model.safetensors.index.json": index}}
+    with hub_env(repos, tmp_path, monkeypatch) as h, pytest.raises(InputError) as err:
+        open_checkpoint("hf://org/many", RemoteOptions.from_settings())
+    assert f"names {MAX_SHARDS + 1} shards" in err.value.text and err.value.hint
+    assert not [p for _, p, _ in h.requests if "model-" in p]  # no shard was asked for
