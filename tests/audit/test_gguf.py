@@ -146,6 +146,7 @@ def test_stacked_experts_are_split_per_expert(tmp_path: Path) -> None:
 
 ARCH = kv("general.architecture", 8, gstr("llama"))
 GOOD = tensor_info("blk.0.attn_norm.weight", [16], 0, 0)
+MOE, EXPERTS = kv("general.architecture", 8, gstr("qwen3moe")), "blk.0.ffn_gate_exps.weight"
 HOSTILE = {
     "bad magic": (b"GGML" + gguf_file([ARCH], [GOOD])[4:], "magic"),
     "version 1": (gguf_file([ARCH], [GOOD], version=1), "version 1"),
@@ -178,6 +179,16 @@ HOSTILE = {
         "overlaps",
     ),
     "truncated": (gguf_file([ARCH], [GOOD])[:40], "ends first"),
+    # Each expert of a stacked tensor becomes a tensor of its own: one 60-byte tensor info
+    # with dims [0, 1, 10^6] once opened as 10^6 tensors (650 MB, 6 s).
+    "a million empty experts from a 4 KB file": (
+        gguf_file([MOE], [tensor_info(EXPERTS, [0, 1, 10**6], 12, 0)], b"\0" * 4096),
+        "experts",
+    ),
+    "a hundred thousand 4-byte experts": (
+        gguf_file([MOE], [tensor_info(EXPERTS, [1, 1, 10**5], 0, 0)], b"\0" * 400_000),
+        "experts",
+    ),
 }
 
 

@@ -1,11 +1,10 @@
 """Hostile GGUF files beyond the header checks of test_gguf.py: what a well-formed header
-can still claim (stacked experts, token strings, ...), through the audit, arch and tokenizer
+can still claim (token strings, transposed or 3-D matrices), through the audit, arch and tokenizer
 entry points."""
 
 from __future__ import annotations
 
 import struct
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,7 @@ from helpers.gguf_bytes import gguf_file, gstr, kv, tensor_info
 from helpers.gguf_files import write_gguf
 
 from companion.audit import synth
-from companion.audit.checkpoint import open_checkpoint
 from companion.audit.gguf_names import hf_name
-from companion.errors import InputError
 from companion.fingerprint.engine import fingerprint_checkpoint
 from companion.jobs import Job
 from companion.toolbox import run_tool
@@ -28,36 +25,7 @@ from companion.tools import ToolContext
 Array = np.ndarray[Any, Any]
 
 
-ARCH = kv("general.architecture", 8, gstr("qwen3moe"))
-Q4_K, F32 = 12, 0
-
-
-@pytest.mark.parametrize(
-    ("dims", "qtype", "data"),
-    [
-        ([0, 1, 1_000_000], Q4_K, 4096),  # a million empty experts from a 4 KB file
-        ([1, 1, 100_000], F32, 400_000),  # a hundred thousand 4-byte experts
-    ],
-)
-def test_stacked_experts_cannot_multiply_a_tiny_tensor(
-    dims: list[int], qtype: int, data: int, tmp_path: Path
-) -> None:
-    # Each expert of a stacked tensor becomes a tensor of its own: before, one 60-byte tensor
-    # info with dims [0, 1, 10^6] opened as 10^6 tensors (650 MB, 6 s) and the audit of the
-    # file against itself ran for minutes.
-    path = tmp_path / "experts.gguf"
-    path.write_bytes(
-        gguf_file([ARCH], [tensor_info("blk.0.ffn_gate_exps.weight", dims, qtype, 0)], b"\0" * data)
-    )
-    tracemalloc.start()
-    try:
-        with pytest.raises(InputError) as err:
-            open_checkpoint(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert "experts" in err.value.message and err.value.hint
-    assert peak < 8 << 20
+F32 = 0
 
 
 def _tokens(path: Path, tokens: list[bytes]) -> Path:
