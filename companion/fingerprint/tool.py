@@ -51,7 +51,9 @@ def compute_tool(args: FingerprintInput, ctx: ToolContext) -> FingerprintResult:
     digests = Digests(ctx.settings.digest_path())
     fps = [fingerprint_or_failure(ctx.path(p), ctx.job(), digests) for p in args.paths]
     if all(f.status == "failed" for f in fps) and len(fps) == 1:
-        raise CompanionError(fps[0].error or "fingerprint failed", hint="check the checkpoint.")
+        error = fps[0].error or "fingerprint failed."
+        hint = None if "Next step:" in error else "check the checkpoint."  # said once, not twice
+        raise CompanionError(error, hint=hint)
     return FingerprintResult(fingerprints=fps, manifest=manifest_for(fps))
 
 

@@ -6,9 +6,12 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from companion.audit.safetensors import write_safetensors
 from companion.cli import main
+from companion.errors import CompanionError
 from companion.fingerprint import features as F
 from companion.fingerprint.engine import feature_map, fingerprint_checkpoint
 from companion.fingerprint.schemas import FingerprintResult, IdentifyResult
@@ -109,3 +112,14 @@ def test_a_bad_checkpoint_among_good_ones_is_recorded_as_failed(
     assert isinstance(result, FingerprintResult)
     assert [f.status for f in result.fingerprints] == ["ok", "failed"]
     assert "bad.safetensors" in (result.fingerprints[1].error or "")
+
+
+def test_a_lone_failed_fingerprint_names_its_next_step_once(
+    stored: ToolContext, tmp_path: Path
+) -> None:
+    layerless = tmp_path / "x.safetensors"
+    write_safetensors(layerless, {"foo": np.ones(16, dtype="<f4")})
+    with pytest.raises(CompanionError) as err:
+        stored.run("fingerprint.compute", {"paths": [str(layerless)]})
+    assert err.value.text.count("Next step:") == 1, err.value.text
+    assert "named layers" in err.value.text
