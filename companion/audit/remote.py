@@ -102,15 +102,16 @@ def _shards(blob: Blob) -> list[str]:
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise InputError(f"{blob.url} has no weight_map.", hint="check the index URL.")
-    if len(set(weight_map.values())) > MAX_SHARDS:
+    shards = sorted(set(weight_map.values()))
+    if len(shards) > MAX_SHARDS:
         raise InputError(
-            f"{blob.url} names {len(set(weight_map.values()))} shards (at most {MAX_SHARDS}).",
+            f"{blob.url} names {len(shards)} shards (at most {MAX_SHARDS}).",
             hint="check the index URL, or name one weights file: hf://ORG/NAME[@REVISION]/FILE.",
         )
-    for shard in set(weight_map.values()):
+    for shard in shards:
         if "/" in shard or shard in ("", ".", ".."):
             raise InputError(f"{blob.url} names shard {shard!r}.", hint="shards are file names.")
-    return [urljoin(blob.url, s) for s in sorted(set(weight_map.values()))]
+    return [urljoin(blob.url, s) for s in shards]
 
 
 def _open_blob(blob: Blob, revision: str | None) -> TensorFile:
