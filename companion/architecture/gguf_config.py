@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from companion.audit.gguf_format import GGUFHeader, read_header
 
 # llama.cpp architecture name -> HF model_type (where they differ).
@@ -41,8 +43,10 @@ def config_from_header(header: GGUFHeader) -> dict[str, Any]:
     cfg: dict[str, Any] = {"model_type": _MODEL_TYPE.get(arch, arch), "architectures": []}
     for suffix, key in _KEYS.items():
         value = meta.get(f"{arch}.{suffix}")
-        if isinstance(value, list):  # per-layer values: the first layer's, as a scalar
-            value = value[0] if value else None
+        if isinstance(value, (list, np.ndarray)):  # per-layer values: the first layer's
+            value = value[0] if len(value) else None
+        if isinstance(value, np.generic):
+            value = value.item()
         if value is not None:
             cfg[key] = value
     tokens = meta.get("tokenizer.ggml.tokens")

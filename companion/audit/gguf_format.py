@@ -27,6 +27,7 @@ MAGIC = b"GGUF"
 MAX_DIMS = 4  # GGML_MAX_DIMS
 MAX_DEPTH = 3  # arrays of arrays of arrays
 MAX_KEY = 1 << 16
+MAX_LIST = 1 << 12  # longest numeric array kept as a list (per-layer values); longer: ndarray
 DEFAULT_ALIGNMENT = 32
 _HINT = "the file is not a valid GGUF checkpoint; re-download or re-convert it."
 
@@ -151,9 +152,10 @@ class _Cursor:
         if etype not in _MIN_SIZE:
             raise self.bad(f"{what} has unknown element type {etype}.")
         n = self.count(self.u64(f"{what} count"), _MIN_SIZE[etype], what)
-        if etype in _NUMPY:  # numbers: one bounded copy, not n Python objects
-            raw = self.take(n * _SCALARS[etype][1], what)
-            return np.frombuffer(raw, dtype=_NUMPY[etype]).tolist()
+        if etype in _NUMPY:  # numbers: one bounded copy; a list only when short (per-layer
+            # values), else a read-only array: a list takes 32 bytes per 4-byte float
+            numbers = np.frombuffer(self.take(n * _SCALARS[etype][1], what), dtype=_NUMPY[etype])
+            return numbers.tolist() if n <= MAX_LIST else numbers
         return [self.value(etype, what, depth + 1) for _ in range(n)]
 
 

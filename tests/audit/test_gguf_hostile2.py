@@ -94,3 +94,43 @@ def test_fingerprint_skips_matrices_that_do_not_fit_the_width(
     _, path = _llama(tmp_path, relayout)
     fp = fingerprint_checkpoint(path, Job())
     assert fp.status == "ok" and fp.hidden == 256
+
+
+def _numbers(path: Path, key: str, values: Array) -> Path:
+    """A llama GGUF whose metadata `key` is an array of float32 or uint32 numbers."""
+    etype = 6 if values.dtype == np.float32 else 4
+    array = (
+        struct.pack("<IQ", etype, len(values))
+        + values.astype(values.dtype.newbyteorder("<")).tobytes()
+    )
+    kvs = [kv("general.architecture", 8, gstr("llama")), kv(key, 9, array)]
+    path.write_bytes(gguf_file(kvs, [tensor_info("output_norm.weight", [16], F32, 0)]))
+    return path
+
+
+def test_a_long_numeric_array_costs_its_bytes_not_python_objects(tmp_path: Path) -> None:
+    # Before, every numeric array became a Python list: 16 MB of float32 token scores took
+    # 512 MB (32 bytes per element). Now a long one stays a read-only array over one copy.
+    import tracemalloc
+
+    from companion.audit.gguf_format import read_header
+
+    values = np.arange(1 << 22, dtype=np.float32)
+    path = _numbers(tmp_path / "m.gguf", "tokenizer.ggml.scores", values)
+    tracemalloc.start()
+    try:
+        scores = read_header(path).metadata["tokenizer.ggml.scores"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert float(scores[12345]) == 12345.0 and len(scores) == 1 << 22
+    assert peak < 3 * (16 << 20), peak  # the file's 16 MB, copied once (the list took 32x)
+
+
+def test_a_long_per_layer_array_gives_the_first_layer(tmp_path: Path) -> None:
+    # Per-layer values longer than a list would be arrays: the config still takes the first.
+    from companion.architecture.gguf_config import gguf_config
+
+    heads = np.full(5000, 8, dtype=np.uint32)
+    cfg = gguf_config(_numbers(tmp_path / "m.gguf", "llama.attention.head_count", heads))
+    assert cfg["num_attention_heads"] == 8 and type(cfg["num_attention_heads"]) is int
