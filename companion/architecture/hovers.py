@@ -17,6 +17,7 @@ from companion.architecture.families import FAMILIES
 from companion.architecture.keydocs import DEPRECATED, KEY_DOCS
 from companion.architecture.params import ParamCount, human
 from companion.architecture.tokenizer import sibling_tokenizer_size
+from companion.mdtext import code, inline
 
 _ROPE_KEYS = {
     "factor": "Context extension factor.",
@@ -209,7 +210,7 @@ def _layer_types(f: _Facts) -> list[str] | None:
     """layer_types: how many layers of each type."""
     if f.key != "layer_types" or not f.s.layer_types:
         return None
-    return [", ".join(f"{v} × {k}" for k, v in f.s.layer_types.items()) + "."]
+    return [", ".join(f"{v} × {inline(k)}" for k, v in f.s.layer_types.items()) + "."]
 
 
 def _family(f: _Facts) -> list[str] | None:
@@ -257,13 +258,13 @@ def hover_text(key: str, value: Any, parent: str | None, a: ConfigDocument) -> s
         doc = _ROPE_KEYS.get(key) if parent == "rope_scaling" else None
         if doc is None:
             return None
-        return f"**{parent}.{key}**: {doc}\n\nValue: `{_short(value)}`"
+        return f"**{parent}.{key}**: {doc}\n\nValue: {code(_short(value))}"
     doc = KEY_DOCS.get(key)
     if doc is None:
         if a.spec is not None and key in a.spec.unknown_fields:
-            return f"**{key}**: not understood by companion (not used in the counts)."
+            return f"**{inline(key)}**: not understood by companion (not used in the counts)."
         return None
-    lines = [f"**{key}**: {doc}", "", f"Value: `{_short(value)}`"]
+    lines = [f"**{key}**: {doc}", "", f"Value: {code(_short(value))}"]
     if key in DEPRECATED:
         lines.append(f"\nDeprecated: {DEPRECATED[key][1]}")
     ctx = _context(key, a)

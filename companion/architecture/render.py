@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from companion.architecture.params import human
+from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, code, inline
 
 if TYPE_CHECKING:
     from companion.architecture.schemas import (
@@ -19,13 +20,13 @@ if TYPE_CHECKING:
 def describe_markdown(r: DescribeResult) -> str:
     """Render describe for people."""
     s, p = r.spec, r.params
-    lines = [f"# Architecture: {s.summary()}", ""]
+    lines = [f"# Architecture: {inline(s.summary())}", ""]
     if s.source:
-        lines.append(f"Source: `{s.source}`")
+        lines.append(f"Source: {code(s.source, PATH_LIMIT)}")
     lines += ["", "| field | value |", "|---|---|"]
     for k, v in s.model_dump(exclude={"notes", "missing", "unknown_fields", "source"}).items():
         if v not in (None, [], {}, 0, False) or k in ("tie_word_embeddings",):
-            lines.append(f"| {k} | {v} |")
+            lines.append(f"| {k} | {inline(v)} |")
     lines += [
         "",
         f"**Parameters:** ≈ {human(p.total)} total, {human(p.active)} active "
@@ -35,13 +36,13 @@ def describe_markdown(r: DescribeResult) -> str:
     ]
     if r.nearest:
         n = r.nearest[0]
-        lines.append(f"**Nearest known:** {n.name} (distance {n.distance:.3f}).")
+        lines.append(f"**Nearest known:** {inline(n.name)} (distance {n.distance:.3f}).")
     if s.notes:
-        lines += ["", "## Notes", *[f"- {x}" for x in s.notes]]
+        lines += ["", "## Notes", *[f"- {inline(x, PROSE_LIMIT)}" for x in s.notes]]
     if s.missing:
-        lines.append(f"\nMissing: {', '.join(s.missing)} (counts are partial).")
+        lines.append(f"\nMissing: {', '.join(map(inline, s.missing))} (counts are partial).")
     if s.unknown_fields:
-        lines.append(f"\nFields not understood: {', '.join(s.unknown_fields)}.")
+        lines.append(f"\nFields not understood: {', '.join(map(inline, s.unknown_fields))}.")
     return "\n".join(lines)
 
 
@@ -56,33 +57,38 @@ def params_markdown(r: ParamsResult) -> str:
     ]
     if r.mtp:
         rows += [("MTP layers (separate)", r.mtp), ("total with MTP", r.total_with_mtp)]
-    lines = [f"# Parameters: {r.family} ({r.path})", "", "| figure | count | |"]
+    lines = [f"# Parameters: {inline(r.family)} ({inline(r.path, PATH_LIMIT)})", ""]
+    lines += ["| figure | count | |"]
     lines += ["|---|---:|---|"]
     lines += [f"| {k} | {v:,} | ≈ {human(v)} |" for k, v in rows]
     lines += ["", "| component | count |", "|---|---:|"]
     lines += [f"| {k} | {v:,} |" for k, v in b.model_dump().items() if v]
     lines += ["", f"Conventions: {r.conventions}"]
     if r.published:
-        lines.append(f"\n{r.published}")
-    lines += [f"\n- {n}" for n in r.notes]
+        lines.append(f"\n{inline(r.published, PROSE_LIMIT)}")
+    lines += [f"\n- {inline(n, PROSE_LIMIT)}" for n in r.notes]
     return "\n".join(lines)
 
 
 def diff_markdown(r: DiffResult) -> str:
     """Render diff for people."""
-    lines = [f"# Architecture diff: A = {r.a}, B = {r.b}", ""]
+    lines = [f"# Architecture diff: A = {inline(r.a, PATH_LIMIT)}, B = {inline(r.b, PATH_LIMIT)}"]
+    lines.append("")
     lines.append(f"Distance {r.distance:.3f} (0 = same hyperparameters, 1 = unrelated).")
     if r.shapes_compatible:
         lines.append("Tensor shapes are compatible: weights could be shared one-to-one.")
     else:
         lines.append(
-            "Tensor shapes differ (" + ", ".join(r.shape_blockers) + "): B cannot be a "
+            "Tensor shapes differ ("
+            + ", ".join(map(inline, r.shape_blockers))
+            + "): B cannot be a "
             "copy of A's weights without reshaping."
         )
     if r.differences:
         lines += ["", "| field | A | B | meaning |", "|---|---|---|---|"]
         for d in r.differences:
-            lines.append(f"| {d.field} | {d.a} | {d.b} | {d.meaning} |")
+            cells = (d.field, inline(d.a), inline(d.b), inline(d.meaning, PROSE_LIMIT))
+            lines.append("| " + " | ".join(cells) + " |")
     else:
         lines.append("\nNo differences in the compared fields.")
     return "\n".join(lines)
@@ -90,13 +96,17 @@ def diff_markdown(r: DiffResult) -> str:
 
 def nearest_markdown(r: NearestResult) -> str:
     """Render nearest for people."""
-    lines = [f"# Nearest known architectures to {r.path}", "", r.summary, ""]
+    lines = [f"# Nearest known architectures to {inline(r.path, PATH_LIMIT)}", ""]
+    lines += [inline(r.summary, PROSE_LIMIT), ""]
     lines += ["| model | distance | published | main differences | source |"]
     lines += ["|---|---:|---|---|---|"]
     for n in r.neighbours:
         pub = n.published_total + (f" / {n.published_active} active" if n.published_active else "")
-        diffs = "; ".join(d.rstrip(".") for d in n.differences[:3]) or "same hyperparameters"
-        lines.append(f"| {n.name} | {n.distance:.3f} | {pub} | {diffs} | {n.source} |")
+        diffs = (
+            "; ".join(inline(d.rstrip(".")) for d in n.differences[:3]) or "same hyperparameters"
+        )
+        name, source = inline(n.name), inline(n.source)
+        lines.append(f"| {name} | {n.distance:.3f} | {inline(pub)} | {diffs} | {source} |")
     return "\n".join(lines)
 
 
@@ -105,14 +115,14 @@ def tokenizer_markdown(r: TokenizerResult) -> str:
     mj = "n/a" if r.merges_jaccard is None else f"{r.merges_jaccard:.4f}"
     return "\n".join(
         [
-            f"# Tokenizer comparison: **{r.relation}**",
+            f"# Tokenizer comparison: **{inline(r.relation)}**",
             "",
-            r.hint,
+            inline(r.hint, PROSE_LIMIT),
             "",
             "| | A | B |",
             "|---|---|---|",
-            f"| file | {r.a} | {r.b} |",
-            f"| kind | {r.kind_a} | {r.kind_b} |",
+            f"| file | {inline(r.a, PATH_LIMIT)} | {inline(r.b, PATH_LIMIT)} |",
+            f"| kind | {inline(r.kind_a)} | {inline(r.kind_b)} |",
             f"| size (max id + 1) | {r.size_a:,} | {r.size_b:,} |",
             f"| token strings | {r.tokens_a:,} | {r.tokens_b:,} |",
             f"| merges | {r.merges_a:,} | {r.merges_b:,} |",
