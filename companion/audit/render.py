@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, code, inline
+
 if TYPE_CHECKING:
     from companion.audit.schemas import AuditResult
 
@@ -25,8 +27,19 @@ def _n(x: float | None, digits: int = 3) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text for a table cell (a `|`, as in |t|, would split the cell)."""
-    return text.replace("|", r"\|")
+    """Engine prose for a table cell: it may quote a file's names (a `|`, as in |t|, or a
+    newline would split the cell)."""
+    return inline(text, PROSE_LIMIT)
+
+
+def _path(path: str, cell: bool = False) -> str:
+    """A checkpoint path or label as a code span."""
+    return code(path, PATH_LIMIT, cell=cell)
+
+
+def _name(name: str) -> str:
+    """A tensor name (written by whoever made the file) as a code span in a table cell."""
+    return code(name, cell=True)
 
 
 Section = Callable[["AuditResult", int], list[str]]
@@ -34,12 +47,12 @@ Section = Callable[["AuditResult", int], list[str]]
 
 def _header(r: AuditResult, max_tensors: int) -> list[str]:
     """Title and the models compared."""
-    lines = ["# Weight audit", "", f"- A: `{r.a}`", f"- B: `{r.b}`"]
+    lines = ["# Weight audit", "", f"- A: {_path(r.a)}", f"- B: {_path(r.b)}"]
     if len(r.baselines) > 1:
-        lines += [f"- C{i}: `{c}`" for i, c in enumerate(r.baselines, 1)]
+        lines += [f"- C{i}: {_path(c)}" for i, c in enumerate(r.baselines, 1)]
         lines.append("- Third model (reference): C1")
     elif r.baseline:
-        lines.append(f"- Third model (baseline): `{r.baseline}`")
+        lines.append(f"- Third model (baseline): {_path(r.baseline)}")
     return lines
 
 
@@ -48,7 +61,7 @@ def _verdict(r: AuditResult, max_tensors: int) -> list[str]:
     lines = ["", f"## Verdict: **{_ICON[r.verdict]}**", ""]
     for reason in r.reasons:
         tag = {"strong": "**strong**", "weak": "*weak*", "info": "info"}[reason.strength]
-        lines.append(f"- [{tag}] {reason.statement}")
+        lines.append(f"- [{tag}] {inline(reason.statement, PROSE_LIMIT)}")
     return lines
 
 
@@ -58,9 +71,12 @@ def _derivation(r: AuditResult, max_tensors: int) -> list[str]:
         return []
     lines = ["", "## Derivation", ""]
     for d in r.derivation:
-        figures = ", ".join(f"{k} {v}" for k, v in list(d.figures.items())[:12])
+        figures = inline(
+            ", ".join(f"{k} {v}" for k, v in list(d.figures.items())[:12]), PROSE_LIMIT
+        )
         lines.append(
-            f"- **{d.kind}** ({d.confidence}): {d.statement}" + (f" [{figures}]" if figures else "")
+            f"- **{inline(d.kind)}** ({d.confidence}): {inline(d.statement, PROSE_LIMIT)}"
+            + (f" [{figures}]" if figures else "")
         )
     return lines
 
@@ -77,13 +93,17 @@ def _merge_fit(r: AuditResult, max_tensors: int) -> list[str]:
         f"{fit.tensors} matrices; α {_n(fit.alpha, 4)} (IQR {_n(fit.alpha_iqr, 4)}, median |t| "
         f"{_n(fit.alpha_t_median, 1)}); residual {_n(fit.residual_median, 4)} of B's norm, "
         f"{_n(fit.residual_a_only_median, 4)} with A alone; merge "
-        + ("named." if fit.named else f"not named ({fit.note or 'no candidate contributes'})."),
+        + (
+            "named."
+            if fit.named
+            else f"not named ({_cell(fit.note or 'no candidate contributes')})."
+        ),
         "",
         "| | baseline | status | matrices | β | IQR | median abs t | abs t ≥ 3 | why |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     return lines + [
-        f"| C{c.index} | `{c.label}` | {c.status.replace('_', ' ')} | {c.tensors}"
+        f"| C{c.index} | {_path(c.label, True)} | {c.status.replace('_', ' ')} | {c.tensors}"
         f" | {_n(c.beta, 4)} | {_n(c.beta_iqr, 4)} | {_n(c.beta_t_median, 1)}"
         f" | {'–' if c.share_t3 is None else f'{c.share_t3:.0%}'} | {_cell(c.reason)} |"
         for c in fit.candidates
@@ -105,7 +125,8 @@ def _per_role(r: AuditResult, max_tensors: int) -> list[str]:
     for g in r.per_role:
         null = f"{_n(g.shuffle_pearson_mean)}±{_n(g.shuffle_pearson_sd)}"
         lines.append(
-            f"| {g.role} | {g.tensors} | {_n(g.cosine_median, 4)} | {_n(g.shuffle_cosine_mean, 4)}"
+            f"| {inline(g.role)} | {g.tensors} | {_n(g.cosine_median, 4)}"
+            f" | {_n(g.shuffle_cosine_mean, 4)}"
             f" | {_n(g.pearson_median)} | {null} | {_n(g.cross_layer_pearson_mean)}"
             f" | {_n(g.random_init_pearson)} | {_n(g.folded_pearson_median)}"
             f" | {_n(g.spearman_median)} | {_n(g.third_pearson_median)} | {_n(g.z_median, 1)}"
@@ -173,9 +194,10 @@ def _tensors(r: AuditResult, max_tensors: int) -> list[str]:
     ]
     for t in r.per_tensor[:max_tensors]:
         b = t.baselines
-        notes = "; ".join(t.notes + (["cosine trap"] if t.cosine_trap else []))
+        notes = _cell("; ".join(t.notes + (["cosine trap"] if t.cosine_trap else [])))
         lines.append(
-            f"| `{t.name_a}` | `{t.name_b}` | {t.role} | {_n(t.metrics.cosine, 4)}"
+            f"| {_name(t.name_a)} | {_name(t.name_b)} | {inline(t.role)}"
+            f" | {_n(t.metrics.cosine, 4)}"
             f" | {_n(t.metrics.pearson)} | {_n(b.shuffle_pearson_mean)}±{_n(b.shuffle_pearson_sd)}"
             f" | {_n(t.z, 1)} | {_n(t.p)} | {_n(t.metrics.rel_l2)} | {_n(t.metrics.identical_frac)}"
             f" | {notes} |"
@@ -188,10 +210,10 @@ def _left_out(r: AuditResult, max_tensors: int) -> list[str]:
     lines: list[str] = []
     if r.unmatched:
         lines += ["", f"## Not compared ({len(r.unmatched)})", ""]
-        lines += [f"- {u.side}: `{u.name}`: {u.reason}" for u in r.unmatched[:40]]
+        lines += [f"- {u.side}: {code(u.name)}: {_cell(u.reason)}" for u in r.unmatched[:40]]
     if r.mtp:
         lines += ["", f"## MTP tensors (flagged, not matched): {len(r.mtp)}", ""]
-        lines += [f"- `{n}`" for n in r.mtp[:20]]
+        lines += [f"- {code(n)}" for n in r.mtp[:20]]
     return lines
 
 
@@ -207,7 +229,7 @@ def _manifest(r: AuditResult, max_tensors: int) -> list[str]:
         "",
     ]
     return lines + [
-        f"- `{i.path}` ({i.size} bytes) sha256 `{i.sha256}`"
+        f"- {_path(i.path)} ({i.size} bytes) sha256 `{i.sha256}`"
         + (" (digest cache: file unchanged since hashed)" if i.sha256_from == "cache" else "")
         for i in m.inputs
     ]

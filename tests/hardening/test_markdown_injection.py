@@ -13,11 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from helpers import audit_checkpoints as audit_files
 from helpers.markdown import HOSTILE, active, headings, rendered, table_rows
 
 import companion.architecture.render as arch_render
 from companion.architecture.analysis import analyse
+from companion.audit import synth
 from companion.toolbox import run_tool
 from companion.tools import ToolContext
 
@@ -54,10 +57,10 @@ def hostile_config(tmp_path: Path) -> Path:
 def assert_inert(md: str) -> None:
     """No image, link or HTML; no heading or table cell quotes the payload's pieces alone."""
     assert active(md) == []
-    assert not any(h.startswith("Verdict") for h in headings(md)), headings(md)
+    assert not any(h.startswith("Verdict: independent") for h in headings(md)), headings(md)
     assert "\n# Verdict" not in md and "\n![" not in md
     for row in table_rows(md):
-        assert not any(cell.startswith("Verdict") for cell in row), row
+        assert not any(cell.startswith("Verdict: independent") for cell in row), row
 
 
 def test_arch_describe_of_a_hostile_config_is_inert(tmp_path: Path) -> None:
@@ -128,3 +131,20 @@ def test_cli_arch_describe_of_a_hostile_config_is_inert(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert_inert(out.stdout)
     assert {r[0]: r[1] for r in table_rows(out.stdout)}["model_type"] == rendered(HOSTILE)
+
+
+def test_audit_report_quotes_hostile_tensor_names_and_paths_inertly(tmp_path: Path) -> None:
+    base = synth.base(audit_files.SPEC, seed=0)
+    tuned = synth.finetune(base, seed=1)
+    name = "model.layers.0.mlp." + HOSTILE
+    base[name] = np.random.default_rng(0).standard_normal((16, 16)).astype(np.float32)
+    tuned[name] = base[name] + 0.01
+    tuned["extra." + HOSTILE] = np.ones((4, 4), np.float32)  # only in B: "not compared"
+    a = synth.save(tmp_path / "a` ![i](https://evil.example/p.png) |", base, audit_files.SPEC)
+    b = synth.save(tmp_path / "b", tuned, audit_files.SPEC)
+    md = audit_files.audit(a, b).to_markdown()
+    assert_inert(md)
+    tensors = [r for r in table_rows(md) if len(r) == 11]
+    assert [rendered(name)] * 2 in [r[:2] for r in tensors]  # whole cells: no row broke
+    assert "`model.layers.0.mlp.down_proj.weight`" in md  # ordinary names as before
+    assert f"- A: `{a}`" not in md and str(a) in md.replace("``", "")
