@@ -29,8 +29,9 @@ _ALWAYS = re.compile(r"([\\`*\[\]<>|~])")
 # (tie_word_embeddings, Qwen__Qwen3) it is literal and stays as it is.
 _UNDERSCORES = re.compile("_+")
 # At the start of a line these open a block: a heading, a list item, a setext underline or
-# thematic break, an ordered item ("1. "). Numbers such as -0.5 or 1.5 open nothing.
-_LEADING = re.compile(r"^(\s*)(#|[-+=](?=\s|$|[-+=])|\d{1,9}(?=[.)](?:\s|$)))")
+# thematic break, an ordered item ("1. "). Numbers such as -0.5 or 1.5, or an option such as
+# --vocab-size, open nothing.
+_LEADING = re.compile(r"^(\s*)(#|[-+=](?=\s|$)|[-_=](?=[-_=\s]*$)|\d{1,9}(?=[.)](?:\s|$)))")
 
 
 def visible(text: str) -> str:

@@ -18,6 +18,7 @@ NAMES = [
     "-0.5",
     "1.5",
     "loss/train",
+    "--vocab-size",
 ]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, code, inline
+
 if TYPE_CHECKING:
     from companion.evidence.schemas import EvidenceSummary
 
@@ -26,7 +28,9 @@ def render_markdown(s: EvidenceSummary) -> str:
     if s.plot_png:
         lines += [f"![loss curve with ln V]({Path(s.plot_png).as_uri()})", ""]
     lines += ["## Reasons", ""]
-    lines += [f"{i}. {r.text}" for i, r in enumerate(s.reasons, 1)] or ["(none)"]
+    lines += [f"{i}. {inline(r.text, PROSE_LIMIT)}" for i, r in enumerate(s.reasons, 1)] or [
+        "(none)"
+    ]
     window = "" if not s.window or s.window == 1 else f" (mean of {s.window} steps)"
     lines += [
         "",
@@ -34,11 +38,11 @@ def render_markdown(s: EvidenceSummary) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| format | {s.format} (`{s.metric}`) |",
+        f"| format | {inline(s.format)} ({code(s.metric, cell=True)}) |",
         f"| first value | loss {_num(s.first_loss)} at step {_num(s.first_step, 'g')}{window} |",
         f"| first learning rate | {_num(s.first_lr)} |",
         f"| ln V | {_num(s.ln_vocab)} (V = {s.vocab_size or 'unknown'}"
-        + (f"; {s.vocab_source}" if s.vocab_source else "")
+        + (f"; {inline(s.vocab_source, PATH_LIMIT)}" if s.vocab_source else "")
         + ") |",
         f"| last value | loss {_num(s.last_loss)} at step {_num(s.last_step, 'g')} |",
         f"| minimum loss | {_num(s.min_loss)} |",
@@ -52,9 +56,13 @@ def render_markdown(s: EvidenceSummary) -> str:
         "",
     ]
     for f in s.findings:
-        lines.append(f"- **{f.name}** ({f.direction}, {f.strength}): {f.message}")
+        lines.append(
+            f"- **{f.name}** ({f.direction}, {f.strength}): {inline(f.message, PROSE_LIMIT)}"
+        )
     if s.parse.notes:
-        lines += ["", "## Parser notes", ""] + [f"- {n}" for n in s.parse.notes]
+        lines += ["", "## Parser notes", ""] + [
+            f"- {inline(n, PROSE_LIMIT)}" for n in s.parse.notes
+        ]
     lines += [
         "",
         "## Manifest",
@@ -62,7 +70,10 @@ def render_markdown(s: EvidenceSummary) -> str:
         f"tool `{s.manifest.tool}` {s.manifest.tool_version}, created {s.manifest.created}",
         "",
     ]
-    lines += [f"- `{i.path}` ({i.size} bytes) sha256 `{i.sha256}`" for i in s.manifest.inputs]
+    lines += [
+        f"- {code(i.path, PATH_LIMIT)} ({i.size} bytes) sha256 `{i.sha256}`"
+        for i in s.manifest.inputs
+    ]
     if s.record_id:
         lines += ["", f"Recorded in the store as `{s.record_id}`."]
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ from pygls.workspace import TextDocument
 
 from companion.evidence.locate import DocScan, looks_like_log, scan_document
 from companion.evidence.vocab import find_beside
+from companion.mdtext import PATH_LIMIT, inline
 from companion.server.core import CompanionServer
 from companion.server.providers import Provider, show_action
 
@@ -121,11 +122,12 @@ class EvidenceProvider(Provider):
         vocab = find_beside(_path(doc))
         size, source = (vocab.size, vocab.source) if vocab else (scan.vocab, scan.vocab_source)
         step = "" if scan.first_step is None else f" at step {scan.first_step:g}"
-        text = f"**First loss** {scan.first_loss:.4f}{step} ({scan.format})\n\n"
+        text = f"**First loss** {scan.first_loss:.4f}{step} ({inline(scan.format)})\n\n"
         if size:
             ln_v = math.log(size)
             text += (
-                f"**ln V** = {ln_v:.4f} (V = {size:,}; {source}); the first loss is "
+                f"**ln V** = {ln_v:.4f} (V = {size:,}; {inline(source, PATH_LIMIT)}); "
+                "the first loss is "
                 f"{scan.first_loss - ln_v:+.3f} nats from ln V. A random init starts at "
                 "≈ ln V; fine-tuning starts far below it."
             )

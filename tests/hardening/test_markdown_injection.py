@@ -148,3 +148,20 @@ def test_audit_report_quotes_hostile_tensor_names_and_paths_inertly(tmp_path: Pa
     assert [rendered(name)] * 2 in [r[:2] for r in tensors]  # whole cells: no row broke
     assert "`model.layers.0.mlp.down_proj.weight`" in md  # ordinary names as before
     assert f"- A: `{a}`" not in md and str(a) in md.replace("``", "")
+
+
+def test_log_summary_quotes_a_hostile_metric_name_and_path_inertly(tmp_path: Path) -> None:
+    run = tmp_path / "run` ![i](t.png) <img src=x> |"  # a path may hold any of these
+    run.mkdir()
+    key = "train/loss " + HOSTILE
+    rows = [json.dumps({"step": i + 1, key: 6.9 - 0.01 * i}) for i in range(50)]
+    log = run / "metrics.jsonl"
+    log.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    args = {"paths": [str(log)], "vocab_size": 1000}
+    result = run_tool("evidence.summarize", args, ToolContext())
+    md = result.to_markdown()  # type: ignore[attr-defined]
+    assert_inert(md)
+    cells = {r[0]: r[1] for r in table_rows(md)}
+    assert cells["format"] == f"jsonl ({rendered(key)})"
+    assert cells["ln V"] == "6.908 (V = 1000; --vocab-size)"
+    assert f"- `{log}`" not in md and str(log) in md.replace("``", "")
