@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, inline
+
 if TYPE_CHECKING:
     from companion.fingerprint.schemas import FingerprintResult, IdentifyResult
 
@@ -18,10 +20,13 @@ def fingerprints_markdown(result: FingerprintResult) -> str:
     ]
     for f in result.fingerprints:
         if f.status == "failed":
-            lines.append(f"| {f.path} | failed: {f.error} | | | | |")
+            lines.append(
+                f"| {inline(f.path, PATH_LIMIT)} | failed: {inline(f.error, PROSE_LIMIT)} | | | | |"
+            )
             continue
+        path = inline(f.path, PATH_LIMIT)
         lines.append(
-            f"| {f.path} | ok | {f.hidden} | {f.layers} | {f.size_bytes} B | {f.seconds:.2f} |"
+            f"| {path} | ok | {f.hidden} | {f.layers} | {f.size_bytes} B | {f.seconds:.2f} |"
         )
     if result.record_id:
         lines += ["", f"Recorded as `{result.record_id}`."]
@@ -32,13 +37,14 @@ def identify_markdown(result: IdentifyResult) -> str:
     """The decision, the ranked candidates with their evidence, and the null."""
     best = result.parent
     head = (
-        f"**Likely parent: {best.path}** (score {best.score:.3f}, p = {best.p:.2g})"
+        f"**Likely parent: {inline(best.path, PATH_LIMIT)}** "
+        f"(score {best.score:.3f}, p = {best.p:.2g})"
         if best
         else "**No known parent** in the store (no candidate beats the unrelated-pair null)."
     )
     n = result.null
     lines = [
-        f"# Parent search for {result.path}",
+        f"# Parent search for {inline(result.path, PATH_LIMIT)}",
         "",
         head,
         "",
@@ -49,7 +55,8 @@ def identify_markdown(result: IdentifyResult) -> str:
         r = "—" if c.exact_r is None else f"{c.exact_r:.3f} ({c.shared})"
         gd = "—" if c.gain_distance is None else f"{c.gain_distance:.3f}"
         lines.append(
-            f"| {i} | {c.path} | {c.score:.3f} | {c.p:.2g} | {'yes' if c.related else 'no'} "
+            f"| {i} | {inline(c.path, PATH_LIMIT)} | {c.score:.3f} | {c.p:.2g} "
+            f"| {'yes' if c.related else 'no'} "
             f"| {r} | {gd} | {c.audit_verdict or '—'} |"
         )
     lines += [
@@ -61,5 +68,5 @@ def identify_markdown(result: IdentifyResult) -> str:
         "two models of one recipe share.",
     ]
     if result.stored_as:
-        lines.append(f"\nThis exact checkpoint is already stored as {result.stored_as}.")
+        lines.append(f"\nThis exact checkpoint is already stored as {inline(result.stored_as)}.")
     return "\n".join(lines) + "\n"

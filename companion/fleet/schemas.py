@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, inline
 from companion.model import Model
 from companion.tools import ToolResult
 
@@ -56,5 +57,8 @@ class FleetResult(ToolResult):
         failures = [i for i in self.items if i.status == "failed"]
         if failures:
             lines += ["", "| failed checkpoint | error |", "|---|---|"]
-            lines += [f"| {i.path} | {i.error} |" for i in failures]
+            lines += [
+                f"| {inline(i.path, PATH_LIMIT)} | {inline(i.error, PROSE_LIMIT)} |"
+                for i in failures
+            ]
         return "\n".join(lines) + "\n"

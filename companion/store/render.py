@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, code, inline
 from companion.store.migrations import METRIC_COLUMNS
 from companion.tools import get_tool
 
@@ -84,8 +85,8 @@ def query_footer(r: QueryResult) -> str:
 
 
 def _md_cell(value: object) -> str:
-    """Escape a markdown table cell."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    """A stored value (a path, a model name, a reason quoting a file) as inert cell text."""
+    return inline(value, PATH_LIMIT)
 
 
 def _fmt(value: float | None) -> str:
@@ -132,17 +133,20 @@ def bundle_markdown(bundle: dict[str, Any]) -> str:
     ]
     if bundle["reasons"]:
         lines += ["## Reasons", ""]
-        lines += [f"- {_reason_text(r)}" for r in bundle["reasons"]]
+        lines += [f"- {inline(_reason_text(r), PROSE_LIMIT)}" for r in bundle["reasons"]]
         lines.append("")
     manifest = bundle.get("manifest") or {}
     if manifest.get("inputs"):
         lines += ["## Inputs", "", "| file | size | sha256 |", "|---|---|---|"]
-        lines += [f"| {f['path']} | {f['size']} | `{f['sha256']}` |" for f in manifest["inputs"]]
+        lines += [
+            f"| {_md_cell(f['path'])} | {f['size']} | `{f['sha256']}` |" for f in manifest["inputs"]
+        ]
         lines.append("")
     if bundle["models"]:
         lines += ["## Models", "", "| side | name | content sha256 |", "|---|---|---|"]
         lines += [
-            f"| {m['side']} | {m['name']} | `{m['content_sha256']}` |" for m in bundle["models"]
+            f"| {m['side']} | {_md_cell(m['name'])} | `{m['content_sha256']}` |"
+            for m in bundle["models"]
         ]
         lines.append("")
     lines += ["## Parameters", "", "```json", json.dumps(bundle["arguments"], indent=2), "```", ""]
@@ -194,15 +198,19 @@ def verify_markdown(r: VerifyResult) -> str:
     lines += ["", "| file | status | recorded sha256 | now |", "|---|---|---|---|"]
     for f in r.files:
         now = f.actual_sha256[:16] if f.actual_sha256 else "-"
-        lines.append(f"| {f.path} | {f.status} | `{f.expected_sha256[:16]}` | `{now}` |")
-    notes = [f"- {f.path}: {f.status}, {f.reason}." for f in r.files if f.reason]
+        lines.append(f"| {_md_cell(f.path)} | {f.status} | `{f.expected_sha256[:16]}` | `{now}` |")
+    notes = [
+        f"- {_md_cell(f.path)}: {f.status}, {_md_cell(f.reason)}." for f in r.files if f.reason
+    ]
     if notes:
         lines += ["", "Remote inputs (recorded ranges re-fetched from the server):", "", *notes]
     if r.differences:
         lines += ["", f"## {r.n_differences} differing values", ""]
         lines += ["| where | recorded | re-computed |", "|---|---|---|"]
         for d in r.differences:
-            lines.append(f"| `{d.where}` | {_short(d.expected)} | {_short(d.actual)} |")
+            lines.append(
+                f"| {code(d.where, cell=True)} | {_short(d.expected)} | {_short(d.actual)} |"
+            )
         if r.n_differences > len(r.differences):
             lines.append(f"\n… and {r.n_differences - len(r.differences)} more.")
     return "\n".join(lines)
@@ -212,7 +220,7 @@ def register_markdown(r: RegisterResult) -> str:
     """A table of hashed files."""
     lines = [f"# Registered {r.files} files ({r.total_bytes} bytes)", ""]
     lines += ["| file | size | sha256 |", "|---|---|---|"]
-    lines += [f"| {f.path} | {f.size} | `{f.sha256}` |" for f in r.manifest.inputs]
+    lines += [f"| {_md_cell(f.path)} | {f.size} | `{f.sha256}` |" for f in r.manifest.inputs]
     if r.record_id:
         lines += ["", f"Record `{r.record_id}`: `companion verify {r.record_id}`."]
     return "\n".join(lines)
@@ -221,4 +229,4 @@ def register_markdown(r: RegisterResult) -> str:
 def _short(value: Any) -> str:
     """A compact rendering of a JSON value for a table cell."""
     text = json.dumps(value)
-    return (text if len(text) <= 60 else text[:57] + "...").replace("|", "\\|")
+    return inline(text if len(text) <= 60 else text[:57] + "...")

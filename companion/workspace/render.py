@@ -4,25 +4,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, inline
+
 if TYPE_CHECKING:
     from companion.workspace.schemas import ScanResult
 
 
 def scan_markdown(r: ScanResult) -> str:
     """Render a scan as a markdown table."""
-    lines = [f"# Workspace scan: {', '.join(r.roots)}", ""]
+    lines = [f"# Workspace scan: {', '.join(inline(x, PATH_LIMIT) for x in r.roots)}", ""]
     if not r.artifacts:
         lines.append("No model artifacts found.")
     else:
         lines += ["| kind | path | size |", "|---|---|---|"]
-        lines += [f"| {a.kind} | {a.path} | {human(a.size)} |" for a in r.artifacts]
+        lines += [
+            f"| {inline(a.kind)} | {inline(a.path, PATH_LIMIT)} | {human(a.size)} |"
+            for a in r.artifacts
+        ]
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(r.counts.items())) or "none"
     lines += ["", f"{r.files_seen} files seen; {counts}; {human(r.total_bytes)} total."]
     if r.truncated:
         lines.append("Scan stopped at the file limit (setting scan_max_files).")
     if r.problems:
         lines.append(f"{len(r.problems)} unreadable paths skipped:")
-        lines += [f"- {p.path}: {p.reason}" for p in r.problems[:20]]
+        lines += [
+            f"- {inline(p.path, PATH_LIMIT)}: {inline(p.reason, PROSE_LIMIT)}"
+            for p in r.problems[:20]
+        ]
     return "\n".join(lines)
 
 

@@ -165,3 +165,14 @@ def test_log_summary_quotes_a_hostile_metric_name_and_path_inertly(tmp_path: Pat
     assert cells["format"] == f"jsonl ({rendered(key)})"
     assert cells["ln V"] == "6.908 (V = 1000; --vocab-size)"
     assert f"- `{log}`" not in md and str(log) in md.replace("``", "")
+
+
+def test_workspace_scan_lists_a_hostile_file_name_inertly(tmp_path: Path) -> None:
+    name = "model |# x ![i](t.png) <img src=x> `k`\n.safetensors"  # a name may hold a newline
+    audit_files.raw_file(tmp_path / name, {"w": audit_files.entry("F32", [1], 0, 4)}, b"\0" * 4)
+    result = run_tool("workspace.scan", {"paths": [str(tmp_path)]}, ToolContext())
+    md = result.to_markdown()  # type: ignore[attr-defined]
+    assert_inert(md)
+    rows = table_rows(md)
+    assert all(len(r) == 3 for r in rows)
+    assert any(r[1].endswith(rendered(name)) for r in rows), rows
