@@ -15,8 +15,8 @@ LIMIT = 200
 """Characters of a value kept before the ellipsis (a name, not a payload)."""
 PATH_LIMIT = 1024
 """Characters of a path kept (a deep folder is still a legitimate path)."""
-PROSE_LIMIT = 600
-"""Characters of an engine's sentence kept when it quotes a value from a file."""
+PROSE_LIMIT = 4000
+"""Characters of an engine's sentence kept (more than any it writes; bounds a payload)."""
 
 # Shown as an escape so a value stays on its line (a newline would end a table row or start a
 # heading; U+2028/U+2029 break lines in some renderers; bidi controls reorder what people read).
