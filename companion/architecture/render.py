@@ -26,7 +26,8 @@ def describe_markdown(r: DescribeResult) -> str:
     lines += ["", "| field | value |", "|---|---|"]
     for k, v in s.model_dump(exclude={"notes", "missing", "unknown_fields", "source"}).items():
         if v not in (None, [], {}, 0, False) or k in ("tie_word_embeddings",):
-            lines.append(f"| {k} | {inline(v)} |")
+            shown = ", ".join(map(inline, v)) if isinstance(v, list) else inline(v)
+            lines.append(f"| {k} | {shown} |")
     lines += [
         "",
         f"**Parameters:** ≈ {human(p.total)} total, {human(p.active)} active "
