@@ -15,7 +15,6 @@ import collections
 import io
 import os
 import pickle
-import struct
 import zipfile
 from dataclasses import dataclass
 from math import prod
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from companion import files
+from companion.audit import torchzip
 from companion.audit.pickle_scan import check_pickle
 from companion.audit.safetensors import DTYPES, TensorInfo
 from companion.audit.source import Array, read_whole
@@ -36,10 +36,7 @@ _STORAGES = {
     "ByteStorage": "U8", "BoolStorage": "U8", "Float8_e4m3fnStorage": "F8_E4M3",
     "Float8_e5m2Storage": "F8_E5M2",
 }  # fmt: skip
-_CONVERT = (
-    "convert it to safetensors where running its code is safe (a throw-away sandbox): "
-    "torch.load(path, weights_only=True), then safetensors.torch.save_file(...)."
-)
+_CONVERT = torchzip.CONVERT
 
 
 class _Sealed:
@@ -172,53 +169,37 @@ def _flatten(obj: object, prefix: str = "", depth: int = 0) -> dict[str, _Tensor
     return out
 
 
-def _data_offset(fd: int, info: zipfile.ZipInfo, size: int, source: str) -> int:
-    """Where an uncompressed member's bytes start (after its local header)."""
-    if info.compress_type != zipfile.ZIP_STORED:
-        raise InputError(f"{source}: storage {info.filename} is compressed.", hint=_CONVERT)
-    head = os.pread(fd, 30, info.header_offset)
-    if len(head) < 30 or head[:4] != b"PK\x03\x04":
-        raise InputError(f"{source}: a zip member header is corrupt.", hint=_CONVERT)
-    n, m = struct.unpack("<HH", head[26:30])
-    begin: int = info.header_offset + 30 + n + m
-    if begin + info.file_size > size:
-        raise InputError(f"{source}: storage {info.filename} runs past the file.", hint=_CONVERT)
-    return begin
-
-
 def _load(path: Path, fd: int) -> dict[str, TensorInfo]:
     """Parse the zip and its pickle; tensor entries with absolute byte ranges."""
-    source, size = str(path), os.fstat(fd).st_size
+    source = str(path)
+    members = torchzip.directory(fd, source)
+    pkl = [n for n in members if n.endswith("data.pkl") and n.count("/") == 1]
+    if len(pkl) != 1:
+        raise InputError(f"{source} is a zip but not a torch.save checkpoint.", hint=_CONVERT)
+    prefix = pkl[0][: -len("data.pkl")]
+    order = members.get(f"{prefix}byteorder")
+    if order is not None and torchzip.read_member(fd, order, 16, source).strip() not in (
+        b"little",
+        b"",
+    ):
+        raise InputError(f"{source} was saved big-endian.", hint=_CONVERT)
+    data = torchzip.read_member(fd, members[pkl[0]], MAX_PICKLE_BYTES, source)
+    check_pickle(data, source)
     try:
-        zf = zipfile.ZipFile(path)  # `fd` above was checked to be a regular file
-    except (zipfile.BadZipFile, OSError):
-        raise InputError(f"{source} is a legacy (non-zip) PyTorch pickle.", hint=_CONVERT) from None
-    with zf:
-        members = {i.filename: i for i in zf.infolist()}
-        pkl = [n for n in members if n.endswith("data.pkl") and n.count("/") == 1]
-        if len(pkl) != 1 or members[pkl[0]].file_size > MAX_PICKLE_BYTES:
-            raise InputError(f"{source} is a zip but not a torch.save checkpoint.", hint=_CONVERT)
-        prefix = pkl[0][: -len("data.pkl")]
-        order = f"{prefix}byteorder"
-        if order in members and zf.read(order).strip() not in (b"little", b""):
-            raise InputError(f"{source} was saved big-endian.", hint=_CONVERT)
-        data = zf.read(pkl[0])
-        check_pickle(data, source)
-        try:
-            root = _Unpickler(data, members, prefix).load()
-        except InputError:
-            raise
-        except Exception as exc:  # a malformed pickle (bad opcodes, truncated, wrong types)
-            raise InputError(
-                f"{source}: data.pkl is malformed ({str(exc)[:100]}).", hint=_CONVERT
-            ) from None
+        root = _Unpickler(data, members, prefix).load()
+    except InputError:
+        raise
+    except Exception as exc:  # a malformed pickle (bad opcodes, truncated, wrong types)
+        raise InputError(
+            f"{source}: data.pkl is malformed ({str(exc)[:100]}).", hint=_CONVERT
+        ) from None
     out: dict[str, TensorInfo] = {}
     for name, t in sorted(_flatten(root).items()):
         member = members[f"{prefix}data/{t.storage.key}"]
         item = DTYPES[t.storage.dtype].itemsize
         if t.storage.numel * item > member.file_size:
             raise InputError(f"{source}: storage {t.storage.key} is short.", hint=_CONVERT)
-        begin = _data_offset(fd, member, size, source) + t.offset * item
+        begin = torchzip.locate(fd, member, source).begin + t.offset * item
         out[name] = TensorInfo(name, t.storage.dtype, t.shape, begin, begin + prod(t.shape) * item)
     return out
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import struct
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +75,35 @@ def handmade(path: Path, tensors: dict[str, np.ndarray[Any, Any]]) -> Path:
         specs.append((name, STORAGE[arr.dtype], str(i), arr.size, arr.shape))
         storages[str(i)] = arr
     return write_zip(path, state_dict_pickle(specs), storages)
+
+
+@dataclass
+class Raw:
+    """One zip member written byte by byte: `data` as stored, the rest as claimed."""
+
+    name: str
+    data: bytes
+    method: int = 0
+    size: int | None = None  # the uncompressed size claimed (default: len(data))
+    crc: int | None = None  # default: the CRC-32 of `data`
+    flags: int = 0
+    local_name: str | None = None  # the local header's name (default: `name`)
+
+
+def raw_zip(path: Path, members: list[Raw], prefix: bytes = b"") -> Path:
+    """A zip whose headers say whatever the members claim (zipfile would not write them)."""
+    body, central = bytearray(prefix), bytearray()
+    for m in members:
+        name, local = m.name.encode(), (m.local_name or m.name).encode()
+        size = len(m.data) if m.size is None else m.size
+        crc = zlib.crc32(m.data) if m.crc is None else m.crc
+        fields = (m.flags, m.method, 0, 0, crc, len(m.data), size)
+        offset = len(body) - len(prefix)
+        body += struct.pack("<4sH", b"PK\x03\x04", 20)
+        body += struct.pack("<HHHHIII", *fields) + struct.pack("<HH", len(local), 0) + local
+        body += m.data
+        central += struct.pack("<4sHH", b"PK\x01\x02", 20, 20) + struct.pack("<HHHHIII", *fields)
+        central += struct.pack("<HHHHHII", len(name), 0, 0, 0, 0, 0, offset) + name
+    counts = (len(members), len(members), len(central), len(body) - len(prefix), 0)
+    path.write_bytes(body + central + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, *counts))
+    return path

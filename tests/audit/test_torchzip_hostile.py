@@ -1,0 +1,115 @@
+"""Hostile zip layers under PyTorch checkpoints: compressed, encrypted, lying, doubled,
+shifted and truncated members. torch.save stores every member once, uncompressed, from byte
+0; anything else is refused with a clear error before a byte of it is inflated.
+
+Before the zip layer read members itself, zipfile's reader inflated them: a 512 MB deflate
+bomb as data.pkl peaked at about 1.1 GB (zipfile inflates up to 2 GB before cutting to the
+declared size), and CRC, encryption, codec and header-name errors crashed the CLI (exit 70).
+"""
+
+from __future__ import annotations
+
+import bz2
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from companion.audit.checkpoint import open_checkpoint
+from companion.errors import InputError
+from tests.audit.test_torchbin_hostile import _audit_in_child
+from tests.helpers.torch_zip import Raw, raw_zip, state_dict_pickle
+
+_PKL = state_dict_pickle([("w", "FloatStorage", "0", 4, (4,))])
+_DATA = Raw("archive/data/0", np.arange(4, dtype="<f4").tobytes())
+_ORDER = Raw("archive/byteorder", b"little")
+
+
+def _deflate(data: bytes) -> bytes:
+    """Raw deflate, as a zip member holds it."""
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return co.compress(data) + co.flush()
+
+
+def _deflate_bomb(megabytes: int) -> bytes:
+    """Raw deflate of `megabytes` MB of zeros, built from one fully flushed megabyte."""
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = co.compress(b"\0" * (1 << 20)) + co.flush(zlib.Z_FULL_FLUSH)
+    return chunk * megabytes + b"\x03\x00"  # an empty final block ends the stream
+
+
+def _pkl(**claims: object) -> Raw:
+    """data.pkl stored as it is, with some of its header fields replaced."""
+    return Raw("archive/data.pkl", _PKL, **claims)  # type: ignore[arg-type]
+
+
+def test_a_raw_zip_of_a_plain_checkpoint_reads(tmp_path: Path) -> None:
+    """Control: the byte-by-byte writer makes a zip the reader accepts."""
+    ck = open_checkpoint(raw_zip(tmp_path / "ok.bin", [_pkl(), _ORDER, _DATA]))
+    try:
+        assert ck.tensors["w"].file.read("w").tobytes() == _DATA.data
+    finally:
+        ck.close()
+
+
+_LAYOUTS = {
+    "deflated-data.pkl": (
+        [Raw("archive/data.pkl", _deflate(_PKL), method=8, size=len(_PKL), crc=zlib.crc32(_PKL))],
+        "compressed (deflate)",
+    ),
+    "bzip2-byteorder": (
+        [_pkl(), Raw("archive/byteorder", bz2.compress(b"little"), 12, 6, zlib.crc32(b"little"))],
+        "compressed (bzip2)",
+    ),
+    "unknown-method": ([_pkl(method=99)], "compressed (AES)"),
+    "encrypted": ([_pkl(flags=1)], "is encrypted"),
+    "bad-crc": ([_pkl(crc=1234)], "fails its CRC-32 check"),
+    "stored-sizes-disagree": ([_pkl(size=len(_PKL) + 7)], "sizes disagree"),
+    "local-name-differs": ([_pkl(local_name="archive/data.pkx")], "disagrees with the central"),
+    "huge-byteorder": ([_pkl(), Raw("archive/byteorder", b"little", size=1 << 31)], "16 byte"),
+    "two-data.pkl": ([_pkl(), Raw("archive/data.pkl", b"\x80\x02}.")], "two zip members named"),
+}
+
+
+@pytest.mark.parametrize(("members", "named"), _LAYOUTS.values(), ids=_LAYOUTS.keys())
+def test_hostile_zip_members_are_refused(members: list[Raw], named: str, tmp_path: Path) -> None:
+    path = raw_zip(tmp_path / "odd.bin", [*members, _DATA])
+    with pytest.raises(InputError) as err:
+        open_checkpoint(path)
+    assert named in err.value.message and err.value.hint
+
+
+def _whole(tmp_path: Path) -> bytes:
+    """The bytes of a plain raw-zip checkpoint."""
+    return raw_zip(tmp_path / "whole.bin", [_pkl(), _ORDER, _DATA]).read_bytes()
+
+
+_MANGLED = {
+    "truncated": (lambda d: d[: len(d) // 2], "truncated or corrupt zip"),
+    "no-end-record": (lambda d: d[:-5], "truncated or corrupt zip"),
+    "empty": (lambda d: b"", "not a PyTorch checkpoint"),
+    "garbage": (lambda d: b"hello" * 20, "not a PyTorch checkpoint"),
+    "prefixed": (lambda d: d[:30] + d, "not at byte 0"),  # a stray local header first
+    "directory-offset-past-the-file": (lambda d: d[:-6] + b"\xff\xff\x00\x00\x00\x00", "byte 0"),
+}
+
+
+@pytest.mark.parametrize(("mangle", "named"), _MANGLED.values(), ids=_MANGLED.keys())
+def test_broken_archives_are_refused(
+    mangle: Callable[[bytes], bytes], named: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "broken.bin"
+    path.write_bytes(mangle(_whole(tmp_path)))
+    with pytest.raises(InputError) as err:
+        open_checkpoint(path)
+    assert named in err.value.message and err.value.hint
+
+
+def test_a_deflate_bomb_as_data_pkl_is_never_inflated(tmp_path: Path) -> None:
+    bomb = _deflate_bomb(512)  # 512 MB of zeros in about half a megabyte
+    path = raw_zip(tmp_path / "bomb.bin", [Raw("archive/data.pkl", bomb, 8, 100, 0), _DATA])
+    code, message, peak_mb = _audit_in_child(path)
+    assert code == 2 and "compressed (deflate)" in message and "Next step:" in message
+    assert peak_mb < 400, f"peak RSS {peak_mb} MB"
