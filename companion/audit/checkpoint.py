@@ -150,15 +150,17 @@ def _open_index(index: Path) -> tuple[list[TensorFile], dict[str, TensorRef]]:
 
 
 def _open_file(path: Path) -> TensorFile:
-    """Open one local weights file by its format (GGUF, PyTorch zip, else safetensors)."""
+    """Open one local weights file by its format (GGUF, PyTorch zip, else safetensors); the
+    first bytes decide over the name, as each format's own loader decides."""
     from companion.audit.gguf_format import is_gguf
     from companion.audit.torchbin import TORCH_SUFFIXES, TorchFile
+    from companion.audit.torchzip import is_safetensors
 
     if path.suffix == ".gguf" or is_gguf(path):
         from companion.audit.gguf import GGUFFile
 
         return GGUFFile(path)
-    if path.suffix in TORCH_SUFFIXES:
+    if path.suffix in TORCH_SUFFIXES and not is_safetensors(path):
         return TorchFile(path)
     return SafetensorsFile(path)
 

@@ -16,7 +16,9 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
+from companion import files
 from companion.errors import InputError
 
 MAGIC = b"PK\x03\x04"
@@ -52,6 +54,16 @@ def looks_like_safetensors(head: bytes, size: int) -> bool:
         return False
     n = int.from_bytes(head[:8], "little")
     return 2 <= n <= size - 8
+
+
+def is_safetensors(path: Path) -> bool:
+    """Whether a file (whatever its name) starts like a safetensors file."""
+    try:
+        with files.open_regular(path, "File") as fh:
+            head = fh.read(9)
+            return looks_like_safetensors(head, os.fstat(fh.fileno()).st_size)
+    except (OSError, InputError):  # not readable, or not a regular file: not ours to sniff
+        return False
 
 
 def _not_a_zip(head: bytes, size: int, source: str) -> InputError:

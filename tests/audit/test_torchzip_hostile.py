@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from companion.audit.checkpoint import open_checkpoint
+from companion.audit.safetensors import write_safetensors
 from companion.errors import InputError
 from tests.audit.test_torchbin_hostile import _audit_in_child
 from tests.helpers.torch_zip import Raw, raw_zip, state_dict_pickle
@@ -113,3 +114,29 @@ def test_a_deflate_bomb_as_data_pkl_is_never_inflated(tmp_path: Path) -> None:
     code, message, peak_mb = _audit_in_child(path)
     assert code == 2 and "compressed (deflate)" in message and "Next step:" in message
     assert peak_mb < 400, f"peak RSS {peak_mb} MB"
+
+
+def test_a_bin_that_is_safetensors_is_read_as_safetensors(tmp_path: Path) -> None:
+    """The first bytes decide, not the name (before: 'a legacy (non-zip) PyTorch pickle')."""
+    arr = np.arange(6, dtype="<f4").reshape(2, 3)
+    path = tmp_path / "pytorch_model.bin"
+    write_safetensors(path, {"w": arr})
+    ck = open_checkpoint(path)
+    try:
+        assert ck.tensors["w"].info.shape == (2, 3)
+        assert ck.tensors["w"].file.read("w").tobytes() == arr.tobytes()
+    finally:
+        ck.close()
+
+
+def test_a_safetensors_zip_polyglot_is_judged_as_safetensors(tmp_path: Path) -> None:
+    """safetensors first, a torch zip appended: zipfile finds the zip from the end (and the
+    zip was read), but torch.load and safetensors both look at byte 0; the appended zip is
+    trailing bytes of a safetensors file and is refused as such."""
+    st = tmp_path / "a.safetensors"
+    write_safetensors(st, {"w": np.zeros(4, "<f4")})
+    path = tmp_path / "poly.bin"
+    path.write_bytes(st.read_bytes() + _whole(tmp_path))
+    with pytest.raises(InputError) as err:
+        open_checkpoint(path)
+    assert "trailing bytes" in err.value.message and err.value.hint
