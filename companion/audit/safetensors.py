@@ -25,6 +25,7 @@ from companion.errors import InputError
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 MAX_NDIM = 32
+MAX_EXTENT = 1 << 62  # numpy refuses shapes whose non-zero sizes span more bytes than int64
 
 
 def _words(name: str, size: int) -> np.dtype[Any]:
@@ -127,6 +128,12 @@ def _bad_entry(source: str, name: str, what: str) -> InputError:
     return _bad(source, f"tensor {name[:80]!r}{what}")
 
 
+def fits_numpy(shape: tuple[int, ...] | list[int], itemsize: int) -> bool:
+    """Whether numpy can shape an array so: at most MAX_NDIM sizes whose non-zero ones span at
+    most MAX_EXTENT bytes (numpy checks them even when another size is zero)."""
+    return len(shape) <= MAX_NDIM and prod(max(d, 1) for d in shape) * itemsize <= MAX_EXTENT
+
+
 def _entry(source: str, name: str, raw: object, data_len: int) -> TensorInfo:
     """Validate one tensor entry."""
     if not isinstance(raw, dict) or raw.keys() != _KEYS:
@@ -154,6 +161,8 @@ def _entry(source: str, name: str, raw: object, data_len: int) -> TensorInfo:
             f": dtype {dtype} x shape {shape} is {nbytes} bytes but its offsets "
             f"span {end - begin}.",
         )
+    if not fits_numpy(shape, DTYPES[dtype].itemsize):  # a zero size beside huge ones
+        raise _bad_entry(source, name, f" shape {shape[:4]}... spans more than 2^62 bytes.")
     return TensorInfo(name, dtype, tuple(shape), begin, end)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from companion import files
 from companion.audit import torchzip
 from companion.audit.pickle_scan import check_pickle
-from companion.audit.safetensors import DTYPES, TensorInfo
+from companion.audit.safetensors import DTYPES, MAX_NDIM, TensorInfo, fits_numpy
 from companion.audit.source import Array, read_whole
 from companion.errors import InputError
 
@@ -108,6 +108,12 @@ def _rebuild_tensor(
         )
     if offset + prod(shape) > storage.numel:
         raise InputError("PyTorch checkpoint: a tensor runs past its storage.", hint=_CONVERT)
+    if not fits_numpy(shape, DTYPES[storage.dtype].itemsize):  # a zero size beside huge ones
+        raise InputError(
+            f"PyTorch checkpoint: a tensor's shape {shape[:4]}... has more than {MAX_NDIM} "
+            "sizes or spans more than 2^62 bytes.",
+            hint=_CONVERT,
+        )
     return _Tensor(storage, offset, shape)
 
 

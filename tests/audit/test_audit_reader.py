@@ -162,6 +162,8 @@ def test_dtype_shape_mismatch_and_unknown_dtype(tmp_path: Path) -> None:
     assert "unknown dtype 'F4'" in error_of(raw_file(tmp_path / "u.safetensors", h, b"x"))
     h = {"a": entry("F32", [2**40, 2**40], 0, 8)}
     assert "bytes but its offsets" in error_of(raw_file(tmp_path / "big.safetensors", h, b"x" * 8))
+    h = {"a": entry("F32", [2**62, 0], 0, 0)}  # zero bytes, yet numpy cannot shape it (exit 70)
+    assert "spans more than 2^62 bytes" in error_of(raw_file(tmp_path / "z.safetensors", h))
 
 
 def test_index_with_missing_shard_and_bad_names(tmp_path: Path) -> None:

@@ -21,11 +21,12 @@ from companion.audit.checkpoint import open_checkpoint
 from companion.audit.safetensors import write_safetensors
 from companion.errors import InputError
 from tests.audit.test_torchbin_hostile import _audit_in_child
-from tests.helpers.torch_zip import Raw, raw_zip, state_dict_pickle
+from tests.helpers.torch_zip import Raw, raw_zip, state_dict_pickle, tensor_pickle, write_zip
 
 _PKL = state_dict_pickle([("w", "FloatStorage", "0", 4, (4,))])
 _DATA = Raw("archive/data/0", np.arange(4, dtype="<f4").tobytes())
 _ORDER = Raw("archive/byteorder", b"little")
+_F4 = np.zeros(4, "<f4")
 
 
 def _deflate(data: bytes) -> bytes:
@@ -140,3 +141,35 @@ def test_a_safetensors_zip_polyglot_is_judged_as_safetensors(tmp_path: Path) -> 
     with pytest.raises(InputError) as err:
         open_checkpoint(path)
     assert "trailing bytes" in err.value.message and err.value.hint
+
+
+@pytest.mark.parametrize(
+    ("numel", "shape", "strides"),
+    [
+        (0, (2**62, 0), (0, 1)),
+        (0, (0, 2**70), (2**70, 1)),
+        (0, (2**31, 2**31, 0), (0, 0, 1)),
+        (4, (1,) * 33 + (4,), (4,) * 33 + (1,)),
+    ],
+    ids=["2^62-by-0", "0-by-2^70", "2^31-by-2^31-by-0", "34-dims"],
+)
+def test_shapes_numpy_cannot_hold_are_refused(
+    numel: int, shape: tuple[int, ...], strides: tuple[int, ...], tmp_path: Path
+) -> None:
+    """Zero bytes, so no storage bound catches them, but numpy cannot shape them: fingerprint
+    and identify crashed on the reshape (exit 70). They are refused when the file opens, as is
+    a tensor of more sizes than a safetensors file may hold (MAX_NDIM)."""
+    path = write_zip(tmp_path / "w.bin", tensor_pickle(numel, shape, strides), {"0": _F4})
+    with pytest.raises(InputError) as err:
+        open_checkpoint(path)
+    assert "spans more than 2^62 bytes" in err.value.message and err.value.hint
+
+
+def test_a_zero_size_tensor_of_sane_shape_still_opens(tmp_path: Path) -> None:
+    """Control: (0, 4096) is an empty tensor numpy can shape; it opens as before."""
+    path = write_zip(tmp_path / "w.bin", tensor_pickle(0, (0, 4096), (4096, 1)), {"0": _F4})
+    ck = open_checkpoint(path)
+    try:
+        assert ck.tensors["w"].info.shape == (0, 4096)
+    finally:
+        ck.close()

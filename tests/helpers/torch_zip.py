@@ -107,3 +107,26 @@ def raw_zip(path: Path, members: list[Raw], prefix: bytes = b"") -> Path:
     counts = (len(members), len(members), len(central), len(body) - len(prefix), 0)
     path.write_bytes(body + central + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, *counts))
     return path
+
+
+def long_op(n: int) -> bytes:
+    """LONG1 (any size), or BININT when it fits."""
+    if -(2**31) <= n < 2**31:
+        return int_op(n)
+    raw = n.to_bytes(n.bit_length() // 8 + 1, "little", signed=True)
+    return b"\x8a" + bytes([len(raw)]) + raw
+
+
+def tensor_pickle(numel: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> bytes:
+    """A state dict of one float tensor `w` over storage `0`, sizes written as they are."""
+    pid = tuple_op([u("storage"), global_op("torch", "FloatStorage"), u("0"), u("cpu")])
+    args = [
+        pid[:-1] + long_op(numel) + b"tQ",
+        int_op(0),
+        tuple_op([long_op(d) for d in shape]),
+        tuple_op([long_op(s) for s in strides]),
+        b"\x89",
+        global_op("collections", "OrderedDict") + b")R",
+    ]
+    head = b"\x80\x02" + global_op("collections", "OrderedDict") + b")R("
+    return head + u("w") + global_op("torch._utils", "_rebuild_tensor_v2") + tuple_op(args) + b"Ru."
