@@ -195,6 +195,14 @@ class Settings(Model):
         le=3600,
         description="Seconds a remote read may wait for the next bytes before it is retried.",
     )
+    remote_min_rate: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="Slowest average speed, in bytes per second, at which a remote range is "
+        "still read: measured once a request has waited remote_timeout_s for its bytes (the "
+        "time remote_bandwidth holds it back does not count), a slower one is retried and "
+        "then given up with an error. 0 turns the floor off.",
+    )
     remote_retries: int = Field(
         default=4,
         ge=0,

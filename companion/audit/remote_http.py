@@ -33,9 +33,11 @@ if TYPE_CHECKING:  # httpx loads with the first client (0.2 s of start-up otherw
 from companion.audit.remote_cache import complete, entries, locked
 from companion.audit.remote_reply import (
     FileChanged,
+    Pace,
     Retry,
     etag_of,
     final,
+    gave_up,
     no_range,
     refuse_encoding,
     request_error,
@@ -47,7 +49,7 @@ from companion.settings import Settings
 
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _log = logging.getLogger(__name__)
-_STEP = 1 << 20  # bytes written to the cache per read (and the bandwidth accounting unit)
+_STEP = 1 << 20  # bytes hashed per read of the cache
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class RemoteOptions:
     remote_concurrency: int
     remote_bandwidth: int | None
     remote_timeout_s: float
+    remote_min_rate: int
     remote_retries: int
     remote_coalesce_gap: int
     remote_full_download: bool
@@ -73,6 +76,7 @@ class RemoteOptions:
             remote_concurrency=s.remote_concurrency,
             remote_bandwidth=s.remote_bandwidth,
             remote_timeout_s=s.remote_timeout_s,
+            remote_min_rate=s.remote_min_rate,
             remote_retries=s.remote_retries,
             remote_coalesce_gap=s.remote_coalesce_gap,
             remote_full_download=s.remote_full_download,
@@ -117,15 +121,17 @@ class _Limiter:
     def __init__(self, rate: int | None) -> None:
         self.rate, self.lock, self.start, self.sent = rate, threading.Lock(), time.monotonic(), 0
 
-    def take(self, n: int) -> None:
-        """Account n bytes; sleep if ahead of the cap."""
+    def take(self, n: int) -> float:
+        """Account n bytes; sleep if ahead of the cap (the seconds slept)."""
         if self.rate is None:
-            return
+            return 0.0
         with self.lock:
             self.sent += n
             wait = self.sent / self.rate - (time.monotonic() - self.start)
-        if wait > 0:
-            time.sleep(wait)
+        if wait <= 0:
+            return 0.0
+        time.sleep(wait)
+        return wait
 
 
 @dataclass
@@ -229,10 +235,7 @@ class Blob:
                     return
             except Retry as exc:
                 if attempt == self.settings.remote_retries:
-                    raise InputError(
-                        f"Reading {self.url} failed after {attempt + 1} tries: {exc}.",
-                        hint="check the connection, or raise remote_retries / remote_timeout_s.",
-                    ) from None
+                    raise gave_up(f"Reading {self.url}", attempt + 1, exc) from None
                 time.sleep(min(exc.after if exc.after is not None else 0.2 * 2**attempt, 30.0))
         raise InputError(f"{self.url} kept sending short responses.", hint="retry later.")
 
@@ -271,13 +274,14 @@ class Blob:
             raise Retry(f"{type(exc).__name__} part way through a range") from None
 
     def _save(self, resp: httpx.Response, write: Callable[[bytes], object], limit: int) -> None:
-        """Hand the raw body to `write`, refusing more than `limit` bytes."""
-        for chunk in resp.iter_raw(_STEP):
+        """Hand the raw body to `write`, refusing more than `limit` bytes or a crawl."""
+        pace = Pace(self.settings.remote_min_rate, self.settings.remote_timeout_s)
+        for chunk in resp.iter_raw():  # each network read as it comes (<= 64 KB), unbuffered
             if len(chunk) > limit:
                 raise InputError(f"{self.url} sent more bytes than asked.", hint="retry.")
             write(chunk)
             limit -= len(chunk)
-            self.limiter.take(len(chunk))
+            pace.took(len(chunk), self.limiter.take(len(chunk)))
             with self.lock:
                 self.fetched += len(chunk)
             if self.on_bytes is not None:

@@ -1,8 +1,10 @@
 """One HTTP answer from a remote file's server: the error its status or an httpx failure
-means, whether a fault is worth retrying (and after how long), and the file's ETag."""
+means, whether a fault is worth retrying (and after how long), whether its body comes fast
+enough, and the file's ETag."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # httpx loads with the first client
@@ -21,6 +23,49 @@ class Retry(Exception):
     def __init__(self, message: str, after: float | None = None) -> None:
         super().__init__(message)
         self.after = after
+
+
+class TooSlow(Retry):
+    """A body arriving below the remote_min_rate floor (retried: a new connection may be faster)."""
+
+    def __init__(self, rate: float, floor: int) -> None:
+        super().__init__(f"{rate:.0f} bytes/s, below remote_min_rate ({floor} bytes/s)")
+        self.rate, self.floor = rate, floor
+
+
+class Pace:
+    """One answer's body rate, over the time spent waiting for the server only.
+
+    httpx's timeout bounds each gap between reads, so a server sending a byte just inside
+    every gap keeps a request alive for ever; this floor bounds the whole body instead. The
+    time our own bandwidth cap sleeps is not the server's and is left out of the clock.
+    """
+
+    def __init__(self, floor: int, grace: float) -> None:
+        self.floor, self.grace = floor, grace
+        self.start, self.ours, self.got = time.monotonic(), 0.0, 0
+
+    def took(self, n: int, slept: float) -> None:
+        """Count n more bytes (and `slept` seconds of ours); TooSlow once under the floor."""
+        self.got += n
+        self.ours += slept
+        waited = time.monotonic() - self.start - self.ours
+        if self.floor and waited > self.grace and self.got < self.floor * waited:
+            raise TooSlow(self.got / waited, self.floor)
+
+
+def gave_up(what: str, tries: int, exc: Retry) -> InputError:
+    """The error once a range's retries are spent; a too-slow server names the floor."""
+    if isinstance(exc, TooSlow):
+        return InputError(
+            f"{what} failed after {tries} tries: the server is too slow "
+            f"({exc.rate:.0f} bytes/s; remote_min_rate is {exc.floor} bytes/s).",
+            hint="try another mirror, or lower remote_min_rate (0 turns the floor off).",
+        )
+    return InputError(
+        f"{what} failed after {tries} tries: {exc}.",
+        hint="check the connection, or raise remote_retries / remote_timeout_s.",
+    )
 
 
 def status_error(url: str, status: int) -> InputError:

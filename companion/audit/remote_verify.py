@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from companion.audit.remote_http import Blob, RemoteOptions, client, limiter, probe
-from companion.audit.remote_reply import FileChanged, Retry
+from companion.audit.remote_reply import FileChanged, Retry, gave_up
 from companion.errors import InputError
 from companion.manifest import InputFile
 
@@ -56,10 +56,7 @@ def _fresh(blob: Blob, begin: int, end: int, write: Callable[[bytes], object]) -
             blob.stream(at, end, sink)
         except Retry as exc:
             if attempt == retries:
-                raise InputError(
-                    f"Re-reading {blob.url} failed after {attempt + 1} tries: {exc}.",
-                    hint="check the connection, or raise remote_retries / remote_timeout_s.",
-                ) from None
+                raise gave_up(f"Re-reading {blob.url}", attempt + 1, exc) from None
             time.sleep(min(exc.after if exc.after is not None else 0.2 * 2**attempt, 30.0))
         if at == end:
             return

@@ -5,10 +5,12 @@ the hub does); `/cdn/...` serves bytes with Range and an ETag. `faults` changes 
 "norange", "ignored", "short", "reset", "etag", "trickle", "tamper" (flip each range's first
 byte, same ETag), "429" (with `retry_after`), "401", "403", "404", "loop" (the resolve URL
 redirects to itself), "loop-get" (for GETs only), "gzip" (range answers are `encoded`, sent
-as Content-Encoding: gzip, gzip) and "stall" (the first range stops half way until `gate` is
-set); `claim` makes it report that ETag for every file (a server forging another file's
-identity). The server counts every body byte it sends
-and keeps each request's Authorization header, so tests observe traffic from the outside.
+as Content-Encoding: gzip, gzip), "stall" (the first range stops half way until `gate` is
+set) and "drip" (range bodies come a byte every 20 ms, well inside any read timeout, for at
+most 10 s or until the client hangs up; then the connection is cut); `claim` makes it report
+that ETag for every file (a server forging another file's identity). The server counts every
+body byte it sends and keeps each request's Authorization header, so tests observe traffic
+from the outside.
 """
 
 from __future__ import annotations
@@ -141,7 +143,23 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(hub.encoded)
             self.close_connection = True
 
+        def drip(self, body: bytes) -> None:
+            """A byte every 20 ms: bounded (500 bytes, 10 s), stopped by a client hang-up."""
+            try:
+                for i in range(min(len(body), 500)):
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    with hub.lock:
+                        hub.sent += 1
+                    time.sleep(0.02)
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.close_connection = True
+
         def body(self, body: bytes, whole: bool) -> None:
+            if "drip" in hub.faults and not whole:
+                return self.drip(body)
             cut = (
                 len(body) // 2
                 if not whole and len(body) > 1024 and hub.fire_once("reset")

@@ -1,0 +1,53 @@
+"""Servers that abuse the client's patience or disk: a body dripped just inside every read
+timeout is abandoned under the remote_min_rate floor (never because of our own bandwidth
+cap). Every server here is the loopback hub (127.0.0.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers.hub_server import Hub
+from helpers.remote_repos import family_repos, hub_env
+
+from companion.audit.remote_http import Blob, RemoteOptions, client, limiter, probe
+from companion.errors import InputError
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    """The loopback hub with org/base, org/tuned and org/other."""
+    with hub_env(family_repos(tmp_path), tmp_path, monkeypatch) as h:
+        yield h
+
+
+def blob(hub: Hub) -> Blob:
+    """org/base's weights, probed with the settings of the environment."""
+    s = RemoteOptions.from_settings()
+    return probe(f"{hub.url}/org/base/resolve/main/model.safetensors", s, client(s), limiter(s))
+
+
+def test_a_body_dripped_inside_every_timeout_is_given_up_as_too_slow(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPANION_REMOTE_TIMEOUT_S", "0.5")  # each 20 ms gap is well inside it
+    monkeypatch.setenv("COMPANION_REMOTE_MIN_RATE", "1000")  # the drip is ~50 bytes/s
+    monkeypatch.setenv("COMPANION_REMOTE_RETRIES", "0")
+    hub.faults.add("drip")
+    with pytest.raises(InputError) as err:
+        blob(hub).read(0, 4096)
+    assert "too slow" in err.value.message and "bytes/s" in err.value.message
+    assert "mirror" in (err.value.hint or "") and "remote_min_rate" in (err.value.hint or "")
+    assert hub.sent < 500  # abandoned before the drip ran out by itself
+
+
+def test_our_own_bandwidth_cap_does_not_trip_the_floor(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPANION_REMOTE_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("COMPANION_REMOTE_BANDWIDTH", "1024")  # 2 KB take ~2 s of our sleep
+    monkeypatch.setenv("COMPANION_REMOTE_MIN_RATE", "1000000")  # far above our own cap
+    monkeypatch.setenv("COMPANION_REMOTE_RETRIES", "0")
+    data = hub.repos["org/base"]["model.safetensors"]
+    assert blob(hub).read(0, 2048) == data[:2048]
