@@ -4,13 +4,15 @@ An entry `<a>-<b>` counts only as a regular file (not a symlink, FIFO or folder)
 b - a bytes; anything else (a crash that truncated it, a file replaced by hand) is fetched
 again and replaced, so a damaged cache repairs itself instead of failing every later run.
 A `.part` is written only under an exclusive lock, so two audits of one file (two processes)
-never append to it at once: the second waits, then finds the range complete.
+never append to it at once: the second waits, then finds the range complete. A whole-file
+download starts only when the cache's disk has room for it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import sys
 from collections.abc import Iterator
@@ -52,6 +54,18 @@ def complete(part: Path, entry: Path) -> None:
             f"Cannot write the range cache entry {entry}: {exc.strerror or exc}.",
             hint=f"remove {entry} (or the cache folder {entry.parent}) and run again.",
         ) from None
+
+
+def make_room(folder: Path, need: int, url: str) -> None:
+    """Refuse a download of `need` bytes into `folder` when its disk has less free space."""
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise InputError(
+            f"{url} ignores Range, and downloading it whole needs {need:,} bytes, but the "
+            f"range cache ({folder.parent}) has {free:,} bytes free; nothing was downloaded.",
+            hint="free disk space there, or set remote_cache_dir to a disk with room "
+            "(or use a mirror that supports Range).",
+        )
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:  # httpx loads with the first client (0.2 s of start-up otherwise)
     import httpx
 
-from companion.audit.remote_cache import complete, entries, locked
+from companion.audit.remote_cache import complete, entries, locked, make_room
 from companion.audit.remote_reply import (
     FileChanged,
     Pace,
@@ -288,7 +288,8 @@ class Blob:
                 self.on_bytes(len(chunk))
 
     def _whole(self, resp: httpx.Response) -> None:
-        """The user allowed it: the whole file into the cache as one range."""
+        """The user allowed it: the whole file into the cache as one range (if it fits)."""
+        make_room(self.cache, self.size, self.url)
         _log.warning("%s ignores Range: downloading all %d bytes", self.url, self.size)
         part = self.cache / f"0-{self.size}.whole"
         part.unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """Servers that abuse the client's patience or disk: a body dripped just inside every read
 timeout is abandoned under the remote_min_rate floor (never because of our own bandwidth
-cap). Every server here is the loopback hub (127.0.0.1)."""
+cap), and a whole-file download needs room on the disk first. Every server here is the
+loopback hub (127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,17 @@ def test_our_own_bandwidth_cap_does_not_trip_the_floor(
     monkeypatch.setenv("COMPANION_REMOTE_RETRIES", "0")
     data = hub.repos["org/base"]["model.safetensors"]
     assert blob(hub).read(0, 2048) == data[:2048]
+
+
+def test_a_full_download_bigger_than_the_free_disk_is_refused_unwritten(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPANION_REMOTE_FULL_DOWNLOAD", "true")
+    hub.faults.add("norange")
+    hub.head_size = 10 * 10**12  # the HEAD claims 10 TB
+    with pytest.raises(InputError) as err:
+        blob(hub).read(0, 8)
+    assert "10,000,000,000,000 bytes" in err.value.message and "free" in err.value.message
+    assert "remote_cache_dir" in (err.value.hint or "")
+    written = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert not [p for p in written if p.stat().st_size or p.suffix == ".whole"], written

@@ -8,7 +8,8 @@ redirects to itself), "loop-get" (for GETs only), "gzip" (range answers are `enc
 as Content-Encoding: gzip, gzip), "stall" (the first range stops half way until `gate` is
 set) and "drip" (range bodies come a byte every 20 ms, well inside any read timeout, for at
 most 10 s or until the client hangs up; then the connection is cut); `claim` makes it report
-that ETag for every file (a server forging another file's identity). The server counts every
+that ETag for every file (a server forging another file's identity), `head_size` makes every
+HEAD claim that size (the GETs send the true bytes). The server counts every
 body byte it sends and keeps each request's Authorization header, so tests observe traffic
 from the outside.
 """
@@ -40,6 +41,7 @@ class Hub:
     claim: str = ""  # when set, the ETag reported for every file
     retry_after: str = "0"  # the Retry-After of the "429" fault
     encoded: bytes = b""  # the body of every range answer under the "gzip" fault
+    head_size: int | None = None  # when set, the size every HEAD claims (the GETs stay true)
     gate: threading.Event = field(default_factory=threading.Event)  # releases a "stall"
     lock: threading.Lock = field(default_factory=threading.Lock)
     once: set[str] = field(default_factory=set)  # faults already fired once
@@ -128,6 +130,8 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 if "gzip" in hub.faults:
                     return self.encoded(tag)
             length = len(body) // 2 if "short" in hub.faults and not whole else len(body)
+            if head and hub.head_size is not None:
+                length = hub.head_size
             self.send_header("Content-Length", str(length))
             self.send_header("ETag", f'"{tag}"')
             self.end_headers()
