@@ -56,6 +56,14 @@ def complete(part: Path, entry: Path) -> None:
         ) from None
 
 
+def unwritable(folder: Path, exc: OSError) -> InputError:
+    """The error for a failed write into a blob's cache folder (disk full, read-only, ...)."""
+    return InputError(
+        f"Cannot write the range cache in {folder.parent}: {exc.strerror or exc}.",
+        hint="free disk space there, or set remote_cache_dir to a writable disk with room.",
+    )
+
+
 def make_room(folder: Path, need: int, url: str) -> None:
     """Refuse a download of `need` bytes into `folder` when its disk has less free space."""
     free = shutil.disk_usage(folder).free

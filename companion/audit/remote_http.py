@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:  # httpx loads with the first client (0.2 s of start-up otherwise)
     import httpx
 
-from companion.audit.remote_cache import complete, entries, locked, make_room
+from companion.audit.remote_cache import complete, entries, locked, make_room, unwritable
 from companion.audit.remote_reply import (
     FileChanged,
     Pace,
@@ -219,7 +219,10 @@ class Blob:
         with self.lock:
             gate = self.busy.setdefault((begin, end), threading.Lock())
         with gate:
-            self._fetch(begin, end)
+            try:
+                self._fetch(begin, end)
+            except OSError as exc:  # the disk is full or read-only, the cache unwritable, ...
+                raise unwritable(self.cache, exc) from None
 
     def _fetch(self, begin: int, end: int) -> None:
         """Fetch [begin, end), resuming a partial file, retrying faults."""

@@ -5,6 +5,7 @@ loopback hub (127.0.0.1)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,3 +67,29 @@ def test_a_full_download_bigger_than_the_free_disk_is_refused_unwritten(
     assert "remote_cache_dir" in (err.value.hint or "")
     written = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
     assert not [p for p in written if p.stat().st_size or p.suffix == ".whole"], written
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_cache_write_the_disk_refuses_is_a_clear_error(hub: Hub) -> None:
+    import resource
+
+    fetched = blob(hub)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))  # writes past 1000 bytes: EFBIG
+    try:
+        with pytest.raises(InputError) as err:
+            fetched.read(0, 4096)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert "Cannot write the range cache" in err.value.message
+    assert "remote_cache_dir" in (err.value.hint or "")
+
+
+def test_an_unwritable_cache_folder_is_a_clear_error(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    monkeypatch.setenv("COMPANION_REMOTE_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    with pytest.raises(InputError) as err:
+        blob(hub).read(0, 8)
+    assert "Cannot write the range cache" in err.value.message
