@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from companion.audit.checkpoint import Checkpoint
+from companion.audit.remote_cache import make_room
 from companion.audit.remote_http import RemoteOptions
 from companion.jobs import Job
 
@@ -60,6 +61,7 @@ def fetch_remote(
     if not work:
         job.report("remote tensors: every byte needed is in the range cache (fetched 0 B)")
         return
+    make_room(settings.cache_dir, meter.needed, "The remote tensors this audit reads")
     blobs = {id(f.blob): f.blob for f, _ in work}.values()
     for blob in blobs:
         blob.on_bytes = meter.add

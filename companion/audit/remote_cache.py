@@ -64,15 +64,17 @@ def unwritable(folder: Path, exc: OSError) -> InputError:
     )
 
 
-def make_room(folder: Path, need: int, url: str) -> None:
-    """Refuse a download of `need` bytes into `folder` when its disk has less free space."""
-    free = shutil.disk_usage(folder).free
+def make_room(root: Path, need: int, what: str) -> None:
+    """Refuse to download `need` bytes (`what`) into the cache at `root` if its disk lacks room."""
+    there = root
+    while not there.exists() and there != there.parent:  # the cache may not exist yet
+        there = there.parent
+    free = shutil.disk_usage(there).free
     if need > free:
         raise InputError(
-            f"{url} ignores Range, and downloading it whole needs {need:,} bytes, but the "
-            f"range cache ({folder.parent}) has {free:,} bytes free; nothing was downloaded.",
-            hint="free disk space there, or set remote_cache_dir to a disk with room "
-            "(or use a mirror that supports Range).",
+            f"{what} needs {need:,} bytes, but the range cache ({root}) has {free:,} bytes "
+            "free; nothing was downloaded.",
+            hint="free disk space there, or set remote_cache_dir to a disk with room.",
         )
 
 

@@ -292,7 +292,7 @@ class Blob:
 
     def _whole(self, resp: httpx.Response) -> None:
         """The user allowed it: the whole file into the cache as one range (if it fits)."""
-        make_room(self.cache, self.size, self.url)
+        make_room(self.settings.cache_dir, self.size, f"{self.url} ignores Range: its whole file")
         _log.warning("%s ignores Range: downloading all %d bytes", self.url, self.size)
         part = self.cache / f"0-{self.size}.whole"
         part.unlink(missing_ok=True)

@@ -5,6 +5,8 @@ loopback hub (127.0.0.1)."""
 
 from __future__ import annotations
 
+import json
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +15,11 @@ import pytest
 from helpers.hub_server import Hub
 from helpers.remote_repos import family_repos, hub_env
 
+from companion.audit.checkpoint import open_checkpoint
+from companion.audit.prefetch import fetch_remote
 from companion.audit.remote_http import Blob, RemoteOptions, client, limiter, probe
 from companion.errors import InputError
+from companion.jobs import Job
 
 
 @pytest.fixture
@@ -93,3 +98,21 @@ def test_an_unwritable_cache_folder_is_a_clear_error(
     with pytest.raises(InputError) as err:
         blob(hub).read(0, 8)
     assert "Cannot write the range cache" in err.value.message
+
+
+def test_ranges_bigger_than_the_free_disk_are_refused_before_any_is_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    huge = 10 * 10**12  # a header (and HEAD) that claim a 10 TB tensor; Range is honoured
+    head = json.dumps({"w": {"dtype": "U8", "shape": [huge], "data_offsets": [0, huge]}})
+    data = struct.pack("<Q", len(head)) + head.encode() + bytes(64)
+    with hub_env({"org/huge": {"model.safetensors": data}}, tmp_path, monkeypatch) as hub:
+        hub.head_size = 8 + len(head) + huge
+        settings = RemoteOptions.from_settings()
+        ck = open_checkpoint("hf://org/huge", settings)
+        before = [r for r in hub.requests if r[0] == "GET"]
+        with pytest.raises(InputError) as err:
+            fetch_remote([ck], [["w"]], Job(), settings)
+    assert "10,000,000,000,000 bytes" in err.value.message and "free" in err.value.message
+    assert "remote_cache_dir" in (err.value.hint or "")
+    assert [r for r in hub.requests if r[0] == "GET"] == before  # no range of it was asked for

@@ -9,7 +9,7 @@ as Content-Encoding: gzip, gzip), "stall" (the first range stops half way until 
 set) and "drip" (range bodies come a byte every 20 ms, well inside any read timeout, for at
 most 10 s or until the client hangs up; then the connection is cut); `claim` makes it report
 that ETag for every file (a server forging another file's identity), `head_size` makes every
-HEAD claim that size (the GETs send the true bytes). The server counts every
+HEAD and Content-Range claim that size (the bodies are the true bytes). The server counts every
 body byte it sends and keeps each request's Authorization header, so tests observe traffic
 from the outside.
 """
@@ -41,7 +41,7 @@ class Hub:
     claim: str = ""  # when set, the ETag reported for every file
     retry_after: str = "0"  # the Retry-After of the "429" fault
     encoded: bytes = b""  # the body of every range answer under the "gzip" fault
-    head_size: int | None = None  # when set, the size every HEAD claims (the GETs stay true)
+    head_size: int | None = None  # when set, the size HEADs and Content-Ranges claim
     gate: threading.Event = field(default_factory=threading.Event)  # releases a "stall"
     lock: threading.Lock = field(default_factory=threading.Lock)
     once: set[str] = field(default_factory=set)  # faults already fired once
@@ -126,7 +126,8 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 if "tamper" in hub.faults and body:  # other bytes under the same ETag
                     body = bytes([body[0] ^ 0xFF]) + body[1:]
                 self.send_response(206)
-                self.send_header("Content-Range", f"bytes {a}-{b}/{len(data)}")
+                total = len(data) if hub.head_size is None else hub.head_size
+                self.send_header("Content-Range", f"bytes {a}-{b}/{total}")
                 if "gzip" in hub.faults:
                     return self.encoded(tag)
             length = len(body) // 2 if "short" in hub.faults and not whole else len(body)
