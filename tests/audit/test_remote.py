@@ -121,8 +121,12 @@ def test_429_is_retried_after_retry_after(hub: Hub) -> None:
         ("404", "not found"),
     ],
 )
-def test_faults_are_clear_errors(hub: Hub, fault: str, words: str) -> None:
+def test_faults_are_clear_errors(
+    hub: Hub, fault: str, words: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     hub.faults.add(fault)
+    if fault == "trickle":  # a byte every 0.5 s: only a shorter gap timeout ends it
+        monkeypatch.setenv("COMPANION_REMOTE_TIMEOUT_S", "0.3")
     with pytest.raises(InputError) as err:
         ck = open_checkpoint("hf://org/base/model.safetensors", RemoteOptions.from_settings())
         name = "model.embed_tokens.weight"
