@@ -11,25 +11,17 @@ reads; a range no longer in the pool (tensors stored in a very different order, 
 for a third model) is read again with pread. The reader keeps at most `LEAD` planned bytes
 ahead of the workers. Resident memory is the pool, whatever the checkpoint size.
 
-A block at least half in the page cache (asked with the cachestat system call, which starts
-no I/O, unlike a RWF_NOWAIT read) is copied from it with a buffered read, which fetches only
-its missing pages: memory reclaim (DAMON's, on this machine kind) leaves warm files with
-scattered holes, and reading such blocks whole from the disk took 3.7 times as long. Any other
-block is read with O_DIRECT, straight into the pool, with DEPTH reads always in flight (the
-queue of reads runs on across steps, tensors and files; it never drains at a boundary): on
-cold data this runs at the disk's direct-read speed and leaves the page cache alone (first
-touches of fresh page-cache pages are slow on virtual machines). A file whose sha256 the
-digest cache still vouches for (companion/digests.py) is not hashed; when nine tenths of it
-are in the page cache it is not read here either: the reader only asks the kernel to read its
-ranges ahead (posix_fadvise WILLNEED), in the same order, and the workers pread them (faster
-than the pool when warm); a cold one is read into the pool like the others, at direct-read
-speed.
+DEPTH reads are always in flight: the queue of reads runs on across steps, tensors and
+files and never drains at a boundary. How each block is read (O_DIRECT or buffered) is
+decided per block in blockio.py. A file whose sha256 the digest cache still vouches for
+(companion/digests.py) is not hashed; when nine tenths of it are in the page cache it is not
+read here either: the reader only asks the kernel to read its ranges ahead (posix_fadvise
+WILLNEED), in the same order, and the workers pread them (faster than the pool when warm); a
+cold one is read into the pool like the others, at direct-read speed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import mmap
 import os
 import queue
 import threading
@@ -40,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from companion.audit.pagecache import cached_pages
+from companion.audit.blockio import Block, ReadFile
 from companion.digests import Digests
 from companion.errors import Cancelled, InputError
 from companion.manifest import InputFile
@@ -54,14 +46,6 @@ LEAD = 32 << 20
 POOL = 14
 DEPTH = 4  # reads in flight: virtual disks serve more bytes in flight faster (8 MB x 2: 63 %
 # of dd's single-stream O_DIRECT rate here, 8 MB x 4: 94 %, 16 MB x 4: 150 %)
-_ALIGN = 4096
-_DIRECT = getattr(os, "O_DIRECT", 0)
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _warm(size: int) -> int:
-    """Cached pages from which a file counts as in the page cache (nine tenths of it)."""
-    return -(-size // _PAGE) * 9 // 10
 
 
 @dataclass(frozen=True)
@@ -71,80 +55,6 @@ class Span:
     path: Path
     begin: int
     end: int
-
-
-class _Block:
-    """One pool buffer holding bytes [offset, offset + n) of a file."""
-
-    def __init__(self, huge: bool) -> None:
-        # Page-aligned, as O_DIRECT needs; private (a shared anonymous map is backed by
-        # shmem, slower to fault in). In huge pages for direct reads (pinning 4 KB pages cost
-        # a cold audit 1.96 s, not 1.59), else in small pages: free huge pages are the ones
-        # a VM's balloon hands back to its host, so a fresh one is faulted in on the host too
-        # (0.2 s of CPU for the 14 blocks in a warm audit, against 0.06 s in small pages).
-        self.buf = mmap.mmap(-1, BLOCK, flags=mmap.MAP_PRIVATE)
-        if huge and hasattr(mmap, "MADV_HUGEPAGE"):
-            self.buf.madvise(mmap.MADV_HUGEPAGE)
-        self.view = memoryview(self.buf)
-        self.owner: _File | None = None
-        self.offset = self.n = self.pins = 0
-        self.hashed = True
-
-
-class _File:
-    """One input file: descriptors, read cursor, running hash and its blocks in the pool."""
-
-    def __init__(self, path: Path, digests: Digests) -> None:
-        self.path = path
-        try:
-            self.fd = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            raise InputError(
-                f"Cannot open {path}: {exc.strerror or exc}.", hint="check the path."
-            ) from None
-        self.stat = os.fstat(self.fd)
-        self.size = self.stat.st_size
-        self.cursor = 0  # bytes read (and published to the workers)
-        self.issued = 0  # bytes whose reads were started
-        self.hash = hashlib.sha256()
-        self.known = digests.known(path, self.stat)
-        self.blocks: dict[int, _Block] = {}
-        self.direct_fd: int | None = None
-        cached = cached_pages(self.fd, 0, self.size)
-        # A file the digest cache vouches for is left to the workers' preads when its pages
-        # are (mostly) in the page cache; else it is read here too, without hashing.
-        self.advised = self.known is not None and (cached is None or cached >= _warm(self.size))
-        if not self.advised and cached is not None:
-            try:
-                self.direct_fd = os.open(path, os.O_RDONLY | _DIRECT)
-            except OSError:  # e.g. tmpfs: buffered reads only
-                self.direct_fd = None
-        self.cold = self.direct_fd is not None and cached is not None and cached < _warm(self.size)
-        if self.direct_fd is not None:
-            # buffered reads then only fill the holes of mostly cached blocks: the kernel's
-            # readahead would read on into the next (cold) blocks through the page cache
-            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_RANDOM)
-        self.direct = self.direct_fd  # None once direct reads fail (closed only in close())
-
-    def close(self) -> None:
-        """Close both descriptors."""
-        os.close(self.fd)
-        if self.direct_fd is not None:
-            os.close(self.direct_fd)
-
-    def fill(self, block: _Block, offset: int) -> int:
-        """Read the block at `offset`: O_DIRECT when most of it is outside the page cache,
-        else a buffered read (the kernel reads only the missing pages)."""
-        want, direct = min(BLOCK, self.size - offset), self.direct
-        cached = cached_pages(self.fd, offset, want) if direct is not None else None
-        if direct is not None and cached is not None and 2 * cached < -(-want // _PAGE):
-            try:
-                aligned = min(BLOCK, -(-want // _ALIGN) * _ALIGN)
-                return min(os.preadv(direct, [block.view[:aligned]], offset), want)
-            except OSError:  # the file system refused direct reads after all
-                self.direct = None  # every block is buffered now: readahead back on
-                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_NORMAL)
-        return os.preadv(self.fd, [block.view[:want]], offset)
 
 
 class Gate:
@@ -159,10 +69,10 @@ class Gate:
     ) -> None:
         self.digests = digests or Digests(None)
         self.started_ns = time.time_ns()
-        self.files: dict[Path, _File] = {}
+        self.files: dict[Path, ReadFile] = {}
         try:
             for p in files:
-                self.files[p] = _File(p, self.digests)
+                self.files[p] = ReadFile(p, self.digests)
         except BaseException:
             for f in self.files.values():
                 f.close()
@@ -170,7 +80,7 @@ class Gate:
         self.order = files
         self.huge = any(f.cold for f in self.files.values())  # direct reads ahead
         self.slot = {p: i % 2 for i, p in enumerate(files)}
-        self.alias: dict[Path, _File | None] = {}
+        self.alias: dict[Path, ReadFile | None] = {}
         self.plan = plan
         self.tick = tick
         self.cond = threading.Condition()
@@ -178,8 +88,8 @@ class Gate:
         self.error: BaseException | None = None
         self.done = False
         self.stop = threading.Event()
-        self.pool: deque[_Block] = deque()  # oldest first; reused from the front
-        self.queues: list[queue.Queue[_Block | None]] = [queue.Queue(), queue.Queue()]
+        self.pool: deque[Block] = deque()  # oldest first; reused from the front
+        self.queues: list[queue.Queue[Block | None]] = [queue.Queue(), queue.Queue()]
         self.io = ThreadPoolExecutor(DEPTH, thread_name_prefix="audit-io")
         self.threads = [threading.Thread(target=self._hasher, args=(q,)) for q in self.queues]
         self.threads.append(threading.Thread(target=self._run, name="audit-reader"))
@@ -188,7 +98,7 @@ class Gate:
             t.start()
 
     # -- workers' side -------------------------------------------------------------------
-    def _file(self, path: Path) -> _File | None:
+    def _file(self, path: Path) -> ReadFile | None:
         """The input file behind `path` (as given, or resolved)."""
         f = self.alias.get(path, self.files.get(path))
         if f is None and path not in self.alias:
@@ -238,7 +148,7 @@ class Gate:
                     b.pins -= 1
                 self.cond.notify_all()
 
-    def hold(self, path: Path, offset: int, nbytes: int) -> tuple[memoryview, _Block] | None:
+    def hold(self, path: Path, offset: int, nbytes: int) -> tuple[memoryview, Block] | None:
         """Pin the pool block holding [offset, offset + nbytes) whole and return a read-only
         view of those bytes (no copy); None when they are not in one block. `release` it."""
         f = self._file(path)
@@ -252,7 +162,7 @@ class Gate:
         start = offset - b.offset
         return b.view[start : start + nbytes].toreadonly(), b
 
-    def release(self, block: _Block) -> None:
+    def release(self, block: Block) -> None:
         """Let go of a block pinned by `hold`."""
         with self.cond:
             block.pins -= 1
@@ -294,7 +204,7 @@ class Gate:
         self.pool.clear()  # the buffers go when the last worker lets go of them
 
     # -- reader side ---------------------------------------------------------------------
-    def _hasher(self, q: queue.Queue[_Block | None]) -> None:
+    def _hasher(self, q: queue.Queue[Block | None]) -> None:
         """Hash blocks in arrival order."""
         while (b := q.get()) is not None:
             assert b.owner is not None
@@ -303,10 +213,10 @@ class Gate:
                 b.hashed = True
                 self.cond.notify_all()
 
-    def _buffer(self) -> _Block:
+    def _buffer(self) -> Block:
         """A free pool block: a new one while the pool grows, else the oldest once hashed."""
         if len(self.pool) < POOL:
-            b = _Block(self.huge)
+            b = Block(self.huge, BLOCK)
         else:
             b = self.pool.popleft()
             with self.cond:
@@ -320,7 +230,7 @@ class Gate:
         self.pool.append(b)
         return b
 
-    def _advise(self, f: _File, end: int) -> None:
+    def _advise(self, f: ReadFile, end: int) -> None:
         """A file the digest cache vouches for: only keep the kernel reading it in order."""
         if f.cursor < end:
             os.posix_fadvise(f.fd, f.cursor, end - f.cursor, os.POSIX_FADV_WILLNEED)
@@ -330,7 +240,7 @@ class Gate:
                 self.cond.notify_all()
             self.tick(end - start)
 
-    def _steps(self) -> Iterator[tuple[int, list[tuple[_File, int]]]]:
+    def _steps(self) -> Iterator[tuple[int, list[tuple[ReadFile, int]]]]:
         """The read targets step by step: (planned bytes before the step, [(file, end)]).
 
         Both spans of a pair advance in step (SLICE of the longer one at a time); after the
@@ -347,7 +257,7 @@ class Gate:
         tail = [(f, f.size) for f in (self.files[p] for p in self.order) if f.known is None]
         yield -(1 << 62), tail  # never throttled
 
-    def _complete(self, pending: deque[tuple[_Block, _File, int, Future[int]]]) -> None:
+    def _complete(self, pending: deque[tuple[Block, ReadFile, int, Future[int]]]) -> None:
         """Finish the oldest read in flight: publish its block and queue it for hashing (a
         file the digest cache vouches for is read for the workers only)."""
         b, f, at, read = pending.popleft()
@@ -367,7 +277,7 @@ class Gate:
         self.tick(n)
 
     def _throttle(
-        self, before: int, pending: deque[tuple[_Block, _File, int, Future[int]]]
+        self, before: int, pending: deque[tuple[Block, ReadFile, int, Future[int]]]
     ) -> None:
         """Stay at most LEAD planned bytes ahead of the workers, finishing reads meanwhile."""
         while True:
@@ -382,7 +292,7 @@ class Gate:
     def _run(self) -> None:
         """Walk the steps with DEPTH reads always in flight (across steps, tensors and files),
         then finish every file to hash."""
-        pending: deque[tuple[_Block, _File, int, Future[int]]] = deque()
+        pending: deque[tuple[Block, ReadFile, int, Future[int]]] = deque()
         try:
             for before, targets in self._steps():
                 self._throttle(before, pending)

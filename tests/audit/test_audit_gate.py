@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from companion.audit import reader
+from companion.audit import blockio, reader
 from companion.audit.pagecache import cached_pages
 from companion.audit.reader import Gate, Span
 from companion.audit.schemas import AuditResult
@@ -181,14 +181,14 @@ def test_reads_stay_in_flight_across_tensor_boundaries(
         (Span(a, k * 64 * KB, (k + 1) * 64 * KB), Span(b, k * 64 * KB, (k + 1) * 64 * KB))
         for k in range(16)
     ]
-    fill = reader._File.fill
+    fill = blockio.ReadFile.fill
     flying: list[Path] = []
     overlaps: list[tuple[Path, Path]] = []
     starts, stalled = [0], threading.Event()
     started = threading.Condition()
     reads = 2 * len(plan)  # one block per tensor and file
 
-    def tracked(self: reader._File, block: reader._Block, offset: int) -> int:
+    def tracked(self: blockio.ReadFile, block: blockio.Block, offset: int) -> int:
         """The real read, held until the next read starts, noting what overlaps. The wait is
         only a guard against a hang: a reader that never starts the next read while one is in
         flight stalls it once (then the rest run unheld and the overlap count fails)."""
@@ -207,7 +207,7 @@ def test_reads_stay_in_flight_across_tensor_boundaries(
             with started:
                 flying.remove(self.path)
 
-    monkeypatch.setattr(reader._File, "fill", tracked)
+    monkeypatch.setattr(blockio.ReadFile, "fill", tracked)
     gate = Gate(paths, plan, lambda n: None)
     try:
         for sa, sb in plan:
