@@ -35,6 +35,7 @@ from companion.audit.remote_reply import (
     FileChanged,
     Pace,
     Retry,
+    backoff,
     etag_of,
     final,
     gave_up,
@@ -239,7 +240,7 @@ class Blob:
             except Retry as exc:
                 if attempt == self.settings.remote_retries:
                     raise gave_up(f"Reading {self.url}", attempt + 1, exc) from None
-                time.sleep(min(exc.after if exc.after is not None else 0.2 * 2**attempt, 30.0))
+                backoff(attempt, exc.after)
         raise InputError(f"{self.url} kept sending short responses.", hint="retry later.")
 
     def _resume(self, begin: int, end: int, part: Path, fh: BinaryIO) -> None:
@@ -347,10 +348,10 @@ def probe(url: str, settings: RemoteOptions, http: httpx.Client, limiter: _Limit
                 raise InputError(
                     f"Cannot reach {url}: {type(exc).__name__}.", hint="check the URL and network."
                 ) from None
-            time.sleep(0.2 * 2**attempt)
+            backoff(attempt)
             continue
         if resp.status_code in (429, 500, 502, 503, 504) and attempt < settings.remote_retries:
-            time.sleep(min(retry_after(resp) or 0.2 * 2**attempt, 30.0))
+            backoff(attempt, retry_after(resp) or None)
             continue
         if resp.status_code != 200:
             raise status_error(url, resp.status_code)

@@ -54,6 +54,12 @@ class Pace:
             raise TooSlow(self.got / waited, self.floor)
 
 
+def backoff(attempt: int, after: float | None = None) -> None:
+    """Sleep before retry number `attempt + 1`: the server's Retry-After, else 0.2 s doubling
+    per attempt; at most 30 s."""
+    time.sleep(min(after if after is not None else 0.2 * 2**attempt, 30.0))
+
+
 def gave_up(what: str, tries: int, exc: Retry) -> InputError:
     """The error once a range's retries are spent; a too-slow server names the floor."""
     if isinstance(exc, TooSlow):

@@ -13,7 +13,6 @@ file or more than MAX_RANGES), before any request.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,7 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from companion.audit.remote_http import Blob, RemoteOptions, client, limiter, probe
-from companion.audit.remote_reply import FileChanged, Retry, gave_up
+from companion.audit.remote_reply import FileChanged, Retry, backoff, gave_up
 from companion.errors import InputError
 from companion.manifest import InputFile
 
@@ -57,7 +56,7 @@ def _fresh(blob: Blob, begin: int, end: int, write: Callable[[bytes], object]) -
         except Retry as exc:
             if attempt == retries:
                 raise gave_up(f"Re-reading {blob.url}", attempt + 1, exc) from None
-            time.sleep(min(exc.after if exc.after is not None else 0.2 * 2**attempt, 30.0))
+            backoff(attempt, exc.after)
         if at == end:
             return
     raise InputError(f"{blob.url} kept sending short responses.", hint="retry later.")
