@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from companion.errors import CompanionError
 from companion.fingerprint.schemas import (
     SCHEME,
     FingerprintInput,
@@ -46,14 +45,13 @@ def manifest_for(fps: list[ModelFingerprint]) -> Manifest:
 def compute_tool(args: FingerprintInput, ctx: ToolContext) -> FingerprintResult:
     """Tool entry point for `fingerprint.compute`."""
     from companion.digests import Digests
-    from companion.fingerprint.engine import fingerprint_or_failure
+    from companion.fingerprint.engine import fingerprint_checkpoint, fingerprint_or_failure
 
     digests = Digests(ctx.settings.digest_path())
-    fps = [fingerprint_or_failure(ctx.path(p), ctx.job(), digests) for p in args.paths]
-    if all(f.status == "failed" for f in fps) and len(fps) == 1:
-        error = fps[0].error or "fingerprint failed."
-        hint = None if "Next step:" in error else "check the checkpoint."  # said once, not twice
-        raise CompanionError(error, hint=hint)
+    if len(args.paths) == 1:  # a lone checkpoint's failure is the tool's, as the engine said it
+        fps = [fingerprint_checkpoint(ctx.path(args.paths[0]), ctx.job(), digests)]
+    else:
+        fps = [fingerprint_or_failure(ctx.path(p), ctx.job(), digests) for p in args.paths]
     return FingerprintResult(fingerprints=fps, manifest=manifest_for(fps))
 
 
