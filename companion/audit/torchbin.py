@@ -184,10 +184,8 @@ def _load(path: Path, fd: int) -> dict[str, TensorInfo]:
         raise InputError(f"{source} is a zip but not a torch.save checkpoint.", hint=_CONVERT)
     prefix = pkl[0][: -len("data.pkl")]
     order = members.get(f"{prefix}byteorder")
-    if order is not None and torchzip.read_member(fd, order, 16, source).strip() not in (
-        b"little",
-        b"",
-    ):
+    endian = b"" if order is None else torchzip.read_member(fd, order, 16, source).strip()
+    if endian not in (b"little", b""):
         raise InputError(f"{source} was saved big-endian.", hint=_CONVERT)
     data = torchzip.read_member(fd, members[pkl[0]], MAX_PICKLE_BYTES, source)
     check_pickle(data, source)
@@ -200,12 +198,15 @@ def _load(path: Path, fd: int) -> dict[str, TensorInfo]:
             f"{source}: data.pkl is malformed ({str(exc)[:100]}).", hint=_CONVERT
         ) from None
     out: dict[str, TensorInfo] = {}
+    starts: dict[str, int] = {}  # a storage's first byte (views of one storage share it)
     for name, t in sorted(_flatten(root).items()):
         member = members[f"{prefix}data/{t.storage.key}"]
         item = DTYPES[t.storage.dtype].itemsize
         if t.storage.numel * item > member.file_size:
             raise InputError(f"{source}: storage {t.storage.key} is short.", hint=_CONVERT)
-        begin = torchzip.locate(fd, member, source).begin + t.offset * item
+        if member.filename not in starts:
+            starts[member.filename] = torchzip.locate(fd, member, source).begin
+        begin = starts[member.filename] + t.offset * item
         out[name] = TensorInfo(name, t.storage.dtype, t.shape, begin, begin + prod(t.shape) * item)
     return out
 
