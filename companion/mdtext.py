@@ -60,6 +60,16 @@ def inline(text: object, limit: int = LIMIT) -> str:
     return _LEADING.sub(_escape_leading, s)
 
 
+def inline_path(text: object) -> str:
+    """A path as inert inline text (kept up to PATH_LIMIT characters)."""
+    return inline(text, PATH_LIMIT)
+
+
+def inline_prose(text: object) -> str:
+    """An engine's sentence that may quote a file's values, as inert inline text."""
+    return inline(text, PROSE_LIMIT)
+
+
 def _escape_underscores(m: re.Match[str]) -> str:
     """Escape a run of underscores unless a letter or digit stands on both sides of it."""
     text, start, end = m.string, m.start(), m.end()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from companion.architecture.params import human
-from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, code, inline
+from companion.mdtext import PATH_LIMIT, code, inline, inline_path, inline_prose
 
 if TYPE_CHECKING:
     from companion.architecture.schemas import (
@@ -39,7 +39,7 @@ def describe_markdown(r: DescribeResult) -> str:
         n = r.nearest[0]
         lines.append(f"**Nearest known:** {inline(n.name)} (distance {n.distance:.3f}).")
     if s.notes:
-        lines += ["", "## Notes", *[f"- {inline(x, PROSE_LIMIT)}" for x in s.notes]]
+        lines += ["", "## Notes", *[f"- {inline_prose(x)}" for x in s.notes]]
     if s.missing:
         lines.append(f"\nMissing: {', '.join(map(inline, s.missing))} (counts are partial).")
     if s.unknown_fields:
@@ -58,7 +58,7 @@ def params_markdown(r: ParamsResult) -> str:
     ]
     if r.mtp:
         rows += [("MTP layers (separate)", r.mtp), ("total with MTP", r.total_with_mtp)]
-    lines = [f"# Parameters: {inline(r.family)} ({inline(r.path, PATH_LIMIT)})", ""]
+    lines = [f"# Parameters: {inline(r.family)} ({inline_path(r.path)})", ""]
     lines += ["| figure | count | |"]
     lines += ["|---|---:|---|"]
     lines += [f"| {k} | {v:,} | ≈ {human(v)} |" for k, v in rows]
@@ -66,14 +66,14 @@ def params_markdown(r: ParamsResult) -> str:
     lines += [f"| {k} | {v:,} |" for k, v in b.model_dump().items() if v]
     lines += ["", f"Conventions: {r.conventions}"]
     if r.published:
-        lines.append(f"\n{inline(r.published, PROSE_LIMIT)}")
-    lines += [f"\n- {inline(n, PROSE_LIMIT)}" for n in r.notes]
+        lines.append(f"\n{inline_prose(r.published)}")
+    lines += [f"\n- {inline_prose(n)}" for n in r.notes]
     return "\n".join(lines)
 
 
 def diff_markdown(r: DiffResult) -> str:
     """Render diff for people."""
-    lines = [f"# Architecture diff: A = {inline(r.a, PATH_LIMIT)}, B = {inline(r.b, PATH_LIMIT)}"]
+    lines = [f"# Architecture diff: A = {inline_path(r.a)}, B = {inline_path(r.b)}"]
     lines.append("")
     lines.append(f"Distance {r.distance:.3f} (0 = same hyperparameters, 1 = unrelated).")
     if r.shapes_compatible:
@@ -88,7 +88,7 @@ def diff_markdown(r: DiffResult) -> str:
     if r.differences:
         lines += ["", "| field | A | B | meaning |", "|---|---|---|---|"]
         for d in r.differences:
-            cells = (d.field, inline(d.a), inline(d.b), inline(d.meaning, PROSE_LIMIT))
+            cells = (d.field, inline(d.a), inline(d.b), inline_prose(d.meaning))
             lines.append("| " + " | ".join(cells) + " |")
     else:
         lines.append("\nNo differences in the compared fields.")
@@ -97,8 +97,8 @@ def diff_markdown(r: DiffResult) -> str:
 
 def nearest_markdown(r: NearestResult) -> str:
     """Render nearest for people."""
-    lines = [f"# Nearest known architectures to {inline(r.path, PATH_LIMIT)}", ""]
-    lines += [inline(r.summary, PROSE_LIMIT), ""]
+    lines = [f"# Nearest known architectures to {inline_path(r.path)}", ""]
+    lines += [inline_prose(r.summary), ""]
     lines += ["| model | distance | published | main differences | source |"]
     lines += ["|---|---:|---|---|---|"]
     for n in r.neighbours:
@@ -118,11 +118,11 @@ def tokenizer_markdown(r: TokenizerResult) -> str:
         [
             f"# Tokenizer comparison: **{inline(r.relation)}**",
             "",
-            inline(r.hint, PROSE_LIMIT),
+            inline_prose(r.hint),
             "",
             "| | A | B |",
             "|---|---|---|",
-            f"| file | {inline(r.a, PATH_LIMIT)} | {inline(r.b, PATH_LIMIT)} |",
+            f"| file | {inline_path(r.a)} | {inline_path(r.b)} |",
             f"| kind | {inline(r.kind_a)} | {inline(r.kind_b)} |",
             f"| size (max id + 1) | {r.size_a:,} | {r.size_b:,} |",
             f"| token strings | {r.tokens_a:,} | {r.tokens_b:,} |",

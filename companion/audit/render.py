@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, code, inline
+from companion.mdtext import PATH_LIMIT, code, inline, inline_prose
 
 if TYPE_CHECKING:
     from companion.audit.schemas import AuditResult
@@ -29,7 +29,7 @@ def _n(x: float | None, digits: int = 3) -> str:
 def _cell(text: str) -> str:
     """Engine prose for a table cell: it may quote a file's names (a `|`, as in |t|, or a
     newline would split the cell)."""
-    return inline(text, PROSE_LIMIT)
+    return inline_prose(text)
 
 
 def _path(path: str, cell: bool = False) -> str:
@@ -61,7 +61,7 @@ def _verdict(r: AuditResult, max_tensors: int) -> list[str]:
     lines = ["", f"## Verdict: **{_ICON[r.verdict]}**", ""]
     for reason in r.reasons:
         tag = {"strong": "**strong**", "weak": "*weak*", "info": "info"}[reason.strength]
-        lines.append(f"- [{tag}] {inline(reason.statement, PROSE_LIMIT)}")
+        lines.append(f"- [{tag}] {inline_prose(reason.statement)}")
     return lines
 
 
@@ -71,11 +71,9 @@ def _derivation(r: AuditResult, max_tensors: int) -> list[str]:
         return []
     lines = ["", "## Derivation", ""]
     for d in r.derivation:
-        figures = inline(
-            ", ".join(f"{k} {v}" for k, v in list(d.figures.items())[:12]), PROSE_LIMIT
-        )
+        figures = inline_prose(", ".join(f"{k} {v}" for k, v in list(d.figures.items())[:12]))
         lines.append(
-            f"- **{inline(d.kind)}** ({d.confidence}): {inline(d.statement, PROSE_LIMIT)}"
+            f"- **{inline(d.kind)}** ({d.confidence}): {inline_prose(d.statement)}"
             + (f" [{figures}]" if figures else "")
         )
     return lines

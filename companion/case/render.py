@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, code, inline
+from companion.mdtext import PATH_LIMIT, code, inline, inline_prose
 
 if TYPE_CHECKING:
     from companion.case.schemas import CaseResult, Side
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 def _cell(text: str) -> str:
     """Text safe inside a markdown table cell (it may quote a file's values)."""
-    return inline(text, PROSE_LIMIT)
+    return inline_prose(text)
 
 
 def verdict_lines(r: CaseResult) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, code, inline
+from companion.mdtext import PATH_LIMIT, code, inline, inline_path, inline_prose
 
 if TYPE_CHECKING:
     from companion.evidence.schemas import EvidenceSummary
@@ -28,9 +28,7 @@ def render_markdown(s: EvidenceSummary) -> str:
     if s.plot_png:
         lines += [f"![loss curve with ln V]({Path(s.plot_png).as_uri()})", ""]
     lines += ["## Reasons", ""]
-    lines += [f"{i}. {inline(r.text, PROSE_LIMIT)}" for i, r in enumerate(s.reasons, 1)] or [
-        "(none)"
-    ]
+    lines += [f"{i}. {inline_prose(r.text)}" for i, r in enumerate(s.reasons, 1)] or ["(none)"]
     window = "" if not s.window or s.window == 1 else f" (mean of {s.window} steps)"
     lines += [
         "",
@@ -42,7 +40,7 @@ def render_markdown(s: EvidenceSummary) -> str:
         f"| first value | loss {_num(s.first_loss)} at step {_num(s.first_step, 'g')}{window} |",
         f"| first learning rate | {_num(s.first_lr)} |",
         f"| ln V | {_num(s.ln_vocab)} (V = {s.vocab_size or 'unknown'}"
-        + (f"; {inline(s.vocab_source, PATH_LIMIT)}" if s.vocab_source else "")
+        + (f"; {inline_path(s.vocab_source)}" if s.vocab_source else "")
         + ") |",
         f"| last value | loss {_num(s.last_loss)} at step {_num(s.last_step, 'g')} |",
         f"| minimum loss | {_num(s.min_loss)} |",
@@ -56,13 +54,9 @@ def render_markdown(s: EvidenceSummary) -> str:
         "",
     ]
     for f in s.findings:
-        lines.append(
-            f"- **{f.name}** ({f.direction}, {f.strength}): {inline(f.message, PROSE_LIMIT)}"
-        )
+        lines.append(f"- **{f.name}** ({f.direction}, {f.strength}): {inline_prose(f.message)}")
     if s.parse.notes:
-        lines += ["", "## Parser notes", ""] + [
-            f"- {inline(n, PROSE_LIMIT)}" for n in s.parse.notes
-        ]
+        lines += ["", "## Parser notes", ""] + [f"- {inline_prose(n)}" for n in s.parse.notes]
     lines += [
         "",
         "## Manifest",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, inline
+from companion.mdtext import inline, inline_path, inline_prose
 
 if TYPE_CHECKING:
     from companion.fingerprint.schemas import FingerprintResult, IdentifyResult
@@ -20,11 +20,9 @@ def fingerprints_markdown(result: FingerprintResult) -> str:
     ]
     for f in result.fingerprints:
         if f.status == "failed":
-            lines.append(
-                f"| {inline(f.path, PATH_LIMIT)} | failed: {inline(f.error, PROSE_LIMIT)} | | | | |"
-            )
+            lines.append(f"| {inline_path(f.path)} | failed: {inline_prose(f.error)} | | | | |")
             continue
-        path = inline(f.path, PATH_LIMIT)
+        path = inline_path(f.path)
         lines.append(
             f"| {path} | ok | {f.hidden} | {f.layers} | {f.size_bytes} B | {f.seconds:.2f} |"
         )
@@ -37,14 +35,13 @@ def identify_markdown(result: IdentifyResult) -> str:
     """The decision, the ranked candidates with their evidence, and the null."""
     best = result.parent
     head = (
-        f"**Likely parent: {inline(best.path, PATH_LIMIT)}** "
-        f"(score {best.score:.3f}, p = {best.p:.2g})"
+        f"**Likely parent: {inline_path(best.path)}** (score {best.score:.3f}, p = {best.p:.2g})"
         if best
         else "**No known parent** in the store (no candidate beats the unrelated-pair null)."
     )
     n = result.null
     lines = [
-        f"# Parent search for {inline(result.path, PATH_LIMIT)}",
+        f"# Parent search for {inline_path(result.path)}",
         "",
         head,
         "",
@@ -55,7 +52,7 @@ def identify_markdown(result: IdentifyResult) -> str:
         r = "—" if c.exact_r is None else f"{c.exact_r:.3f} ({c.shared})"
         gd = "—" if c.gain_distance is None else f"{c.gain_distance:.3f}"
         lines.append(
-            f"| {i} | {inline(c.path, PATH_LIMIT)} | {c.score:.3f} | {c.p:.2g} "
+            f"| {i} | {inline_path(c.path)} | {c.score:.3f} | {c.p:.2g} "
             f"| {'yes' if c.related else 'no'} "
             f"| {r} | {gd} | {c.audit_verdict or '—'} |"
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, inline
+from companion.mdtext import inline_path, inline_prose
 from companion.model import Model
 from companion.tools import ToolResult
 
@@ -57,8 +57,5 @@ class FleetResult(ToolResult):
         failures = [i for i in self.items if i.status == "failed"]
         if failures:
             lines += ["", "| failed checkpoint | error |", "|---|---|"]
-            lines += [
-                f"| {inline(i.path, PATH_LIMIT)} | {inline(i.error, PROSE_LIMIT)} |"
-                for i in failures
-            ]
+            lines += [f"| {inline_path(i.path)} | {inline_prose(i.error)} |" for i in failures]
         return "\n".join(lines) + "\n"

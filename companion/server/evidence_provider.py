@@ -11,7 +11,7 @@ from pygls.workspace import TextDocument
 
 from companion.evidence.locate import DocScan, looks_like_log, scan_document
 from companion.evidence.vocab import find_beside
-from companion.mdtext import PATH_LIMIT, inline
+from companion.mdtext import inline, inline_path
 from companion.server.core import CompanionServer
 from companion.server.providers import Provider, show_action
 
@@ -126,7 +126,7 @@ class EvidenceProvider(Provider):
         if size:
             ln_v = math.log(size)
             text += (
-                f"**ln V** = {ln_v:.4f} (V = {size:,}; {inline(source, PATH_LIMIT)}); "
+                f"**ln V** = {ln_v:.4f} (V = {size:,}; {inline_path(source)}); "
                 "the first loss is "
                 f"{scan.first_loss - ln_v:+.3f} nats from ln V. A random init starts at "
                 "≈ ln V; fine-tuning starts far below it."

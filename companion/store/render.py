@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, code, inline
+from companion.mdtext import code, inline, inline_path, inline_prose
 from companion.store.migrations import METRIC_COLUMNS
 from companion.tools import get_tool
 
@@ -86,7 +86,7 @@ def query_footer(r: QueryResult) -> str:
 
 def _md_cell(value: object) -> str:
     """A stored value (a path, a model name, a reason quoting a file) as inert cell text."""
-    return inline(value, PATH_LIMIT)
+    return inline_path(value)
 
 
 def _fmt(value: float | None) -> str:
@@ -133,7 +133,7 @@ def bundle_markdown(bundle: dict[str, Any]) -> str:
     ]
     if bundle["reasons"]:
         lines += ["## Reasons", ""]
-        lines += [f"- {inline(_reason_text(r), PROSE_LIMIT)}" for r in bundle["reasons"]]
+        lines += [f"- {inline_prose(_reason_text(r))}" for r in bundle["reasons"]]
         lines.append("")
     manifest = bundle.get("manifest") or {}
     if manifest.get("inputs"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from companion.mdtext import PATH_LIMIT, PROSE_LIMIT, inline
+from companion.mdtext import inline, inline_path, inline_prose
 
 if TYPE_CHECKING:
     from companion.workspace.schemas import ScanResult
@@ -12,14 +12,13 @@ if TYPE_CHECKING:
 
 def scan_markdown(r: ScanResult) -> str:
     """Render a scan as a markdown table."""
-    lines = [f"# Workspace scan: {', '.join(inline(x, PATH_LIMIT) for x in r.roots)}", ""]
+    lines = [f"# Workspace scan: {', '.join(inline_path(x) for x in r.roots)}", ""]
     if not r.artifacts:
         lines.append("No model artifacts found.")
     else:
         lines += ["| kind | path | size |", "|---|---|---|"]
         lines += [
-            f"| {inline(a.kind)} | {inline(a.path, PATH_LIMIT)} | {human(a.size)} |"
-            for a in r.artifacts
+            f"| {inline(a.kind)} | {inline_path(a.path)} | {human(a.size)} |" for a in r.artifacts
         ]
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(r.counts.items())) or "none"
     lines += ["", f"{r.files_seen} files seen; {counts}; {human(r.total_bytes)} total."]
@@ -27,10 +26,7 @@ def scan_markdown(r: ScanResult) -> str:
         lines.append("Scan stopped at the file limit (setting scan_max_files).")
     if r.problems:
         lines.append(f"{len(r.problems)} unreadable paths skipped:")
-        lines += [
-            f"- {inline(p.path, PATH_LIMIT)}: {inline(p.reason, PROSE_LIMIT)}"
-            for p in r.problems[:20]
-        ]
+        lines += [f"- {inline_path(p.path)}: {inline_prose(p.reason)}" for p in r.problems[:20]]
     return "\n".join(lines)
 
 
